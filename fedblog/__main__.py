@@ -1,0 +1,5 @@
+import sys
+
+from fedblog.cli import main
+
+sys.exit(main())

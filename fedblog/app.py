@@ -1,0 +1,59 @@
+"""``create_app(services)``: the Starlette application.
+
+Routes, error pages and templates are wired here. Nothing is read at import time; the lifespan
+only starts and stops background work and closes resources.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from fedblog.services import Services
+from fedblog.web.routes import build_routes
+from fedblog.web.templating import Renderer
+
+log = logging.getLogger("fedblog")
+
+_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 410: "Gone", 413: "Too large", 429: "Too many requests"}
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "json" not in accept or "text/html" in accept
+
+
+def create_app(services: Services) -> Starlette:
+    renderer = Renderer(services)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if not _wants_html(request):
+            return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+        return renderer.page(
+            "error.html",
+            {"status": exc.status_code, "title": _TITLES.get(exc.status_code, "Error"), "detail": exc.detail},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return renderer.page(
+            "error.html",
+            {"status": 500, "title": "Something went wrong",
+             "detail": "The server hit an unexpected error. It has been logged; please try again in a moment."},
+            status_code=500,
+        )
+
+    app = Starlette(
+        routes=build_routes(),
+        exception_handlers={HTTPException: http_error, 500: server_error},
+    )
+    app.state.services = services
+    app.state.renderer = renderer
+    return app

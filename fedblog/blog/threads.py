@@ -1,0 +1,61 @@
+"""Turn a post's flat interaction list into what the page shows: a comment tree, the
+linkbacks apart, and reaction groups. Pure; one pass; no queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fedblog.store.tables import Interaction
+
+COMMENT_KINDS = ("comment", "reply", "webmention", "mention")
+LINKBACK_KINDS = ("pingback", "trackback")
+REACTION_KINDS = ("like", "repost")
+MAX_DEPTH = 6  # deeper replies are shown at this depth, still in order
+
+
+@dataclass
+class Node:
+    item: Interaction
+    depth: int
+    children: list[Node] = field(default_factory=list)
+    parent_item: Interaction | None = None
+
+
+@dataclass
+class Thread:
+    roots: list[Node]
+    linkbacks: list[Interaction]
+    likes: list[Interaction]
+    reposts: list[Interaction]
+    comment_count: int
+
+
+def build_thread(items: Sequence[Interaction]) -> Thread:
+    """Nest comments under their parents; a reply whose parent is not shown becomes a root."""
+    nodes: dict[int, Node] = {}
+    roots: list[Node] = []
+    linkbacks: list[Interaction] = []
+    likes: list[Interaction] = []
+    reposts: list[Interaction] = []
+    for it in items:  # items come in display order, so a parent precedes its replies
+        if it.kind in LINKBACK_KINDS:
+            linkbacks.append(it)
+            continue
+        if it.kind == "like":
+            likes.append(it)
+            continue
+        if it.kind == "repost":
+            reposts.append(it)
+            continue
+        parent = nodes.get(it.parent_id) if it.parent_id is not None else None
+        if parent is None:
+            node = Node(item=it, depth=0)
+            roots.append(node)
+        else:
+            depth = min(parent.depth + 1, MAX_DEPTH)
+            node = Node(item=it, depth=depth, parent_item=parent.item)
+            parent.children.append(node)
+        assert it.id is not None
+        nodes[it.id] = node
+    return Thread(roots=roots, linkbacks=linkbacks, likes=likes, reposts=reposts, comment_count=len(nodes))

@@ -1,0 +1,189 @@
+"""The one frozen Settings object.
+
+Built once from a mapping (the process environment, passed in by the CLI) plus CLI overrides.
+Nothing else in fedblog reads ``os.environ``. Every error names the variable and how to fix it,
+in one line, so the CLI can print it as is.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| FEDBLOG_BASE_URL | http://127.0.0.1:8000 | public URL; every ActivityPub id is built from it |
+| FEDBLOG_DOMAIN | host of the base URL | the domain in ``@handle@domain`` (WebFinger) |
+| FEDBLOG_HANDLE | blog | the blog actor's username |
+| FEDBLOG_NAME | fedblog | display name of the blog |
+| FEDBLOG_DESCRIPTION | A blog on the fediverse | shown on the about page and the actor |
+| FEDBLOG_AUTHOR | the blog name | default author of posts |
+| FEDBLOG_LANGUAGE | en | content language (BCP 47) |
+| FEDBLOG_DATA_DIR | ./fedblog-data | keys, SQLite file, secret key |
+| FEDBLOG_DATABASE_URL | sqlite:///DATA_DIR/fedblog.db | SQLAlchemy URL; postgresql://… for PostgreSQL |
+| FEDBLOG_SECRET_KEY | generated into DATA_DIR/secret_key | signs form tokens and admin sessions |
+| FEDBLOG_POSTS_PER_PAGE | 10 | home page size |
+| FEDBLOG_ALLOW_PRIVATE_HOSTS | (empty) | hostnames the guarded client may reach on non-global addresses |
+| FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all |
+| FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
+| FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
+| SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MODERATION_MODES = ("first-contact", "approve-all", "hold-all")
+_HANDLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+class SettingsError(ValueError):
+    """A setting is wrong. The message is one line that says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://127.0.0.1:8000"
+    domain: str = "127.0.0.1"
+    handle: str = "blog"
+    name: str = "fedblog"
+    description: str = "A blog on the fediverse"
+    author: str = "fedblog"
+    language: str = "en"
+    data_dir: Path = Path("fedblog-data")
+    database_url: str = "sqlite:///fedblog-data/fedblog.db"
+    secret_key: str = ""
+    posts_per_page: int = 10
+    allow_private_hosts: frozenset[str] = frozenset()
+    moderation: str = "first-contact"
+    run_worker: bool = True
+    delivery_concurrency: int = 50
+    ssl_cert_file: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number: set it to e.g. {default}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: use a number from {low} to {high}")
+    return value
+
+
+def _base_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"FEDBLOG_BASE_URL={raw!r} is not an http(s) URL: use e.g. https://blog.example"
+        )
+    if parts.query or parts.fragment or parts.username:
+        raise SettingsError(f"FEDBLOG_BASE_URL={raw!r} must not have a query, fragment or user")
+    if parts.path not in ("", "/"):
+        raise SettingsError(
+            f"FEDBLOG_BASE_URL={raw!r} has a path; fedblog must be served at the root of its host"
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
+    """Build Settings from ``env`` (usually ``os.environ``) and explicit overrides.
+
+    Overrides come from CLI flags and win over the environment. The secret key, when not given,
+    is created once in the data directory so that it survives restarts.
+    """
+    base_url = _base_url(str(overrides.pop("base_url", None) or env.get("FEDBLOG_BASE_URL") or "http://127.0.0.1:8000"))
+    host = urlsplit(base_url).hostname or ""
+    domain = (env.get("FEDBLOG_DOMAIN") or host).strip().lower()
+    handle = env.get("FEDBLOG_HANDLE", "blog").strip() or "blog"
+    if not _HANDLE_RE.match(handle):
+        raise SettingsError(
+            f"FEDBLOG_HANDLE={handle!r} is not a valid username: use letters, digits, _ . - only"
+        )
+    name = env.get("FEDBLOG_NAME", "").strip() or "fedblog"
+    language = env.get("FEDBLOG_LANGUAGE", "en").strip() or "en"
+    if not _LANG_RE.match(language):
+        raise SettingsError(f"FEDBLOG_LANGUAGE={language!r} is not a language tag: use e.g. en or pt-BR")
+    data_dir = Path(str(overrides.pop("data_dir", None) or env.get("FEDBLOG_DATA_DIR") or "fedblog-data"))
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"FEDBLOG_DATA_DIR={str(data_dir)!r} is a file: point it at a directory")
+    database_url = str(
+        overrides.pop("database_url", None)
+        or env.get("FEDBLOG_DATABASE_URL")
+        or f"sqlite:///{(data_dir / 'fedblog.db').as_posix()}"
+    )
+    database_url = _normalise_db_url(database_url)
+    moderation = env.get("FEDBLOG_MODERATION", "first-contact").strip() or "first-contact"
+    if moderation not in MODERATION_MODES:
+        raise SettingsError(
+            f"FEDBLOG_MODERATION={moderation!r} is unknown: use one of {', '.join(MODERATION_MODES)}"
+        )
+    worker = env.get("FEDBLOG_WORKER", "on").strip().lower()
+    if worker not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+        raise SettingsError(f"FEDBLOG_WORKER={worker!r}: use on or off")
+    allow = frozenset(
+        h.strip().lower().rstrip(".") for h in env.get("FEDBLOG_ALLOW_PRIVATE_HOSTS", "").split(",") if h.strip()
+    )
+    cert = env.get("SSL_CERT_FILE") or None
+    if cert and not Path(cert).is_file():
+        raise SettingsError(f"SSL_CERT_FILE={cert!r} does not exist: point it at a PEM CA bundle or unset it")
+    settings = Settings(
+        base_url=base_url,
+        domain=domain,
+        handle=handle,
+        name=name,
+        description=env.get("FEDBLOG_DESCRIPTION", "").strip() or "A blog on the fediverse",
+        author=env.get("FEDBLOG_AUTHOR", "").strip() or name,
+        language=language,
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=env.get("FEDBLOG_SECRET_KEY", "").strip(),
+        posts_per_page=_int(env, "FEDBLOG_POSTS_PER_PAGE", 10, 1, 100),
+        allow_private_hosts=allow,
+        moderation=moderation,
+        run_worker=worker in ("on", "1", "true", "yes"),
+        delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
+        ssl_cert_file=cert,
+    )
+    if overrides:
+        settings = settings.replace(**overrides)
+    return settings
+
+
+def _normalise_db_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if not (url.startswith("sqlite") or url.startswith("postgresql+psycopg://")):
+        raise SettingsError(
+            f"FEDBLOG_DATABASE_URL={url.split('@')[-1]!r} is not supported: use sqlite:///path or postgresql://user@host/db"
+        )
+    return url
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Return settings with a secret key, creating ``DATA_DIR/secret_key`` the first time."""
+    if settings.secret_key:
+        return settings
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        key = path.read_text().strip()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+    return settings.replace(secret_key=key)

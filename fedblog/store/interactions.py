@@ -1,0 +1,46 @@
+"""Queries on interactions (every comment-like thing). No business rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from fedblog.store.tables import Interaction
+
+VISIBLE = "visible"
+
+
+def list_for_post(session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)) -> Sequence[Interaction]:
+    """All interactions of a post in display order, in one query."""
+    stmt = (
+        select(Interaction)
+        .where(Interaction.post_id == post_id, col(Interaction.status).in_(statuses))
+        .order_by(col(Interaction.published_at), col(Interaction.id))
+    )
+    return session.exec(stmt).all()
+
+
+def comment_counts(session: Session, post_ids: Sequence[int]) -> dict[int, int]:
+    """Visible comment-like interactions per post, in one query (for lists)."""
+    if not post_ids:
+        return {}
+    stmt = (
+        select(Interaction.post_id, func.count())
+        .where(
+            col(Interaction.post_id).in_(post_ids),
+            Interaction.status == VISIBLE,
+            col(Interaction.kind).in_(("reply", "comment")),
+        )
+        .group_by(col(Interaction.post_id))
+    )
+    return dict(session.exec(stmt).all())
+
+
+def get_interaction(session: Session, interaction_id: int) -> Interaction | None:
+    return session.get(Interaction, interaction_id)
+
+
+def get_by_ap_id(session: Session, ap_id: str) -> Interaction | None:
+    return session.exec(select(Interaction).where(Interaction.ap_id == ap_id)).first()

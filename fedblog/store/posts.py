@@ -1,0 +1,105 @@
+"""Queries on posts and tags. No business rules; every function takes the session first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from fedblog.store.tables import Post, PostTag, Tag
+
+
+def _live() -> list:  # type: ignore[type-arg]
+    return [col(Post.draft).is_(False), col(Post.deleted_at).is_(None)]
+
+
+def get_post_by_slug(session: Session, slug: str) -> Post | None:
+    return session.exec(select(Post).where(Post.slug == slug)).first()
+
+
+def list_posts(session: Session, *, offset: int, limit: int) -> Sequence[Post]:
+    stmt = (
+        select(Post)
+        .where(*_live())
+        .order_by(col(Post.published_at).desc(), col(Post.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return session.exec(stmt).all()
+
+
+def count_posts(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Post).where(*_live())).one()
+
+
+def list_all_posts(session: Session, *, include_drafts: bool = True) -> Sequence[Post]:
+    stmt = select(Post).where(col(Post.deleted_at).is_(None))
+    if not include_drafts:
+        stmt = stmt.where(col(Post.draft).is_(False))
+    return session.exec(stmt.order_by(col(Post.published_at).desc())).all()
+
+
+def list_posts_for_tag(session: Session, tag_name: str, *, offset: int, limit: int) -> Sequence[Post]:
+    stmt = (
+        select(Post)
+        .join(PostTag, col(PostTag.post_id) == col(Post.id))
+        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+        .where(Tag.name == tag_name, *_live())
+        .order_by(col(Post.published_at).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return session.exec(stmt).all()
+
+
+def get_tag(session: Session, name: str) -> Tag | None:
+    return session.exec(select(Tag).where(Tag.name == name)).first()
+
+
+def get_or_create_tag(session: Session, name: str, label: str) -> Tag:
+    tag = get_tag(session, name)
+    if tag is None:
+        tag = Tag(name=name, label=label)
+        session.add(tag)
+        session.flush()
+    return tag
+
+
+def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[Tag]]:
+    """Tags of many posts in one query."""
+    out: dict[int, list[Tag]] = defaultdict(list)
+    if not post_ids:
+        return out
+    stmt = (
+        select(PostTag.post_id, Tag)
+        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+        .where(col(PostTag.post_id).in_(post_ids))
+        .order_by(col(Tag.label))
+    )
+    for post_id, tag in session.exec(stmt).all():
+        out[post_id].append(tag)
+    return out
+
+
+def set_post_tags(session: Session, post: Post, tags: Sequence[Tag]) -> None:
+    assert post.id is not None
+    for link in session.exec(select(PostTag).where(PostTag.post_id == post.id)).all():
+        session.delete(link)
+    session.flush()
+    for tag in tags:
+        assert tag.id is not None
+        session.add(PostTag(post_id=post.id, tag_id=tag.id))
+
+
+def list_tags_with_counts(session: Session) -> Sequence[tuple[Tag, int]]:
+    stmt = (
+        select(Tag, func.count(col(PostTag.post_id)))
+        .join(PostTag, col(PostTag.tag_id) == col(Tag.id))
+        .join(Post, col(Post.id) == col(PostTag.post_id))
+        .where(*_live())
+        .group_by(col(Tag.id))
+        .order_by(col(Tag.label))
+    )
+    return session.exec(stmt).all()  # type: ignore[return-value]

@@ -1,0 +1,211 @@
+"""SQLModel tables: the whole schema, in one place.
+
+Every comment-like thing a reader can leave (fediverse reply, like, boost, web comment,
+pingback, Webmention, imported comment) is one ``Interaction`` row, so the post page renders
+one merged, threaded list with a single query.
+
+Datetimes are stored as UTC. SQLite hands them back naive; ``fedblog.clock.utc`` fixes that.
+Migrations in ``store/migrations`` must match this module (a test checks it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def _dt(*, nullable: bool = False, index: bool = False) -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Revision 0001: the blog
+
+
+class Post(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=200, sa_column_kwargs={"unique": True}, index=True)
+    title: str = Field(max_length=500)
+    summary: str | None = Field(default=None)
+    content_md: str
+    content_html: str
+    author_name: str = Field(max_length=200)
+    author_url: str | None = Field(default=None, max_length=2000)
+    language: str = Field(default="en", max_length=35)
+    image_url: str | None = Field(default=None, max_length=2000)
+    draft: bool = Field(default=False)
+    published_at: datetime = Field(sa_column=_dt(index=True))
+    updated_at: datetime = Field(sa_column=_dt())
+    deleted_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+
+
+class Tag(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, sa_column_kwargs={"unique": True}, index=True)
+    label: str = Field(max_length=100)
+
+
+class PostTag(SQLModel, table=True):
+    __tablename__ = "post_tag"
+    post_id: int = Field(foreign_key="post.id", primary_key=True, ondelete="CASCADE")
+    tag_id: int = Field(foreign_key="tag.id", primary_key=True, ondelete="CASCADE", index=True)
+
+
+class Actor(SQLModel, table=True):
+    """A remote fediverse actor we have fetched, or a local guest actor (web commenter, site)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ap_id: str = Field(max_length=2000, sa_column_kwargs={"unique": True})
+    type: str = Field(default="Person", max_length=40)
+    host: str = Field(max_length=255, index=True)
+    preferred_username: str | None = Field(default=None, max_length=255)
+    handle: str | None = Field(default=None, max_length=512)
+    name: str | None = Field(default=None, max_length=500)
+    summary: str | None = None
+    url: str | None = Field(default=None, max_length=2000)
+    icon_url: str | None = Field(default=None, max_length=2000)
+    inbox: str | None = Field(default=None, max_length=2000)
+    shared_inbox: str | None = Field(default=None, max_length=2000)
+    key_id: str | None = Field(default=None, max_length=2000, index=True)
+    public_key_pem: str | None = None
+    is_local: bool = Field(default=False)
+    private_key_pem: str | None = None
+    fetched_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    raw: str | None = None
+
+
+class Interaction(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("post_id", "source_url", name="uq_interaction_post_source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True, ondelete="CASCADE")
+    parent_id: int | None = Field(default=None, foreign_key="interaction.id", index=True, ondelete="SET NULL")
+    kind: str = Field(max_length=20)  # reply | comment | like | repost | pingback | webmention | mention
+    via: str = Field(max_length=20)  # activitypub | form | pingback | webmention | import
+    status: str = Field(default="visible", max_length=20, index=True)  # visible | pending | hidden | deleted
+    ap_id: str | None = Field(default=None, max_length=2000, sa_column_kwargs={"unique": True})
+    activity_ap_id: str | None = Field(default=None, max_length=2000, index=True)
+    in_reply_to_ap_id: str | None = Field(default=None, max_length=2000, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="actor.id", index=True, ondelete="CASCADE")
+    author_name: str = Field(max_length=500)
+    author_url: str | None = Field(default=None, max_length=2000)
+    author_handle: str | None = Field(default=None, max_length=512)
+    author_avatar: str | None = Field(default=None, max_length=2000)
+    title: str | None = Field(default=None, max_length=1000)
+    content_html: str = ""
+    source_url: str | None = Field(default=None, max_length=2000)
+    published_at: datetime = Field(sa_column=_dt(index=True))
+    updated_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    raw: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Revision 0002: federation
+
+
+class LocalKey(SQLModel, table=True):
+    __tablename__ = "local_key"
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(max_length=100, sa_column_kwargs={"unique": True})
+    rsa_private_pem: str
+    ed25519_private_pem: str
+    created_at: datetime = Field(sa_column=_dt())
+
+
+class Follower(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    actor_ap_id: str = Field(max_length=2000, sa_column_kwargs={"unique": True})
+    inbox: str = Field(max_length=2000)
+    shared_inbox: str | None = Field(default=None, max_length=2000)
+    follow_ap_id: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(sa_column=_dt())
+
+
+class Activity(SQLModel, table=True):
+    """An activity we emitted; its body is stable across delivery retries."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ap_id: str = Field(max_length=2000, sa_column_kwargs={"unique": True})
+    type: str = Field(max_length=40)
+    object_ap_id: str | None = Field(default=None, max_length=2000, index=True)
+    body: str
+    created_at: datetime = Field(sa_column=_dt(index=True))
+
+
+class Delivery(SQLModel, table=True):
+    """One row per (activity, inbox): the transactional outbox."""
+
+    __table_args__ = (sa.UniqueConstraint("activity_id", "inbox", name="uq_delivery_activity_inbox"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: int = Field(foreign_key="activity.id", index=True, ondelete="CASCADE")
+    inbox: str = Field(max_length=2000)
+    host: str = Field(max_length=255, index=True)
+    state: str = Field(default="pending", max_length=20, index=True)  # pending | sent | gave_up | cancelled
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_dt(index=True))
+    lease_until: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    leased_by: str | None = Field(default=None, max_length=100)
+    last_status: int | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=_dt())
+    finished_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+
+
+class InboxItem(SQLModel, table=True):
+    """A verified activity as received, kept for dedupe (>= 7 days) and evidence."""
+
+    __tablename__ = "inbox_item"
+    id: int | None = Field(default=None, primary_key=True)
+    ap_id: str = Field(max_length=2000, sa_column_kwargs={"unique": True})
+    type: str = Field(max_length=40)
+    actor_ap_id: str = Field(max_length=2000, index=True)
+    signer_key_id: str = Field(max_length=2000)
+    signature_scheme: str = Field(max_length=20)
+    raw: str
+    state: str = Field(default="received", max_length=20, index=True)  # received | processed | ignored | failed
+    error: str | None = None
+    received_at: datetime = Field(sa_column=_dt(index=True))
+    processed_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+
+
+class ObjectMarker(SQLModel, table=True):
+    """A persistent tombstone: this remote object was deleted or undone, drop late arrivals."""
+
+    __tablename__ = "object_marker"
+    id: int | None = Field(default=None, primary_key=True)
+    ap_id: str = Field(max_length=2000, sa_column_kwargs={"unique": True})
+    actor_ap_id: str = Field(max_length=2000)
+    reason: str = Field(max_length=20)  # deleted | undone
+    created_at: datetime = Field(sa_column=_dt())
+
+
+class HostHealth(SQLModel, table=True):
+    __tablename__ = "host_health"
+    host: str = Field(max_length=255, primary_key=True)
+    failure_days: str = ""  # comma-separated distinct UTC dates with failures since the last success
+    unavailable: bool = False
+    last_failure_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    last_success_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+
+
+class ModerationRule(SQLModel, table=True):
+    """A block or an approval, for an actor id or a whole domain."""
+
+    __tablename__ = "moderation_rule"
+    id: int | None = Field(default=None, primary_key=True)
+    action: str = Field(max_length=10)  # block | approve
+    target: str = Field(max_length=2000, index=True)  # actor id or domain
+    created_at: datetime = Field(sa_column=_dt())
+
+
+class DeadLetter(SQLModel, table=True):
+    __tablename__ = "dead_letter"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=20)
+    ref: str = Field(max_length=2000)
+    error: str
+    payload: str | None = None
+    created_at: datetime = Field(sa_column=_dt())

@@ -1,0 +1,128 @@
+"""The only module that knows URL shapes, both ways.
+
+Every ActivityPub id and every link in a page is built here from the base URL, so changing a
+shape is a one-line change, and ``match_*`` turns an incoming id back into what it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+
+@dataclass(frozen=True)
+class Urls:
+    base_url: str
+    handle: str
+
+    # -- pages ---------------------------------------------------------------------------------
+    def home(self, page: int = 1) -> str:
+        return self.base_url + "/" + (f"?page={page}" if page > 1 else "")
+
+    def post(self, slug: str) -> str:
+        """The post page, which is also the Article's ActivityPub id."""
+        return f"{self.base_url}/posts/{quote(slug)}"
+
+    def comment_anchor(self, slug: str, comment_id: int) -> str:
+        return f"{self.post(slug)}#comment-{comment_id}"
+
+    def tag(self, tag: str) -> str:
+        return f"{self.base_url}/tags/{quote(tag)}"
+
+    def archive(self) -> str:
+        return f"{self.base_url}/archive"
+
+    def about(self) -> str:
+        return f"{self.base_url}/about"
+
+    def atom(self) -> str:
+        return f"{self.base_url}/feed.atom"
+
+    def rss(self) -> str:
+        return f"{self.base_url}/feed.rss"
+
+    def static(self, name: str) -> str:
+        return f"{self.base_url}/static/{name}"
+
+    # -- ActivityPub objects -------------------------------------------------------------------
+    def actor(self) -> str:
+        return f"{self.base_url}/users/{self.handle}"
+
+    def key_id(self) -> str:
+        return self.actor() + "#main-key"
+
+    def ed25519_key_id(self) -> str:
+        return self.actor() + "#ed25519-key"
+
+    def inbox(self) -> str:
+        return self.actor() + "/inbox"
+
+    def shared_inbox(self) -> str:
+        return f"{self.base_url}/inbox"
+
+    def outbox(self) -> str:
+        return self.actor() + "/outbox"
+
+    def followers(self) -> str:
+        return self.actor() + "/followers"
+
+    def following(self) -> str:
+        return self.actor() + "/following"
+
+    def featured(self) -> str:
+        return self.actor() + "/featured"
+
+    def avatar(self) -> str:
+        return self.static("avatar.png")
+
+    def header_image(self) -> str:
+        return self.static("header.png")
+
+    def comment(self, comment_id: int) -> str:
+        """A comment's dereferenceable id; its HTML view redirects to the anchor."""
+        return f"{self.base_url}/comments/{comment_id}"
+
+    def replies(self, object_url: str) -> str:
+        return object_url + "/replies"
+
+    def context(self, slug: str) -> str:
+        return self.post(slug) + "/context"
+
+    def likes(self, slug: str) -> str:
+        return self.post(slug) + "/likes"
+
+    def shares(self, slug: str) -> str:
+        return self.post(slug) + "/shares"
+
+    def activity(self, token: str) -> str:
+        return f"{self.base_url}/activities/{token}"
+
+    def guest_actor(self, guest_id: int) -> str:
+        return f"{self.base_url}/guests/{guest_id}"
+
+    # -- reverse -------------------------------------------------------------------------------
+    def _local_path(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        base = urlsplit(self.base_url)
+        if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            return None
+        return parts.path
+
+    def match_post(self, url: str) -> str | None:
+        """The slug of the post ``url`` names, or None."""
+        path = self._local_path(url)
+        if path is None or not path.startswith("/posts/"):
+            return None
+        rest = path[len("/posts/") :]
+        return rest if rest and "/" not in rest else None
+
+    def match_comment(self, url: str) -> int | None:
+        """The id of the comment ``url`` names, or None."""
+        path = self._local_path(url)
+        if path is None or not path.startswith("/comments/"):
+            return None
+        rest = path[len("/comments/") :]
+        return int(rest) if rest.isdigit() else None
+
+    def is_actor(self, url: str) -> bool:
+        return url.split("#", 1)[0] == self.actor()

@@ -1,0 +1,132 @@
+"""HTML pages: home, post, tag, archive, about, comment permalinks. Thin endpoints."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from sqlmodel import Session
+
+from fedblog.blog.posts import summary_text
+from fedblog.blog.threads import build_thread
+from fedblog.services import Services
+from fedblog.store import interactions as interaction_store
+from fedblog.store import posts as post_store
+from fedblog.store.tables import Post
+from fedblog.web.templating import Renderer
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _renderer(request: Request) -> Renderer:
+    return request.app.state.renderer  # type: ignore[no-any-return]
+
+
+def page_number(request: Request) -> int:
+    """The ``page`` query parameter: a whole number >= 1, or a 400 that says so."""
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise HTTPException(400, f"page={raw[:40]!r} is not a page number: use ?page=2")
+    return int(raw)
+
+
+def live_post_or_error(session: Session, slug: str) -> Post:
+    post = post_store.get_post_by_slug(session, slug)
+    if post is None or post.draft:
+        raise HTTPException(404, f"There is no post at /posts/{slug[:100]}.")
+    if post.deleted_at is not None:
+        raise HTTPException(410, "This post was deleted by its author.")
+    return post
+
+
+async def home(request: Request) -> Response:
+    services = _services(request)
+    page = page_number(request)
+    per_page = services.settings.posts_per_page
+    with Session(services.engine) as session:
+        total = post_store.count_posts(session)
+        last_page = max(1, -(-total // per_page))
+        if page > last_page:
+            raise HTTPException(404, f"There is no page {page}; the last page is {last_page}.")
+        posts = post_store.list_posts(session, offset=(page - 1) * per_page, limit=per_page)
+        ids = [p.id for p in posts if p.id is not None]
+        tags = post_store.tags_for_posts(session, ids)
+        counts = interaction_store.comment_counts(session, ids)
+    return _renderer(request).page(
+        "index.html",
+        {
+            "posts": posts, "tags": tags, "counts": counts, "page": page, "last_page": last_page,
+            "summary": summary_text,
+        },
+    )
+
+
+async def post_page(request: Request) -> Response:
+    services = _services(request)
+    slug = request.path_params["slug"]
+    with Session(services.engine) as session:
+        post = live_post_or_error(session, slug)
+        assert post.id is not None
+        tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
+        thread = build_thread(interaction_store.list_for_post(session, post.id))
+    return _renderer(request).page(
+        "post.html",
+        {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)},
+        headers={"Link": f'<{services.urls.post(post.slug)}>; rel="alternate"; type="application/activity+json"'},
+    )
+
+
+async def tag_page(request: Request) -> Response:
+    services = _services(request)
+    name = request.path_params["tag"]
+    page = page_number(request)
+    per_page = services.settings.posts_per_page
+    with Session(services.engine) as session:
+        tag = post_store.get_tag(session, name)
+        if tag is None:
+            raise HTTPException(404, f"No post is tagged {name[:60]!r}.")
+        posts = post_store.list_posts_for_tag(session, name, offset=(page - 1) * per_page, limit=per_page + 1)
+        ids = [p.id for p in posts if p.id is not None]
+        tags = post_store.tags_for_posts(session, ids)
+        counts = interaction_store.comment_counts(session, ids)
+    if not posts and page > 1:
+        raise HTTPException(404, f"There is no page {page} for this tag.")
+    return _renderer(request).page(
+        "tag.html",
+        {"tag": tag, "posts": posts[:per_page], "has_next": len(posts) > per_page, "page": page,
+         "tags": tags, "counts": counts, "summary": summary_text},
+    )
+
+
+async def archive(request: Request) -> Response:
+    services = _services(request)
+    with Session(services.engine) as session:
+        posts = post_store.list_all_posts(session, include_drafts=False)
+        all_tags = post_store.list_tags_with_counts(session)
+    years: dict[int, list[Post]] = {}
+    for p in posts:
+        years.setdefault(p.published_at.year, []).append(p)
+    return _renderer(request).page("archive.html", {"years": years, "all_tags": all_tags})
+
+
+async def about(request: Request) -> Response:
+    services = _services(request)
+    with Session(services.engine) as session:
+        total = post_store.count_posts(session)
+    return _renderer(request).page("about.html", {"post_count": total})
+
+
+async def comment_permalink(request: Request) -> Response:
+    """A comment's id, as HTML: redirect to its anchor on the post page."""
+    services = _services(request)
+    raw = request.path_params["comment_id"]
+    with Session(services.engine) as session:
+        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        post = session.get(Post, item.post_id) if item is not None else None
+        if item is None or post is None or item.status != "visible" or post.draft:
+            raise HTTPException(404, "There is no comment with this id.")
+        if post.deleted_at is not None or item.status == "deleted":
+            raise HTTPException(410, "This comment was deleted.")
+    return RedirectResponse(services.urls.comment_anchor(post.slug, int(raw)), status_code=302)
