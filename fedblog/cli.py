@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -30,21 +31,22 @@ class CliError(Exception):
     """A user-facing failure: printed as one line."""
 
 
-def _services(args: argparse.Namespace, **overrides: object) -> Services:
+@contextmanager
+def _opened(**overrides: object) -> Iterator[Services]:
+    """Services for one command; the database is migrated first and closed after."""
     settings = ensure_secret_key(load_settings(os.environ, **overrides))
-    return build_services(settings)
-
-
-def _prepare(services: Services) -> None:
-    """Create or upgrade the schema. Existing data is kept."""
-    migrate(services.engine)
+    services = build_services(settings)
+    try:
+        migrate(services.engine)
+        yield services
+    finally:
+        services.engine.dispose()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    services = _services(args)
-    _prepare(services)
-    print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
-    print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
+    with _opened() as services:
+        print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
+        print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
     return 0
 
 
@@ -53,28 +55,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from fedblog.app import create_app
 
-    overrides: dict[str, object] = {}
-    if args.base_url:
-        overrides["base_url"] = args.base_url
-    services = _services(args, **overrides)
-    _prepare(services)
-    if args.demo:
-        with session_scope(services.engine) as session:
-            post = load_demo(session, default_language=services.settings.language)
-        print("Demo content loaded." if post else "Demo content already present.")
-    app = create_app(services)
-    scheme = "https" if args.ssl_certfile else "http"
-    print(f"fedblog {__version__} serving {services.settings.base_url} on {scheme}://{args.host}:{args.port}")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-        log_level=args.log_level,
-        proxy_headers=True,
-        access_log=args.access_log,
-    )
+    overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
+    with _opened(**overrides) as services:
+        if args.demo:
+            with session_scope(services.engine) as session:
+                post = load_demo(session, default_language=services.settings.language)
+            print("Demo content loaded." if post else "Demo content already present.")
+        app = create_app(services)
+        scheme = "https" if args.ssl_certfile else "http"
+        print(f"fedblog {__version__} serving {services.settings.base_url} on {scheme}://{args.host}:{args.port}")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
+            log_level=args.log_level,
+            proxy_headers=True,
+            access_log=args.access_log,
+        )
     return 0
 
 
@@ -87,23 +86,19 @@ def cmd_post_publish(args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{path}: not UTF-8 text: save the file as UTF-8") from None
     draft = parse_post_source(text, where=str(path))
-    services = _services(args)
-    _prepare(services)
-    with session_scope(services.engine) as session:
+    with _opened() as services, session_scope(services.engine) as session:
         result = save_post(
             session, draft, now=services.clock.now(), default_author=services.settings.author,
             default_language=services.settings.language,
         )
-        slug, created = result.post.slug, result.created
+        url, created = services.urls.post(result.post.slug), result.created
     state = "draft saved" if draft.draft else ("published" if created else "updated")
-    print(f"{state}: {services.urls.post(slug)}")
+    print(f"{state}: {url}")
     return 0
 
 
 def cmd_post_list(args: argparse.Namespace) -> int:
-    services = _services(args)
-    _prepare(services)
-    with session_scope(services.engine) as session:
+    with _opened() as services, session_scope(services.engine) as session:
         posts = post_store.list_all_posts(session)
         if not posts:
             print("No posts yet. Publish one with: fedblog post publish FILE.md")
@@ -116,14 +111,13 @@ def cmd_post_list(args: argparse.Namespace) -> int:
 
 
 def cmd_post_delete(args: argparse.Namespace) -> int:
-    services = _services(args)
-    _prepare(services)
-    with session_scope(services.engine) as session:
-        try:
-            delete_post(session, args.slug, now=services.clock.now())
-        except LookupError as exc:
-            raise CliError(str(exc.args[0])) from None
-    print(f"deleted: {services.urls.post(args.slug)} now answers 410 Gone")
+    with _opened() as services:
+        with session_scope(services.engine) as session:
+            try:
+                delete_post(session, args.slug, now=services.clock.now())
+            except LookupError as exc:
+                raise CliError(str(exc.args[0])) from None
+        print(f"deleted: {services.urls.post(args.slug)} now answers 410 Gone")
     return 0
 
 

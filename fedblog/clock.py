@@ -29,5 +29,5 @@ class FrozenClock:
 
 
 def utc(dt: datetime) -> datetime:
-    """Datetimes read back from SQLite are naive; they are always UTC here."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    """Datetimes read back from SQLite are naive, PostgreSQL's carry an offset: both become UTC."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

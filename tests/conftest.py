@@ -1,0 +1,109 @@
+"""Shared fixtures: a real database (SQLite file or PostgreSQL), the app over real HTTP (ASGI).
+
+The database comes from FEDBLOG_TEST_DATABASE_URL (unset: a SQLite file per test). On
+PostgreSQL the schema is migrated once per session and every table is emptied before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from fedblog.app import create_app
+from fedblog.clock import FrozenClock
+from fedblog.services import Services, build_services
+from fedblog.settings import Settings, load_settings
+from fedblog.store import tables  # noqa: F401
+from fedblog.store.db import make_engine, migrate
+
+TEST_DB_URL = os.environ.get("FEDBLOG_TEST_DATABASE_URL", "")
+BASE_URL = "https://blog.test"
+
+
+def is_postgres() -> bool:
+    return TEST_DB_URL.startswith("postgres")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate one SQLite file per session; each test gets a copy (fast and isolated)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_engine() -> Iterator[Engine | None]:
+    if not is_postgres():
+        yield None
+        return
+    url = load_settings({"FEDBLOG_DATABASE_URL": TEST_DB_URL}).database_url
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _sqlite_template: Path, _pg_engine: Engine | None) -> str:
+    if _pg_engine is not None:
+        names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+        with _pg_engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        return str(_pg_engine.url.render_as_string(hide_password=False))
+    db = tmp_path / "fedblog.db"
+    shutil.copy(_sqlite_template, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    env = {
+        "FEDBLOG_BASE_URL": BASE_URL,
+        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
+        "FEDBLOG_DATABASE_URL": database_url,
+        "FEDBLOG_NAME": "Test Blog",
+        "FEDBLOG_SECRET_KEY": "test-secret",
+        "FEDBLOG_WORKER": "off",
+    }
+    return load_settings(env)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FrozenClock) -> Iterator[Services]:
+    svc = build_services(settings, clock=clock)
+    yield svc
+    svc.engine.dispose()
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
+        yield c
