@@ -6,13 +6,19 @@ only starts and stops background work and closes resources.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from fedblog.federation.handlers import build_handlers
+from fedblog.federation.inbox import Inbox
+from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
@@ -50,10 +56,27 @@ def create_app(services: Services) -> Starlette:
             status_code=500,
         )
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        """Start the delivery worker (unless FEDBLOG_WORKER=off); close resources at the end."""
+        stop = asyncio.Event()
+        task = None
+        if services.settings.run_worker:
+            task = asyncio.create_task(DeliveryRunner(services).run_forever(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            await services.http.aclose()
+
     app = Starlette(
         routes=build_routes(),
         exception_handlers={HTTPException: http_error, 500: server_error},
+        lifespan=lifespan,
     )
     app.state.services = services
     app.state.renderer = renderer
+    app.state.inbox = Inbox(services, build_handlers())
     return app

@@ -1,16 +1,24 @@
 """The frozen Services container: everything a request or a job needs, built once.
 
 Passed explicitly to ``create_app`` and to workers; there is no global state. Tests build it
-with their own clock and HTTP transport (the fake fediverse).
+with their own clock and HTTP transport (the fake fediverse). Building it opens nothing: the
+engine connects on first use, keys load on first use, the HTTP client connects on first request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.engine import Engine
 
+from fedblog import __version__
 from fedblog.clock import Clock, SystemClock
+from fedblog.federation.keys import KeyRing
+from fedblog.net.client import build_http_client, make_user_agent
+from fedblog.net.safety import UrlPolicy
+from fedblog.net.signing import HttpSignatureAuth
 from fedblog.settings import Settings
 from fedblog.store.db import make_engine
 from fedblog.urls import Urls
@@ -22,12 +30,50 @@ class Services:
     engine: Engine
     urls: Urls
     clock: Clock
+    http: httpx.AsyncClient
+    policy: UrlPolicy
+    keys: KeyRing
+    client_factory: Callable[[int], httpx.AsyncClient]
+
+    def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:
+        """Another guarded client with the same settings (delivery workers keep one each)."""
+        return self.client_factory(max_connections)
+
+    def signer(self) -> HttpSignatureAuth:
+        """An httpx.Auth that signs as the blog actor (for POSTs and authorized-fetch GETs)."""
+        return HttpSignatureAuth(self.urls.key_id(), self.keys.get().rsa, self.clock.now)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.engine.dispose()
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None, engine: Engine | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    engine = engine or make_engine(settings.database_url)
+
+    def client_factory(max_connections: int) -> httpx.AsyncClient:
+        return build_http_client(
+            user_agent=make_user_agent(__version__, settings.base_url + "/"),
+            allow_private_hosts=settings.allow_private_hosts,
+            ssl_cert_file=settings.ssl_cert_file,
+            transport=transport,
+            max_connections=max_connections,
+        )
+
     return Services(
         settings=settings,
-        engine=engine or make_engine(settings.database_url),
+        engine=engine,
         urls=Urls(settings.base_url, settings.handle),
-        clock=clock or SystemClock(),
+        clock=clock,
+        http=client_factory(100),
+        policy=UrlPolicy(allow_private_hosts=settings.allow_private_hosts),
+        keys=KeyRing(engine, clock.now),
+        client_factory=client_factory,
     )

@@ -21,6 +21,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all |
 | FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
+| FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
+| FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
@@ -60,6 +62,8 @@ class Settings:
     moderation: str = "first-contact"
     run_worker: bool = True
     delivery_concurrency: int = 50
+    delivery_per_host: int = 16
+    delivery_lease_seconds: int = 300
     ssl_cert_file: str | None = None
 
     @property
@@ -155,6 +159,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         moderation=moderation,
         run_worker=worker in ("on", "1", "true", "yes"),
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
+        delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
+        delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 300, 1, 86400),
         ssl_cert_file=cert,
     )
     if overrides:

@@ -24,6 +24,7 @@ from fedblog.services import Services, build_services
 from fedblog.settings import Settings, load_settings
 from fedblog.store import tables  # noqa: F401
 from fedblog.store.db import make_engine, migrate
+from tests.fediverse.network import FakeFediverse
 
 TEST_DB_URL = os.environ.get("FEDBLOG_TEST_DATABASE_URL", "")
 BASE_URL = "https://blog.test"
@@ -96,14 +97,20 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def services(settings: Settings, clock: FrozenClock) -> Iterator[Services]:
-    svc = build_services(settings, clock=clock)
-    yield svc
-    svc.engine.dispose()
+def fediverse(clock: FrozenClock) -> FakeFediverse:
+    return FakeFediverse(clock)
 
 
 @pytest.fixture
-async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
+async def services(settings: Settings, clock: FrozenClock, fediverse: FakeFediverse) -> AsyncIterator[Services]:
+    """Our blog's Services on the fake network; its app answers at blog.test."""
+    svc = build_services(settings, clock=clock, transport=fediverse.transport())
+    fediverse.add("blog.test", create_app(svc))
+    yield svc
+    await svc.aclose()
+
+
+@pytest.fixture
+async def client(services: Services, fediverse: FakeFediverse) -> AsyncIterator[httpx.AsyncClient]:
+    async with fediverse.client(BASE_URL) as c:
         yield c

@@ -8,18 +8,18 @@ from starlette.responses import Response
 
 from fedblog.blog.posts import summary_text
 from fedblog.store import posts as post_store
-from fedblog.web.pages import _renderer, _services
+from fedblog.web.common import renderer_of, services_of
 
 FEED_SIZE = 20
 
 
 def _feed(request: Request, template: str, media_type: str) -> Response:
-    services = _services(request)
+    services = services_of(request)
     with Session(services.engine) as session:
         posts = post_store.list_posts(session, offset=0, limit=FEED_SIZE)
         tags = post_store.tags_for_posts(session, [p.id for p in posts if p.id is not None])
     updated = max((p.updated_at for p in posts), default=services.clock.now())
-    body = _renderer(request).text(template, {"posts": posts, "tags": tags, "updated": updated, "summary": summary_text})
+    body = renderer_of(request).text(template, {"posts": posts, "tags": tags, "updated": updated, "summary": summary_text})
     return Response(body, media_type=media_type)
 
 

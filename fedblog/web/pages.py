@@ -9,27 +9,12 @@ from sqlmodel import Session
 
 from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
-from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.web.templating import Renderer
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-def _renderer(request: Request) -> Renderer:
-    return request.app.state.renderer  # type: ignore[no-any-return]
-
-
-def page_number(request: Request) -> int:
-    """The ``page`` query parameter: a whole number >= 1, or a 400 that says so."""
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise HTTPException(400, f"page={raw[:40]!r} is not a page number: use ?page=2")
-    return int(raw)
+from fedblog.web.negotiation import wants_activitypub
+from fedblog.web.activitypub import post_json
+from fedblog.web.common import page_number, renderer_of, services_of
 
 
 def live_post_or_error(session: Session, slug: str) -> Post:
@@ -42,7 +27,7 @@ def live_post_or_error(session: Session, slug: str) -> Post:
 
 
 async def home(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     page = page_number(request)
     per_page = services.settings.posts_per_page
     with Session(services.engine) as session:
@@ -54,7 +39,7 @@ async def home(request: Request) -> Response:
         ids = [p.id for p in posts if p.id is not None]
         tags = post_store.tags_for_posts(session, ids)
         counts = interaction_store.comment_counts(session, ids)
-    return _renderer(request).page(
+    return renderer_of(request).page(
         "index.html",
         {
             "posts": posts, "tags": tags, "counts": counts, "page": page, "last_page": last_page,
@@ -64,22 +49,25 @@ async def home(request: Request) -> Response:
 
 
 async def post_page(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     slug = request.path_params["slug"]
+    if wants_activitypub(request):
+        return post_json(request, services, slug)
     with Session(services.engine) as session:
         post = live_post_or_error(session, slug)
         assert post.id is not None
         tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
         thread = build_thread(interaction_store.list_for_post(session, post.id))
-    return _renderer(request).page(
+    return renderer_of(request).page(
         "post.html",
         {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)},
-        headers={"Link": f'<{services.urls.post(post.slug)}>; rel="alternate"; type="application/activity+json"'},
+        headers={"Link": f'<{services.urls.post(post.slug)}>; rel="alternate"; type="application/activity+json"',
+                 "Vary": "Accept"},
     )
 
 
 async def tag_page(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     name = request.path_params["tag"]
     page = page_number(request)
     per_page = services.settings.posts_per_page
@@ -93,7 +81,7 @@ async def tag_page(request: Request) -> Response:
         counts = interaction_store.comment_counts(session, ids)
     if not posts and page > 1:
         raise HTTPException(404, f"There is no page {page} for this tag.")
-    return _renderer(request).page(
+    return renderer_of(request).page(
         "tag.html",
         {"tag": tag, "posts": posts[:per_page], "has_next": len(posts) > per_page, "page": page,
          "tags": tags, "counts": counts, "summary": summary_text},
@@ -101,26 +89,26 @@ async def tag_page(request: Request) -> Response:
 
 
 async def archive(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     with Session(services.engine) as session:
         posts = post_store.list_all_posts(session, include_drafts=False)
         all_tags = post_store.list_tags_with_counts(session)
     years: dict[int, list[Post]] = {}
     for p in posts:
         years.setdefault(p.published_at.year, []).append(p)
-    return _renderer(request).page("archive.html", {"years": years, "all_tags": all_tags})
+    return renderer_of(request).page("archive.html", {"years": years, "all_tags": all_tags})
 
 
 async def about(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     with Session(services.engine) as session:
         total = post_store.count_posts(session)
-    return _renderer(request).page("about.html", {"post_count": total})
+    return renderer_of(request).page("about.html", {"post_count": total})
 
 
 async def comment_permalink(request: Request) -> Response:
     """A comment's id, as HTML: redirect to its anchor on the post page."""
-    services = _services(request)
+    services = services_of(request)
     raw = request.path_params["comment_id"]
     with Session(services.engine) as session:
         item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fedblog.web import feeds, pages
+from fedblog.web import activitypub, feeds, inbox, pages, wellknown
 
 
 def build_routes() -> list[BaseRoute]:
@@ -18,5 +18,18 @@ def build_routes() -> list[BaseRoute]:
         Route("/about", pages.about, name="about"),
         Route("/feed.atom", feeds.atom, name="atom"),
         Route("/feed.rss", feeds.rss, name="rss"),
+        Route("/users/{handle}", activitypub.actor, name="actor"),
+        Route("/users/{handle}/inbox", inbox.inbox, methods=["POST"], name="inbox"),
+        Route("/inbox", inbox.inbox, methods=["POST"], name="shared_inbox"),
+        Route("/users/{handle}/outbox", activitypub.outbox, name="outbox"),
+        Route("/users/{handle}/followers", activitypub.followers, name="followers"),
+        Route("/users/{handle}/following", activitypub.following, name="following"),
+        Route("/users/{handle}/featured", activitypub.featured, name="featured"),
+        Route("/activities/{token}", activitypub.activity, name="activity"),
+        Route("/.well-known/webfinger", wellknown.webfinger, name="webfinger"),
+        Route("/.well-known/host-meta", wellknown.host_meta, name="host_meta"),
+        Route("/.well-known/host-meta.json", wellknown.host_meta, name="host_meta_json"),
+        Route("/.well-known/nodeinfo", wellknown.nodeinfo_links, name="nodeinfo_links"),
+        Route("/nodeinfo/{version}", wellknown.nodeinfo, name="nodeinfo"),
         Mount("/static", StaticFiles(packages=[("fedblog", "static")]), name="static"),
     ]

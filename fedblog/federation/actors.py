@@ -1,0 +1,199 @@
+"""Remote actors: fetched through the guarded client (signed GET), checked, cached in ``actor``.
+
+AS -> internal: ``actor_fields`` reads what we keep from an actor document. Keys are looked up by
+key id from the cache first; a verification failure may refetch a key once per 5 minutes (P6),
+and failed fetches are remembered for 5 minutes so a bad sender cannot make us hammer a host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, select
+
+from fedblog.clock import utc
+from fedblog.blog.markup import html_to_text, sanitize_remote_html
+from fedblog.net.fetch import FetchError, fetch_json
+from fedblog.services import Services
+from fedblog.store.tables import Actor
+
+ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
+STALE_AFTER = timedelta(days=1)
+REFETCH_INTERVAL = 300.0  # seconds, P6
+NEGATIVE_TTL = 300.0
+
+
+class ActorError(Exception):
+    """An actor or key could not be obtained or is inconsistent; ``reason`` says why."""
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    key_id: str
+    owner: str
+    public_key_pem: str
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, (pa.hostname or "").lower().rstrip("."), pa.port) == (
+        pb.scheme, (pb.hostname or "").lower().rstrip("."), pb.port)
+
+
+def _first_url(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value:
+        return _first_url(value[0])
+    if isinstance(value, dict):
+        return _first_url(value.get("href") or value.get("url"))
+    return None
+
+
+def public_keys(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = doc.get("publicKey")
+    items = keys if isinstance(keys, list) else [keys] if isinstance(keys, dict) else []
+    return [k for k in items if isinstance(k, dict) and isinstance(k.get("publicKeyPem"), str)]
+
+
+def actor_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """What we keep of a remote actor document (values are untrusted strings)."""
+    endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
+    url = _first_url(doc.get("url"))
+    if url and not same_origin(url, doc["id"]):
+        url = doc["id"]  # like Mastodon: a profile URL on another host is ignored
+    return {
+        "type": str(doc.get("type")),
+        "host": host_of(doc["id"]),
+        "preferred_username": str(doc.get("preferredUsername") or "")[:255] or None,
+        "name": html_to_text(str(doc.get("name") or ""))[:500] or None,
+        "summary": sanitize_remote_html(str(doc.get("summary") or ""))[:20000] or None,
+        "url": url or doc["id"],
+        "icon_url": _first_url(doc.get("icon")),
+        "inbox": doc.get("inbox") if isinstance(doc.get("inbox"), str) else None,
+        "shared_inbox": endpoints.get("sharedInbox") if isinstance(endpoints.get("sharedInbox"), str)
+        else (doc.get("sharedInbox") if isinstance(doc.get("sharedInbox"), str) else None),
+    }
+
+
+def get_actor(session: Session, ap_id: str) -> Actor | None:
+    return session.exec(select(Actor).where(Actor.ap_id == ap_id)).first()
+
+
+def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | None, now: datetime) -> Actor:
+    row = get_actor(session, doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
+    for k, v in actor_fields(doc).items():
+        setattr(row, k, v)
+    if row.preferred_username and not row.handle:
+        row.handle = f"{row.preferred_username}@{row.host}"
+    if key is not None:
+        row.key_id, row.public_key_pem = key["id"], key["publicKeyPem"]
+    row.fetched_at = now
+    row.raw = json.dumps(doc)[:200_000]
+    session.add(row)
+    session.flush()
+    return row
+
+
+class KeyCache:
+    """Per-process memory of refetch times and failed fetches (safe to disagree across processes)."""
+
+    def __init__(self) -> None:
+        self.last_refetch: dict[str, float] = {}
+        self.failed: dict[str, tuple[float, str]] = {}
+
+    def may_refetch(self, key_id: str) -> bool:
+        return time.monotonic() - self.last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
+
+    def failure(self, url: str) -> str | None:
+        hit = self.failed.get(url)
+        if hit and time.monotonic() - hit[0] < NEGATIVE_TTL:
+            return hit[1]
+        return None
+
+
+async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
+    """GET an actor (signed), check it is an actor at exactly ``url``."""
+    try:
+        fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(), deadline=10.0)
+    except FetchError as exc:
+        raise ActorError(f"could not fetch {url}: {exc.reason}", status=getattr(exc, "status", None)) from None
+    doc = fetched.data
+    if doc.get("id") != url:
+        raise ActorError(f"{url} answered with a document whose id is {str(doc.get('id'))[:200]!r}")
+    if doc.get("type") not in ACTOR_TYPES:
+        raise ActorError(f"{url} is a {str(doc.get('type'))[:40]}, not an actor")
+    return doc
+
+
+async def resolve_key(services: Services, cache: KeyCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
+    """The public key ``key_id`` names and the actor that owns it (cached, fetched if needed)."""
+    now = services.clock.now()
+    if not refresh:
+        with Session(services.engine) as session:
+            row = session.exec(select(Actor).where(Actor.key_id == key_id)).first()
+            if row is not None and row.public_key_pem:
+                return ResolvedKey(key_id, row.ap_id, row.public_key_pem)
+    doc_url = key_id.split("#", 1)[0]
+    failed = cache.failure(doc_url)
+    if failed:
+        raise ActorError(failed)
+    cache.last_refetch[key_id] = time.monotonic()
+    try:
+        doc = await _fetch_key_owner(services, key_id, doc_url)
+    except ActorError as exc:
+        cache.failed[doc_url] = (time.monotonic(), exc.reason)
+        raise
+    key = next(k for k in public_keys(doc) if k.get("id") == key_id)
+    with Session(services.engine) as session:
+        upsert_actor(session, doc, key, now)
+        session.commit()
+    return ResolvedKey(key_id, doc["id"], key["publicKeyPem"])
+
+
+async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
+    try:
+        fetched = await fetch_json(services.http, doc_url, policy=services.policy, auth=services.signer(), deadline=10.0)
+    except FetchError as exc:
+        raise ActorError(f"could not fetch key {key_id}: {exc.reason}", status=getattr(exc, "status", None)) from None
+    doc = fetched.data
+    if doc.get("id") != doc_url:
+        raise ActorError(f"{doc_url} answered with a document whose id is {str(doc.get('id'))[:200]!r}")
+    if doc.get("type") not in ACTOR_TYPES:  # a standalone key document: follow its owner
+        owner = doc.get("owner") or doc.get("controller")
+        if not isinstance(owner, str) or not same_origin(owner, doc_url):
+            raise ActorError(f"key {key_id} has no owner on its own host")
+        doc = await fetch_actor_document(services, owner)
+    if not any(k.get("id") == key_id and k.get("owner", doc["id"]) == doc["id"] for k in public_keys(doc)):
+        raise ActorError(f"actor {doc['id']} does not list key {key_id} as its own")
+    return doc
+
+
+async def ensure_actor(services: Services, ap_id: str) -> Actor:
+    """The cached actor, fetched (signed) when unknown or stale."""
+    now = services.clock.now()
+    with Session(services.engine) as session:
+        row = get_actor(session, ap_id)
+        if row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER:
+            return row
+    doc = await fetch_actor_document(services, ap_id)
+    key = public_keys(doc)[0] if public_keys(doc) else None
+    with Session(services.engine, expire_on_commit=False) as session:
+        row = upsert_actor(session, doc, key, now)
+        session.commit()
+        return row
+

@@ -1,0 +1,235 @@
+"""The inbox pipeline (DESIGN.md "The inbox"; SECURITY.md invariants 1-4, 8, 9).
+
+    parse JSON (depth cap) -> blocked? -> signature headers -> key (cache, guarded fetch)
+    -> verify (refetch the key once on failure) -> signer == actor -> origin containment
+    -> dedupe by activity id -> handler.prepare (fetches, after verification only)
+    -> one transaction: raw activity + evidence, domain change, follow-up activities -> 202
+
+Every refusal is an ``InboxResult`` with a 4xx status and a sentence; nothing is stored then.
+Handlers are registered by activity type; types without a handler are stored as "ignored".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from fedblog.activitypub import httpsig
+from fedblog.activitypub.keys import load_public_key
+from fedblog.federation import moderation
+from fedblog.federation.actors import ActorError, KeyCache, host_of, resolve_key
+from fedblog.jobs.queue import clear_host
+from fedblog.net.fetch import json_depth_ok
+from fedblog.services import Services
+from fedblog.store.tables import DeadLetter, InboxItem, ObjectMarker
+
+log = logging.getLogger("fedblog.inbox")
+MAX_DEPTH = 32
+MAX_ADDRESSEES = 500
+
+
+@dataclass(frozen=True)
+class InboxResult:
+    status: int
+    reason: str
+
+
+class Refused(Exception):
+    """A handler refuses the activity: nothing is stored, the sender gets ``status``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Delivery:
+    """One verified incoming activity, as handlers see it."""
+
+    activity: dict[str, Any]
+    actor: str
+    key_id: str
+    scheme: str
+    raw: bytes
+    recipient: str | None
+    notes: dict[str, Any] = field(default_factory=dict)  # what prepare() learned, for apply()
+
+
+Prepare = Callable[[Services, Delivery], Awaitable[None]]
+Apply = Callable[[Session, Services, Delivery], str]  # returns "processed" or "ignored: why"
+
+
+@dataclass(frozen=True)
+class Handler:
+    prepare: Prepare
+    apply: Apply
+
+
+def id_of(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return value["id"]
+    return None
+
+
+def _shape_error(doc: Any) -> str | None:
+    if not isinstance(doc, dict):
+        return "the body is not a JSON object"
+    if not json_depth_ok(doc, MAX_DEPTH):
+        return f"the JSON nests deeper than {MAX_DEPTH} levels"
+    for name in ("id", "type"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            return f"the activity has no {name}"
+    if not doc["id"].startswith(("https://", "http://")):
+        return "the activity id is not an http(s) URL"
+    if id_of(doc.get("actor")) is None:
+        return "the activity has no actor"
+    count = sum(len(v) if isinstance(v, list) else 1 for k in ("to", "cc", "bto", "bcc", "audience", "tag")
+                if (v := doc.get(k)) is not None)
+    obj = doc.get("object")
+    if isinstance(obj, dict):
+        count += sum(len(v) if isinstance(v, list) else 1 for k in ("to", "cc", "tag") if (v := obj.get(k)) is not None)
+    if count > MAX_ADDRESSEES:
+        return f"more than {MAX_ADDRESSEES} addressees and tags"
+    return None
+
+
+class Inbox:
+    def __init__(self, services: Services, handlers: Mapping[str, Handler]) -> None:
+        self.services = services
+        self.handlers = dict(handlers)
+        self.keys = KeyCache()
+
+    async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
+                      scheme: str, recipient: str | None) -> InboxResult:
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            return InboxResult(400, "The body is not valid JSON.")
+        problem = _shape_error(doc)
+        if problem:
+            return InboxResult(400, f"Refused: {problem}.")
+        actor = id_of(doc["actor"])
+        assert actor is not None
+        sig = httpsig.prepare_verification(method, target, headers, body, now=self.services.clock.now(), scheme=scheme)
+        if isinstance(sig, httpsig.VerifyFailure):
+            return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
+        with Session(self.services.engine) as session:
+            if moderation.is_blocked(session, actor) or moderation.is_blocked(session, sig.key_id):
+                return InboxResult(403, "Refused: this actor or its domain is blocked here.")
+            if session.exec(select(InboxItem.id).where(InboxItem.ap_id == doc["id"])).first() is not None:
+                return InboxResult(202, "Already received.")
+        verified = await self._verify(sig, doc, actor)
+        if isinstance(verified, InboxResult):
+            return verified
+        problem = self._origin_problem(doc, actor)
+        if problem:
+            return InboxResult(400, f"Refused: {problem}.")
+        delivery = Delivery(activity=doc, actor=actor, key_id=sig.key_id, scheme=sig.scheme, raw=body, recipient=recipient)
+        return await self._dispatch(delivery)
+
+    async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | None:
+        try:
+            key = await resolve_key(self.services, self.keys, sig.key_id)
+        except ActorError as exc:
+            if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
+                return InboxResult(202, "Ignored: a Delete of an actor we never knew.")
+            return InboxResult(401, f"Signature refused: cannot get key {sig.key_id}: {exc.reason}")
+        result = httpsig.verify_signature(sig, load_public_key(key.public_key_pem))
+        if not result.ok and self.keys.may_refetch(sig.key_id):
+            try:  # the sender may have rotated its key: refetch once (P6)
+                key = await resolve_key(self.services, self.keys, sig.key_id, refresh=True)
+                result = httpsig.verify_signature(sig, load_public_key(key.public_key_pem))
+            except ActorError:
+                pass
+        if not result.ok:
+            detail = result.failure.detail if result.failure else "the signature does not verify"
+            return InboxResult(401, f"Signature refused: {detail}")
+        if key.owner != actor:
+            return InboxResult(401, f"Signature refused: signed by {key.owner}, but the activity's actor is {actor}.")
+        return None
+
+    @staticmethod
+    def _origin_problem(doc: dict[str, Any], actor: str) -> str | None:
+        actor_host = host_of(actor)
+        if host_of(doc["id"]) != actor_host:
+            return "the activity id is not on the actor's host"
+        obj = doc.get("object")
+        if isinstance(obj, dict) and isinstance(obj.get("id"), str) and doc["type"] in ("Create", "Update"):
+            if host_of(obj["id"]) != actor_host:
+                return "the embedded object belongs to another host"
+            author = id_of(obj.get("attributedTo")) or id_of(obj.get("actor"))
+            if author is not None and author != actor and obj.get("type") not in ("Person", "Service", "Application", "Group", "Organization"):
+                return "the embedded object is attributed to someone else"
+        return None
+
+    async def _dispatch(self, d: Delivery) -> InboxResult:
+        handler = self.handlers.get(d.activity["type"])
+        with Session(self.services.engine) as session:
+            dropped = self._dropped_by_marker(d, session)
+        try:
+            if handler is not None and not dropped:
+                await handler.prepare(self.services, d)
+        except Refused as exc:
+            return InboxResult(exc.status, exc.reason)
+        except ActorError as exc:
+            return InboxResult(400, f"Refused: {exc.reason}")
+        now = self.services.clock.now()
+        item = InboxItem(
+            ap_id=d.activity["id"], type=d.activity["type"], actor_ap_id=d.actor, signer_key_id=d.key_id,
+            signature_scheme=d.scheme, raw=d.raw.decode("utf-8", "replace"), received_at=now,
+        )
+        try:
+            with Session(self.services.engine) as session:
+                if handler is None:
+                    outcome = f"ignored: {d.activity['type']} is not handled"
+                elif self._dropped_by_marker(d, session):
+                    outcome = "ignored: deleted or undone before it arrived"
+                else:
+                    outcome = handler.apply(session, self.services, d)
+                state = "processed" if outcome == "processed" else "ignored"
+                item.state, item.error = state, (None if state == "processed" else outcome)
+                item.processed_at = now
+                session.add(item)
+                clear_host(session, host_of(d.actor), now)
+                session.commit()
+        except IntegrityError:
+            return InboxResult(202, "Already received.")  # a concurrent copy won the race
+        except Refused as exc:
+            return InboxResult(exc.status, exc.reason)
+        except Exception as exc:  # a bug of ours: keep the activity for the admin, never 2xx-and-drop
+            log.exception("inbox handler failed for %s", d.activity.get("id"))
+            return self._dead_letter(d, item, exc)
+        return InboxResult(202, "Accepted." if state == "processed" else f"Accepted ({outcome}).")
+
+    @staticmethod
+    def _dropped_by_marker(d: Delivery, session: Session) -> bool:
+        """A Delete or Undo arrived first: the late original is dropped (invariant 9)."""
+        ids = [d.activity["id"]]
+        obj_id = id_of(d.activity.get("object"))
+        if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
+            ids.append(obj_id)
+        return session.exec(select(ObjectMarker.id).where(col(ObjectMarker.ap_id).in_(ids))).first() is not None
+
+    def _dead_letter(self, d: Delivery, item: InboxItem, exc: Exception) -> InboxResult:
+        now = self.services.clock.now()
+        try:
+            with Session(self.services.engine) as session:
+                item.state, item.error, item.processed_at = "failed", f"{type(exc).__name__}: {exc}"[:1000], now
+                session.add(item)
+                session.add(DeadLetter(source="inbox", ref=d.activity["id"], error=item.error, payload=item.raw, created_at=now))
+                session.commit()
+        except IntegrityError:
+            return InboxResult(202, "Already received.")
+        except Exception:
+            log.exception("could not store a failed inbox item")
+            return InboxResult(503, "Could not store the activity; please retry later.")
+        return InboxResult(202, "Accepted (stored for review).")

@@ -1,0 +1,59 @@
+"""The transactional outbox: an activity and its delivery rows, in the caller's transaction.
+
+``enqueue`` never commits: the post change, the activity and one delivery row per unique inbox
+are committed together by the caller, so a crash can lose none of them (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import insert
+from sqlmodel import Session, select
+
+from fedblog.store.tables import Activity, Delivery, Follower
+
+
+def follower_inboxes(session: Session) -> list[str]:
+    """Every follower's inbox, one per server: the shared inbox when it has one."""
+    rows = session.exec(select(Follower.inbox, Follower.shared_inbox)).all()
+    return sorted({shared or inbox for inbox, shared in rows})
+
+
+def enqueue(
+    session: Session,
+    doc: dict[str, Any],
+    inboxes: Iterable[str],
+    *,
+    now: datetime,
+    object_ap_id: str | None = None,
+) -> Activity:
+    """Store ``doc`` and a pending delivery to each distinct inbox (not committed)."""
+    activity = Activity(
+        ap_id=doc["id"],
+        type=doc["type"],
+        object_ap_id=object_ap_id,
+        body=json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
+        created_at=now,
+    )
+    session.add(activity)
+    session.flush()
+    rows = [
+        {
+            "activity_id": activity.id, "inbox": inbox, "host": (urlsplit(inbox).hostname or "").lower(),
+            "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+        }
+        for inbox in dict.fromkeys(inboxes)
+    ]
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(Delivery), rows[start : start + 1000])
+    return activity
+
+
+def enqueue_to_followers(session: Session, doc: dict[str, Any], *, now: datetime, object_ap_id: str | None = None,
+                         extra_inboxes: Sequence[str] = ()) -> Activity:
+    return enqueue(session, doc, [*follower_inboxes(session), *extra_inboxes], now=now, object_ap_id=object_ap_id)

@@ -1,0 +1,120 @@
+"""Internal -> ActivityStreams converters: the blog actor, posts as Articles, their activities."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from fedblog.activitypub import vocab
+from fedblog.activitypub.context import PUBLIC
+from fedblog.clock import utc
+from fedblog.federation.keys import KeyPair
+from fedblog.settings import Settings
+from fedblog.store.tables import Post, Tag
+from fedblog.urls import Urls
+
+
+def iso(dt: Any) -> str:
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def blog_actor(settings: Settings, urls: Urls, keys: KeyPair, published: Any) -> dict[str, Any]:
+    info = vocab.ActorInfo(
+        id=urls.actor(),
+        username=settings.handle,
+        name=settings.name,
+        summary_html=f"<p>{escape(settings.description)}</p>",
+        url=urls.home(),
+        inbox=urls.inbox(),
+        outbox=urls.outbox(),
+        followers=urls.followers(),
+        following=urls.following(),
+        featured=urls.featured(),
+        shared_inbox=urls.shared_inbox(),
+        key_id=urls.key_id(),
+        public_key_pem=keys.rsa_public_pem,
+        ed25519_key_id=urls.ed25519_key_id(),
+        ed25519_multibase=keys.ed25519_multibase,
+        icon_url=urls.avatar(),
+        image_url=urls.header_image(),
+        published=iso(published),
+        domain=settings.domain,
+    )
+    return vocab.actor_document(info)
+
+
+def post_to_article(
+    post: Post,
+    tags: Sequence[Tag],
+    urls: Urls,
+    *,
+    reply_ids: Sequence[str] = (),
+    replies_next: str | None = None,
+    likes: int = 0,
+    shares: int = 0,
+) -> dict[str, Any]:
+    """The Article for ``post``; ``reply_ids`` fill the first page of its replies collection."""
+    post_url = urls.post(post.slug)
+    updated = post.updated_at if utc(post.updated_at) > utc(post.published_at) else None
+    info = vocab.ArticleInfo(
+        id=post_url,
+        url=post_url,
+        attributed_to=urls.actor(),
+        followers=urls.followers(),
+        name=post.title,
+        content_html=post.content_html,
+        language=post.language,
+        published=iso(post.published_at),
+        updated=iso(updated) if updated else None,
+        tags=[vocab.HashtagInfo(name=t.label.replace(" ", ""), href=urls.tag(t.name)) for t in tags],
+        image_url=post.image_url,
+        replies_id=urls.replies(post_url),
+        replies_first_items=reply_ids,
+        replies_next=replies_next,
+        context_id=urls.context(post.slug),
+        likes_id=urls.likes(post.slug),
+        likes_count=likes,
+        shares_id=urls.shares(post.slug),
+        shares_count=shares,
+    )
+    return vocab.article_object(info)
+
+
+def fit_for_delivery(article: dict[str, Any], urls: Urls, post: Post, summary: str) -> dict[str, Any]:
+    """Trim ``content`` so that the delivered activity stays under Misskey's 64 KiB limit.
+
+    The full text stays at the Article's id; the delivered copy ends with a link to it.
+    """
+    if len(vocab.dumps(article)) <= vocab.MAX_DELIVERY_BYTES - 2_000:
+        return article
+    short = (
+        f"<p>{escape(summary)}</p>"
+        f'<p><a href="{escape(urls.post(post.slug))}">Continue reading “{escape(post.title)}”</a></p>'
+    )
+    trimmed = dict(article, content=short, contentMap={post.language: short})
+    return trimmed
+
+
+def new_activity_id(urls: Urls) -> str:
+    return urls.activity(secrets.token_urlsafe(16))
+
+
+def create_or_update(kind: str, article: dict[str, Any], urls: Urls, published: str) -> dict[str, Any]:
+    return vocab.wrap(
+        kind, id=new_activity_id(urls), actor=urls.actor(), obj=article, published=published,
+        to=[PUBLIC], cc=[urls.followers()],
+    )
+
+
+def delete_post_activity(post_url: str, urls: Urls, deleted: str) -> dict[str, Any]:
+    return vocab.wrap(
+        "Delete", id=new_activity_id(urls), actor=urls.actor(),
+        obj=vocab.tombstone(post_url, deleted=deleted), published=deleted, to=[PUBLIC], cc=[urls.followers()],
+    )
+
+
+def accept_follow(follow: dict[str, Any], urls: Urls) -> dict[str, Any]:
+    """Accept, embedding the Follow exactly as received (INTEROP.md §3)."""
+    return vocab.wrap("Accept", id=new_activity_id(urls), actor=urls.actor(), obj=follow, context=vocab.AS_CONTEXT)

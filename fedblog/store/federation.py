@@ -1,0 +1,42 @@
+"""Queries for federation state: followers, activities, deliveries. No business rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
+
+
+def count_followers(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Follower)).one()
+
+
+def list_followers(session: Session, *, offset: int, limit: int) -> Sequence[Follower]:
+    return session.exec(select(Follower).order_by(col(Follower.id)).offset(offset).limit(limit)).all()
+
+
+def get_activity(session: Session, ap_id: str) -> Activity | None:
+    return session.exec(select(Activity).where(Activity.ap_id == ap_id)).first()
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Delivery.state, func.count()).group_by(col(Delivery.state))).all()
+    return {state: n for state, n in rows}
+
+
+def list_deliveries(session: Session, *, states: Sequence[str], limit: int) -> Sequence[tuple[Delivery, Activity]]:
+    stmt = (
+        select(Delivery, Activity)
+        .join(Activity, col(Activity.id) == col(Delivery.activity_id))
+        .where(col(Delivery.state).in_(states))
+        .order_by(col(Delivery.next_attempt_at).desc(), col(Delivery.id).desc())
+        .limit(limit)
+    )
+    return session.exec(stmt).all()  # type: ignore[return-value]
+
+
+def list_unavailable_hosts(session: Session) -> Sequence[HostHealth]:
+    return session.exec(select(HostHealth).where(col(HostHealth.unavailable).is_(True))).all()

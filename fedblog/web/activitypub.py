@@ -1,0 +1,133 @@
+"""ActivityPub documents over HTTP: the actor, its collections, posts as Articles, activities."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fedblog.activitypub import vocab
+from fedblog.federation import serialize
+from fedblog.services import Services
+from fedblog.store import federation as fed_store
+from fedblog.store import posts as post_store
+from fedblog.store.tables import Post
+from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
+from fedblog.web.common import page_number, renderer_of, services_of
+
+PAGE_SIZE = 20
+
+
+def _published(services: Services) -> object:
+    with Session(services.engine) as session:
+        first = post_store.list_all_posts(session, include_drafts=True)
+    return min((p.published_at for p in first), default=services.clock.now())
+
+
+async def actor(request: Request) -> Response:
+    services = services_of(request)
+    if request.path_params["handle"] != services.settings.handle:
+        raise HTTPException(404, "There is no such account here.")
+    if not wants_activitypub(request):
+        with Session(services.engine) as session:
+            total = post_store.count_posts(session)
+        return renderer_of(request).page("about.html", {"post_count": total}, headers={"Vary": "Accept"})
+    doc = serialize.blog_actor(services.settings, services.urls, services.keys.get(), _published(services))
+    return ActivityJSONResponse(doc)
+
+
+def _paged(request: Request, collection_id: str, total: int, items_for_page) -> Response:  # type: ignore[no-untyped-def]
+    if "page" not in request.query_params:
+        last = max(1, -(-total // PAGE_SIZE))
+        return ActivityJSONResponse(vocab.ordered_collection(
+            collection_id, total=total, first=f"{collection_id}?page=1", last=f"{collection_id}?page={last}"))
+    page = page_number(request)
+    items = items_for_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    has_next = page * PAGE_SIZE < total
+    return ActivityJSONResponse(vocab.ordered_collection_page(
+        f"{collection_id}?page={page}", part_of=collection_id, items=items, total=total,
+        next=f"{collection_id}?page={page + 1}" if has_next else None,
+        prev=f"{collection_id}?page={page - 1}" if page > 1 else None,
+        context=vocab.OBJECT_CONTEXT))
+
+
+async def outbox(request: Request) -> Response:
+    services = services_of(request)
+    urls = services.urls
+
+    def items(offset: int, limit: int) -> list[object]:
+        with Session(services.engine) as session:
+            posts = post_store.list_posts(session, offset=offset, limit=limit)
+            tags = post_store.tags_for_posts(session, [p.id for p in posts if p.id is not None])
+        out = []
+        for p in posts:
+            article = serialize.post_to_article(p, tags.get(p.id or 0, []), urls)
+            doc = vocab.wrap("Create", id=urls.post(p.slug) + "#create", actor=urls.actor(), obj=article,
+                             published=serialize.iso(p.published_at), to=[vocab.PUBLIC], cc=[urls.followers()])
+            doc.pop("@context")
+            out.append(doc)
+        return out
+
+    with Session(services.engine) as session:
+        total = post_store.count_posts(session)
+    return _paged(request, urls.outbox(), total, items)
+
+
+async def followers(request: Request) -> Response:
+    services = services_of(request)
+
+    def items(offset: int, limit: int) -> list[object]:
+        with Session(services.engine) as session:
+            return [f.actor_ap_id for f in fed_store.list_followers(session, offset=offset, limit=limit)]
+
+    with Session(services.engine) as session:
+        total = fed_store.count_followers(session)
+    return _paged(request, services.urls.followers(), total, items)
+
+
+async def following(request: Request) -> Response:
+    services = services_of(request)
+    return _paged(request, services.urls.following(), 0, lambda offset, limit: [])
+
+
+async def featured(request: Request) -> Response:
+    services = services_of(request)
+    return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=0, items=[]))
+
+
+def article_response(services: Services, session: Session, post: Post, reply_ids: list[str], replies_next: str | None,
+                     likes: int, shares: int) -> Response:
+    assert post.id is not None
+    tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
+    article = serialize.post_to_article(post, tags, services.urls, reply_ids=reply_ids, replies_next=replies_next,
+                                        likes=likes, shares=shares)
+    return ActivityJSONResponse(vocab.with_context(article))
+
+
+def tombstone_response(services: Services, post: Post) -> Response:
+    deleted = serialize.iso(post.deleted_at) if post.deleted_at else None
+    return ActivityJSONResponse(vocab.with_context(vocab.tombstone(services.urls.post(post.slug), deleted=deleted)), status_code=410)
+
+
+async def activity(request: Request) -> Response:
+    services = services_of(request)
+    ap_id = services.urls.activity(request.path_params["token"])
+    with Session(services.engine) as session:
+        row = fed_store.get_activity(session, ap_id)
+    if row is None:
+        raise HTTPException(404, "There is no activity with this id.")
+    return ActivityJSONResponse(json.loads(row.body))
+
+
+def post_json(request: Request, services: Services, slug: str) -> Response:
+    """The Article for a post URL asked for as ActivityStreams; a deleted post is a Tombstone."""
+    with Session(services.engine) as session:
+        post = post_store.get_post_by_slug(session, slug)
+        if post is None or post.draft:
+            raise HTTPException(404, "There is no post here.")
+        if post.deleted_at is not None:
+            return tombstone_response(services, post)
+        return article_response(services, session, post, [], None, 0, 0)

@@ -1,0 +1,70 @@
+"""WebFinger, host-meta and NodeInfo."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from fedblog import __version__
+from fedblog.activitypub import vocab
+from fedblog.store import posts as post_store
+from fedblog.store.tables import Interaction
+from fedblog.web.negotiation import JRDResponse
+from fedblog.web.common import services_of
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+async def webfinger(request: Request) -> Response:
+    services = services_of(request)
+    s, urls = services.settings, services.urls
+    resource = unquote(request.query_params.get("resource", "")).strip()
+    if not resource:
+        raise HTTPException(400, "Missing ?resource=acct:user@domain")
+    candidates = {
+        f"acct:{s.handle}@{s.domain}".lower(),
+        f"{s.handle}@{s.domain}".lower(),
+        f"@{s.handle}@{s.domain}".lower(),
+    }
+    if resource.lower() not in candidates and resource not in (urls.actor(), urls.home(), s.base_url):
+        raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{s.handle}@{s.domain}")
+    doc = vocab.webfinger_document(
+        subject=f"acct:{s.handle}@{s.domain}",
+        actor_id=urls.actor(),
+        profile_url=urls.home(),
+        interact_template=f"{s.base_url}/authorize_interaction?uri={{uri}}",
+    )
+    return JRDResponse(doc)
+
+
+async def host_meta(request: Request) -> Response:
+    services = services_of(request)
+    template = f"{services.settings.base_url}/.well-known/webfinger?resource={{uri}}"
+    if "json" in request.headers.get("accept", "") or request.url.path.endswith(".json"):
+        return JSONResponse(vocab.host_meta_json(template), headers=CORS)
+    return Response(vocab.host_meta_xml(template), media_type="application/xrd+xml", headers=CORS)
+
+
+async def nodeinfo_links(request: Request) -> Response:
+    return JSONResponse(vocab.nodeinfo_links(services_of(request).settings.base_url), headers=CORS)
+
+
+async def nodeinfo(request: Request) -> Response:
+    services = services_of(request)
+    version = request.path_params["version"]
+    if version not in ("2.0", "2.1"):
+        raise HTTPException(404, "NodeInfo 2.0 and 2.1 are served.")
+    with Session(services.engine) as session:
+        posts = post_store.count_posts(session)
+        comments = session.exec(
+            select(func.count()).select_from(Interaction).where(Interaction.status == "visible")
+        ).one()
+    doc = vocab.nodeinfo_document(version, software_version=__version__, name=services.settings.name,
+                                  description=services.settings.description, local_posts=posts, local_comments=comments)
+    profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
+    return JSONResponse(doc, headers=CORS, media_type=f'application/json; profile="{profile}"')
