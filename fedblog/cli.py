@@ -10,7 +10,9 @@ Every failure prints one line that says what to do, and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,9 +22,15 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fedblog import __version__
 from fedblog.blog.demo import load_demo
-from fedblog.blog.posts import PostSourceError, delete_post, parse_post_source, save_post
+from tqdm import tqdm
+
+from fedblog.blog.posts import PostSourceError, parse_post_source
+from fedblog.federation.publishing import publish, unpublish
+from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
 from fedblog.settings import SettingsError, ensure_secret_key, load_settings
+from fedblog.store import federation as fed_store
+from fedblog.store.federation import pending_count
 from fedblog.store import posts as post_store
 from fedblog.store.db import migrate, session_scope
 
@@ -45,6 +53,7 @@ def _opened(**overrides: object) -> Iterator[Services]:
 
 def cmd_init(args: argparse.Namespace) -> int:
     with _opened() as services:
+        services.keys.get()
         print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
         print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
     return 0
@@ -57,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
+        services.keys.get()
         if args.demo:
             with session_scope(services.engine) as session:
                 post = load_demo(session, default_language=services.settings.language)
@@ -86,14 +96,16 @@ def cmd_post_publish(args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise CliError(f"{path}: not UTF-8 text: save the file as UTF-8") from None
     draft = parse_post_source(text, where=str(path))
-    with _opened() as services, session_scope(services.engine) as session:
-        result = save_post(
-            session, draft, now=services.clock.now(), default_author=services.settings.author,
-            default_language=services.settings.language,
-        )
-        url, created = services.urls.post(result.post.slug), result.created
-    state = "draft saved" if draft.draft else ("published" if created else "updated")
-    print(f"{state}: {url}")
+    with _opened() as services:
+        services.keys.get()
+        with session_scope(services.engine) as session:
+            result = publish(session, services, draft)
+            url, created = services.urls.post(result.post.slug), result.created
+            queued = pending_count(session)
+        state = "draft saved" if draft.draft else ("published" if created else "updated")
+        print(f"{state}: {url}")
+        if not draft.draft:
+            print(f"{queued} deliveries queued; the worker in 'fedblog serve' (or 'fedblog worker') sends them")
     return 0
 
 
@@ -112,12 +124,76 @@ def cmd_post_list(args: argparse.Namespace) -> int:
 
 def cmd_post_delete(args: argparse.Namespace) -> int:
     with _opened() as services:
+        services.keys.get()
         with session_scope(services.engine) as session:
             try:
-                delete_post(session, args.slug, now=services.clock.now())
+                unpublish(session, services, args.slug)
             except LookupError as exc:
                 raise CliError(str(exc.args[0])) from None
         print(f"deleted: {services.urls.post(args.slug)} now answers 410 Gone")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver queued activities: until idle with a progress bar (--once), or forever."""
+    with _opened() as services:
+        services.keys.get()
+        runner = DeliveryRunner(services, concurrency=args.concurrency)
+        if args.once:
+            with session_scope(services.engine) as session:
+                total = pending_count(session, due_only=True, now=services.clock.now())
+            with tqdm(total=total, unit="delivery", disable=args.quiet or total == 0) as bar:
+                done = 0
+
+                def progress(stats: RunStats) -> None:
+                    nonlocal done
+                    bar.update(stats.settled - done)
+                    done = stats.settled
+
+                runner.on_progress = progress
+                stats = asyncio.run(_run_until_idle(services, runner))
+            print(f"sent {stats.sent}, retry later {stats.retried}, gave up {stats.gave_up}, gone {stats.gone}")
+            return 0
+        print(f"fedblog worker {runner.worker_id}: delivering with concurrency {runner.concurrency}; Ctrl-C to stop")
+        asyncio.run(_run_forever(services, runner))
+    return 0
+
+
+async def _run_until_idle(services: Services, runner: DeliveryRunner) -> RunStats:
+    try:
+        return await runner.run_until_idle()
+    finally:
+        await services.http.aclose()
+
+
+async def _run_forever(services: Services, runner: DeliveryRunner) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner.run_forever(stop)
+    finally:
+        await services.http.aclose()
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """Show the delivery queue: counts, then pending/failing/given-up rows with the last error."""
+    states = {"pending": ["pending"], "failing": ["pending"], "gave-up": ["gave_up"], "all": ["pending", "gave_up", "sent"]}[args.show]
+    with _opened() as services, session_scope(services.engine) as session:
+        counts = fed_store.delivery_counts(session)
+        print("deliveries: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("pending", "sent", "gave_up", "cancelled")))
+        hosts = fed_store.list_unavailable_hosts(session)
+        if hosts:
+            print("unavailable hosts (failed on 7+ days; retried daily): " + ", ".join(h.host for h in hosts))
+        rows = fed_store.list_deliveries(session, states=states, limit=args.limit)
+        for d, a in rows:
+            if args.show == "failing" and d.attempts == 0:
+                continue
+            when = d.finished_at if d.state != "pending" else d.next_attempt_at
+            status = d.last_status if d.last_status is not None else "-"
+            print(f"{d.state:8} {a.type:7} {d.inbox}  attempts={d.attempts} status={status} "
+                  f"{'next' if d.state == 'pending' else 'at'}={when:%Y-%m-%d %H:%M}  {d.last_error or ''}")
     return 0
 
 
@@ -158,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("slug")
     delete.set_defaults(func=cmd_post_delete)
     post.set_defaults(func=lambda a: (post.print_help(), 2)[1])
+
+    worker = sub.add_parser("worker", help="deliver queued activities (run several for scale)")
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, with a progress bar, then exit")
+    worker.add_argument("--concurrency", type=int, default=None, help="parallel deliveries (default FEDBLOG_DELIVERY_CONCURRENCY)")
+    worker.add_argument("--quiet", action="store_true", help="no progress bar")
+    worker.set_defaults(func=cmd_worker)
+
+    deliveries = sub.add_parser("deliveries", help="show pending, failing and given-up deliveries")
+    deliveries.add_argument("--show", choices=["pending", "failing", "gave-up", "all"], default="failing")
+    deliveries.add_argument("--limit", type=int, default=50)
+    deliveries.set_defaults(func=cmd_deliveries)
     return parser
 
 

@@ -40,3 +40,10 @@ def list_deliveries(session: Session, *, states: Sequence[str], limit: int) -> S
 
 def list_unavailable_hosts(session: Session) -> Sequence[HostHealth]:
     return session.exec(select(HostHealth).where(col(HostHealth.unavailable).is_(True))).all()
+
+
+def pending_count(session: Session, *, due_only: bool = False, now: object = None) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(Delivery.state == "pending")
+    if due_only and now is not None:
+        stmt = stmt.where(col(Delivery.next_attempt_at) <= now)
+    return session.exec(stmt).one()
