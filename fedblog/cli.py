@@ -25,6 +25,8 @@ from fedblog.blog.demo import load_demo
 from tqdm import tqdm
 
 from fedblog.blog.posts import PostSourceError, parse_post_source
+from fedblog.blog.markup import html_to_text
+from fedblog.federation import moderation
 from fedblog.federation.publishing import publish, unpublish
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
@@ -197,6 +199,41 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_moderation(args: argparse.Namespace) -> int:
+    with _opened() as services, session_scope(services.engine) as session:
+        now = services.clock.now()
+        try:
+            if args.action == "list":
+                pending = moderation.list_pending(session)
+                if not pending:
+                    print("Nothing is waiting for moderation.")
+                for item in pending:
+                    who = f"@{item.author_handle}" if item.author_handle else (item.author_url or "")
+                    text = html_to_text(item.content_html)
+                    print(f"{item.id:>6}  {item.published_at:%Y-%m-%d %H:%M}  {item.author_name} {who}  via {item.via}")
+                    print(f"        {text[:160]}")
+            elif args.action == "approve":
+                item = moderation.approve(session, _int_arg(args.target), now)
+                print(f"approved comment {item.id} by {item.author_name}; their next comments are shown at once")
+            elif args.action == "reject":
+                item = moderation.reject(session, _int_arg(args.target))
+                print(f"rejected comment {item.id} by {item.author_name}; it stays hidden")
+            else:
+                if not args.target:
+                    raise CliError("block needs an actor URL or a domain, e.g. 'fedblog moderation block spam.example'")
+                rule, hidden = moderation.block(session, args.target, now)
+                print(f"blocked {rule.target}; {hidden} existing comment(s) hidden")
+        except LookupError as exc:
+            raise CliError(str(exc.args[0])) from None
+    return 0
+
+
+def _int_arg(value: str | None) -> int:
+    if value is None or not value.isdigit():
+        raise CliError(f"{value!r} is not a comment id: see 'fedblog moderation list'")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedblog",
@@ -245,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--show", choices=["pending", "failing", "gave-up", "all"], default="failing")
     deliveries.add_argument("--limit", type=int, default=50)
     deliveries.set_defaults(func=cmd_deliveries)
+
+    mod = sub.add_parser("moderation", help="held comments: list, approve, reject; block actors or domains")
+    mod.add_argument("action", choices=["list", "approve", "reject", "block"])
+    mod.add_argument("target", nargs="?", help="a comment ID (approve/reject), or an actor URL or domain (block)")
+    mod.set_defaults(func=cmd_moderation)
     return parser
 
 

@@ -98,8 +98,6 @@ def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | No
     row = get_actor(session, doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
     for k, v in actor_fields(doc).items():
         setattr(row, k, v)
-    if row.preferred_username and not row.handle:
-        row.handle = f"{row.preferred_username}@{row.host}"
     if key is not None:
         row.key_id, row.public_key_pem = key["id"], key["publicKeyPem"]
     row.fetched_at = now
@@ -184,16 +182,59 @@ async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dic
 
 
 async def ensure_actor(services: Services, ap_id: str) -> Actor:
-    """The cached actor, fetched (signed) when unknown or stale."""
+    """The cached actor, fetched (signed) when unknown or stale; its handle confirmed by WebFinger."""
     now = services.clock.now()
-    with Session(services.engine) as session:
-        row = get_actor(session, ap_id)
-        if row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER:
-            return row
-    doc = await fetch_actor_document(services, ap_id)
-    key = public_keys(doc)[0] if public_keys(doc) else None
     with Session(services.engine, expire_on_commit=False) as session:
-        row = upsert_actor(session, doc, key, now)
+        row = get_actor(session, ap_id)
+    fresh = row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
+    doc = None if fresh else await fetch_actor_document(services, ap_id)
+    fields = actor_fields(doc) if doc is not None else {"preferred_username": row.preferred_username, "host": row.host}  # type: ignore[union-attr]
+    handle = row.handle if fresh and row is not None and row.handle else await confirm_handle(
+        services, ap_id, fields["preferred_username"], fields["host"])
+    with Session(services.engine, expire_on_commit=False) as session:
+        if doc is not None:
+            keys = public_keys(doc)
+            row = upsert_actor(session, doc, keys[0] if keys else None, now)
+        else:
+            row = session.merge(row)
+        row.handle = handle
+        session.add(row)
         session.commit()
         return row
 
+
+OBJECT_FETCH_DEADLINE = 10.0
+
+
+async def fetch_object(services: Services, url: str) -> dict[str, Any]:
+    """GET an object by id from its origin (signed); it must carry exactly that id."""
+    try:
+        fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(),
+                                   deadline=OBJECT_FETCH_DEADLINE)
+    except FetchError as exc:
+        raise ActorError(f"could not fetch {url}: {exc.reason}", status=getattr(exc, "status", None)) from None
+    if fetched.data.get("id") != url:
+        raise ActorError(f"{url} answered with a document whose id is {str(fetched.data.get('id'))[:200]!r}")
+    return fetched.data
+
+
+async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:
+    """``user@host`` if WebFinger on the actor's host names this exact actor, else None."""
+    if not username:
+        return None
+    resource = f"acct:{username}@{host}"
+    url = f"https://{host}/.well-known/webfinger?resource={resource}"
+    if actor_id.startswith("http://"):
+        url = "http" + url[5:]
+    try:
+        fetched = await fetch_json(services.http, url, policy=services.policy,
+                                   accept="application/jrd+json, application/json", deadline=5.0, max_redirects=5)
+    except FetchError:
+        return None
+    links = fetched.data.get("links")
+    if isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("rel") == "self" and link.get("href") == actor_id for link in links
+    ):
+        subject = str(fetched.data.get("subject", "")).removeprefix("acct:")
+        return subject if subject.count("@") == 1 else f"{username}@{host}"
+    return None

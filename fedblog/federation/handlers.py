@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from fedblog.federation import follows
+from fedblog.federation import conversations, follows
 from fedblog.federation.inbox import Delivery, Handler, id_of
 from fedblog.services import Services
+from fedblog.store import interactions as interaction_store
 
 
 async def _nothing(services: Services, d: Delivery) -> None:
@@ -26,13 +27,19 @@ def _inner_type(d: Delivery) -> str | None:
 
 
 def apply_undo(session: Session, services: Services, d: Delivery) -> str:
+    """Undo names its target embedded (typed) or by id; an id is looked up among reactions first."""
+    inner_type = _inner_type(d)
+    if inner_type in ("Like", "Announce"):
+        return conversations.apply_undo_reaction(session, services, d)
+    if inner_type is None and interaction_store.get_by_activity_id(session, id_of(d.activity.get("object")) or "") is not None:
+        return conversations.apply_undo_reaction(session, services, d)
     return follows.apply_undo_follow(session, services, d)
 
 
 def apply_delete(session: Session, services: Services, d: Delivery) -> str:
     if id_of(d.activity.get("object")) == d.actor:
         return follows.apply_delete_actor(session, services, d)
-    return "ignored: nothing of ours to delete"
+    return conversations.apply_delete_object(session, services, d)
 
 
 def build_handlers() -> dict[str, Handler]:
@@ -40,6 +47,10 @@ def build_handlers() -> dict[str, Handler]:
         "Follow": follows.FOLLOW,
         "Undo": Handler(_nothing, apply_undo),
         "Delete": Handler(_nothing, apply_delete),
+        "Create": conversations.CREATE,
+        "Update": conversations.UPDATE,
+        "Like": conversations.REACTION,
+        "Announce": conversations.REACTION,
         "Accept": Handler(_nothing, _ignore("this blog follows no one")),
         "Reject": Handler(_nothing, _ignore("this blog follows no one")),
     }

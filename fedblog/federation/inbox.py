@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -102,11 +103,21 @@ def _shape_error(doc: Any) -> str | None:
     return None
 
 
+def _verify_with(sig: httpsig.SignatureInput, pem: str) -> httpsig.Verification:
+    try:
+        public_key = load_public_key(pem)
+    except ValueError:
+        failure = httpsig.VerifyFailure(httpsig.FailureReason.key_mismatch, "the sender's publicKeyPem is not a usable key")
+        return httpsig.Verification(ok=False, key_id=sig.key_id, scheme=sig.scheme, failure=failure)
+    return httpsig.verify_signature(sig, public_key)
+
+
 class Inbox:
     def __init__(self, services: Services, handlers: Mapping[str, Handler]) -> None:
         self.services = services
         self.handlers = dict(handlers)
         self.keys = KeyCache()
+        self.expected_host = urlsplit(services.settings.base_url).netloc
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
                       scheme: str, recipient: str | None) -> InboxResult:
@@ -119,7 +130,8 @@ class Inbox:
             return InboxResult(400, f"Refused: {problem}.")
         actor = id_of(doc["actor"])
         assert actor is not None
-        sig = httpsig.prepare_verification(method, target, headers, body, now=self.services.clock.now(), scheme=scheme)
+        sig = httpsig.prepare_verification(method, target, headers, body, now=self.services.clock.now(), scheme=scheme,
+                                           expected_host=self.expected_host)
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
         with Session(self.services.engine) as session:
@@ -143,11 +155,11 @@ class Inbox:
             if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
                 return InboxResult(202, "Ignored: a Delete of an actor we never knew.")
             return InboxResult(401, f"Signature refused: cannot get key {sig.key_id}: {exc.reason}")
-        result = httpsig.verify_signature(sig, load_public_key(key.public_key_pem))
+        result = _verify_with(sig, key.public_key_pem)
         if not result.ok and self.keys.may_refetch(sig.key_id):
             try:  # the sender may have rotated its key: refetch once (P6)
                 key = await resolve_key(self.services, self.keys, sig.key_id, refresh=True)
-                result = httpsig.verify_signature(sig, load_public_key(key.public_key_pem))
+                result = _verify_with(sig, key.public_key_pem)
             except ActorError:
                 pass
         if not result.ok:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
-from fedblog.store.tables import ModerationRule
+from fedblog.store.tables import Actor, Interaction, ModerationRule
 
 
 def _domains(host: str) -> list[str]:
@@ -59,3 +59,47 @@ def add_rule(session: Session, action: str, target: str, now: datetime) -> Moder
     session.add(rule)
     session.flush()
     return rule
+
+
+def list_pending(session: Session) -> list[Interaction]:
+    stmt = select(Interaction).where(Interaction.status == "pending").order_by(col(Interaction.published_at))
+    return list(session.exec(stmt).all())
+
+
+def approve(session: Session, interaction_id: int, now: datetime) -> Interaction:
+    """Show the comment and trust its author from now on (their next replies are not held)."""
+    item = _get(session, interaction_id)
+    item.status = "visible"
+    session.add(item)
+    actor = session.get(Actor, item.actor_id) if item.actor_id else None
+    if actor is not None:
+        add_rule(session, "approve", actor.ap_id, now)
+    return item
+
+
+def reject(session: Session, interaction_id: int) -> Interaction:
+    item = _get(session, interaction_id)
+    item.status = "hidden"
+    session.add(item)
+    return item
+
+
+def block(session: Session, target: str, now: datetime) -> tuple[ModerationRule, int]:
+    """Block an actor or a domain: future activities are refused, existing ones hidden."""
+    rule = add_rule(session, "block", target, now)
+    hidden = 0
+    for item in session.exec(select(Interaction).where(col(Interaction.status).in_(("visible", "pending")))).all():
+        author = item.author_url or ""
+        actor = session.get(Actor, item.actor_id) if item.actor_id else None
+        if any(t == rule.target for t in _targets(actor.ap_id if actor else author)) if (actor or author) else False:
+            item.status = "hidden"
+            session.add(item)
+            hidden += 1
+    return rule, hidden
+
+
+def _get(session: Session, interaction_id: int) -> Interaction:
+    item = session.get(Interaction, interaction_id)
+    if item is None:
+        raise LookupError(f"no comment with id {interaction_id}: see 'fedblog moderation list'")
+    return item

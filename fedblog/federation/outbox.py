@@ -57,3 +57,20 @@ def enqueue(
 def enqueue_to_followers(session: Session, doc: dict[str, Any], *, now: datetime, object_ap_id: str | None = None,
                          extra_inboxes: Sequence[str] = ()) -> Activity:
     return enqueue(session, doc, [*follower_inboxes(session), *extra_inboxes], now=now, object_ap_id=object_ap_id)
+
+
+def enqueue_raw(session: Session, raw: bytes, doc: dict[str, Any], inboxes: Iterable[str], *, now: datetime) -> Activity | None:
+    """Forward a received activity byte for byte (its LD signature must stay intact)."""
+    if session.exec(select(Activity.id).where(Activity.ap_id == doc["id"])).first() is not None:
+        return None  # already forwarded
+    activity = Activity(ap_id=doc["id"], type=doc["type"], object_ap_id=None, body=raw.decode("utf-8"), created_at=now)
+    session.add(activity)
+    session.flush()
+    rows = [
+        {"activity_id": activity.id, "inbox": inbox, "host": (urlsplit(inbox).hostname or "").lower(),
+         "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for inbox in dict.fromkeys(inboxes)
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+    return activity

@@ -44,3 +44,38 @@ def get_interaction(session: Session, interaction_id: int) -> Interaction | None
 
 def get_by_ap_id(session: Session, ap_id: str) -> Interaction | None:
     return session.exec(select(Interaction).where(Interaction.ap_id == ap_id)).first()
+
+
+def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | None:
+    return session.exec(select(Interaction).where(Interaction.activity_ap_id == activity_ap_id)).first()
+
+
+def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool):  # type: ignore[no-untyped-def]
+    stmt = select(Interaction.ap_id).where(
+        Interaction.post_id == post_id, Interaction.status == VISIBLE, Interaction.via == "activitypub",
+        Interaction.kind == "reply", col(Interaction.ap_id).is_not(None),
+    )
+    if not whole_thread:
+        stmt = stmt.where(Interaction.parent_id == parent_id)
+    return stmt
+
+
+def list_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool,
+                   offset: int, limit: int) -> list[str]:
+    """Ids of visible fediverse replies, oldest first: a whole thread, or one comment's replies."""
+    stmt = _public_replies(post_id, parent_id, whole_thread).order_by(col(Interaction.published_at), col(Interaction.id))
+    return [r for r in session.exec(stmt.offset(offset).limit(limit)).all() if r]
+
+
+def count_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool) -> int:
+    sub = _public_replies(post_id, parent_id, whole_thread).subquery()
+    return session.exec(select(func.count()).select_from(sub)).one()
+
+
+def reaction_counts(session: Session, post_id: int) -> dict[str, int]:
+    stmt = (
+        select(Interaction.kind, func.count())
+        .where(Interaction.post_id == post_id, Interaction.status == VISIBLE, col(Interaction.kind).in_(("like", "repost")))
+        .group_by(col(Interaction.kind))
+    )
+    return dict(session.exec(stmt).all())

@@ -13,6 +13,7 @@ from fedblog.activitypub import vocab
 from fedblog.federation import serialize
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
+from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
@@ -130,4 +131,85 @@ def post_json(request: Request, services: Services, slug: str) -> Response:
             raise HTTPException(404, "There is no post here.")
         if post.deleted_at is not None:
             return tombstone_response(services, post)
-        return article_response(services, session, post, [], None, 0, 0)
+        assert post.id is not None
+        first = interaction_store.list_reply_ids(session, post.id, whole_thread=True, offset=0, limit=PAGE_SIZE + 1)
+        replies_id = services.urls.replies(services.urls.post(slug))
+        nxt = f"{replies_id}?page=2" if len(first) > PAGE_SIZE else None
+        counts = interaction_store.reaction_counts(session, post.id)
+        return article_response(services, session, post, first[:PAGE_SIZE], nxt, counts.get("like", 0), counts.get("repost", 0))
+
+
+def _live_post(session: Session, slug: str) -> Post:
+    post = post_store.get_post_by_slug(session, slug)
+    if post is None or post.draft or post.deleted_at is not None:
+        raise HTTPException(404, "There is no such post.")
+    return post
+
+
+async def post_replies(request: Request) -> Response:
+    """Every visible fediverse reply in the thread, paged; what Mastodon 4.5 crawls (INTEROP §5.3)."""
+    services = services_of(request)
+    slug = request.path_params["slug"]
+    with Session(services.engine) as session:
+        post = _live_post(session, slug)
+        assert post.id is not None
+        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True)
+    post_id = post.id
+
+    def items(offset: int, limit: int) -> list[object]:
+        with Session(services.engine) as session:
+            return list(interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit))
+
+    return _paged(request, services.urls.replies(services.urls.post(slug)), total, items)
+
+
+async def comment_replies(request: Request) -> Response:
+    services = services_of(request)
+    raw = request.path_params["comment_id"]
+    with Session(services.engine) as session:
+        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        if item is None or item.status != "visible":
+            raise HTTPException(404, "There is no comment with this id.")
+        total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
+    post_id, parent_id = item.post_id, item.id
+
+    def items(offset: int, limit: int) -> list[object]:
+        with Session(services.engine) as session:
+            return list(interaction_store.list_reply_ids(session, post_id, parent_id=parent_id, whole_thread=False,
+                                                         offset=offset, limit=limit))
+
+    return _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
+
+
+async def post_context(request: Request) -> Response:
+    """FEP-7888: the whole conversation, the post first."""
+    services = services_of(request)
+    slug = request.path_params["slug"]
+    with Session(services.engine) as session:
+        post = _live_post(session, slug)
+        assert post.id is not None
+        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True) + 1
+    post_id, post_url = post.id, services.urls.post(slug)
+
+    def items(offset: int, limit: int) -> list[object]:
+        with Session(services.engine) as session:
+            head = [post_url] if offset == 0 else []
+            rest = interaction_store.list_reply_ids(session, post_id, whole_thread=True,
+                                                    offset=max(0, offset - 1), limit=limit - len(head))
+            return head + list(rest)
+
+    return _paged(request, services.urls.context(slug), total, items)
+
+
+async def post_reactions(request: Request) -> Response:
+    services = services_of(request)
+    slug, which = request.path_params["slug"], request.path_params["which"]
+    if which not in ("likes", "shares"):
+        raise HTTPException(404, "Not a collection.")
+    with Session(services.engine) as session:
+        post = _live_post(session, slug)
+        assert post.id is not None
+        counts = interaction_store.reaction_counts(session, post.id)
+    total = counts.get("like" if which == "likes" else "repost", 0)
+    url = services.urls.likes(slug) if which == "likes" else services.urls.shares(slug)
+    return ActivityJSONResponse({"@context": vocab.AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})

@@ -5,17 +5,22 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fedblog.web import activitypub, feeds, inbox, pages, wellknown
+from fedblog.web import activitypub, feeds, inbox, interact, pages, wellknown
 
 
 def build_routes() -> list[BaseRoute]:
     return [
         Route("/", pages.home, name="home"),
         Route("/posts/{slug}", pages.post_page, name="post"),
+        Route("/posts/{slug}/replies", activitypub.post_replies, name="post_replies"),
+        Route("/posts/{slug}/context", activitypub.post_context, name="post_context"),
+        Route("/posts/{slug}/{which}", activitypub.post_reactions, name="post_reactions"),
+        Route("/comments/{comment_id}/replies", activitypub.comment_replies, name="comment_replies"),
         Route("/comments/{comment_id}", pages.comment_permalink, name="comment"),
         Route("/tags/{tag}", pages.tag_page, name="tag"),
         Route("/archive", pages.archive, name="archive"),
         Route("/about", pages.about, name="about"),
+        Route("/interact", interact.interact, name="interact"),
         Route("/feed.atom", feeds.atom, name="atom"),
         Route("/feed.rss", feeds.rss, name="rss"),
         Route("/users/{handle}", activitypub.actor, name="actor"),

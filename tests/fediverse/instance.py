@@ -125,7 +125,9 @@ class FakeInstance:
     async def post(self, actor: FakeActor, inbox_url: str, activity: dict[str, Any], *, key: Any = None,
                    key_id: str | None = None, body: bytes | None = None) -> httpx.Response:
         body = body if body is not None else json.dumps(activity).encode()
-        headers = signing.sign("POST", inbox_url, body, key or actor.key, key_id or actor.key_id, now=self._now())
+        algorithm = "hs2019" if self.flavour == "gotosocial" else "rsa-sha256"
+        headers = signing.sign("POST", inbox_url, body, key or actor.key, key_id or actor.key_id, now=self._now(),
+                               algorithm=algorithm)
         async with httpx.AsyncClient(transport=self.network.transport()) as c:
             return await c.post(inbox_url, content=body, headers=headers)
 

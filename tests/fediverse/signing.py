@@ -27,7 +27,7 @@ def public_pem(key: rsa.RSAPrivateKey) -> str:
 
 
 def sign(method: str, url: str, body: bytes | None, key: rsa.RSAPrivateKey, key_id: str,
-         now: datetime | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+         now: datetime | None = None, extra: dict[str, str] | None = None, algorithm: str = "rsa-sha256") -> dict[str, str]:
     """Headers for a Mastodon-style signed request."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -46,7 +46,7 @@ def sign(method: str, url: str, body: bytes | None, key: rsa.RSAPrivateKey, key_
             lines.append(f"{n}: {headers[{'host': 'Host', 'date': 'Date', 'digest': 'Digest'}[n]]}")
     sig = base64.b64encode(key.sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
     headers["Signature"] = (
-        f'keyId="{key_id}",algorithm="rsa-sha256",headers="{" ".join(names)}",signature="{sig}"'
+        f'keyId="{key_id}",algorithm="{algorithm}",headers="{" ".join(names)}",signature="{sig}"'
     )
     return headers
 

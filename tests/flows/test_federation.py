@@ -49,7 +49,7 @@ async def test_webfinger_and_actor(client: httpx.AsyncClient) -> None:
         assert r.status_code == 200, resource
         assert r.headers["content-type"].startswith("application/jrd+json")
         assert r.headers["access-control-allow-origin"] == "*"
-        self_link = [l for l in r.json()["links"] if l["rel"] == "self"][0]
+        self_link = [link for link in r.json()["links"] if link["rel"] == "self"][0]
         assert self_link == {"rel": "self", "type": "application/activity+json", "href": "https://blog.test/users/blog"}
     assert (await client.get("/.well-known/webfinger?resource=acct:nobody@blog.test")).status_code == 404
     r = await client.get("/users/blog", headers={"Accept": AP})

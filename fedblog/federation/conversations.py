@@ -1,0 +1,300 @@
+"""Replies, edits, deletes, likes and boosts from the fediverse: AS -> interactions.
+
+A reply is recognised by ``inReplyTo`` pointing at one of our posts or at any comment of one of
+our threads, never by addressing (Misskey does not address us). Every mutation is authorised
+against the stored owner (SECURITY.md invariant 4).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from fedblog.activitypub.context import is_public
+from fedblog.blog.markup import sanitize_remote_html
+from fedblog.clock import utc
+from fedblog.federation import moderation, outbox
+from fedblog.federation.actors import ActorError, ensure_actor, fetch_object, host_of, public_keys, upsert_actor
+from fedblog.federation.inbox import Delivery, Handler, Refused, id_of
+from fedblog.services import Services
+from fedblog.store import posts as post_store
+from fedblog.store.tables import Actor, Interaction, ObjectMarker, Post
+
+REPLY_TYPES = frozenset({"Note", "Article", "Page", "Question"})
+
+
+def parse_time(value: Any, fallback: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return utc(parsed)
+        except ValueError:
+            pass
+    return fallback
+
+
+def find_target(session: Session, services: Services, url: str | None) -> tuple[Post, Interaction | None] | None:
+    """What ``url`` (an inReplyTo or an object) names in our threads: (post, comment or None)."""
+    if not url:
+        return None
+    slug = services.urls.match_post(url)
+    if slug is not None:
+        post = post_store.get_post_by_slug(session, slug)
+        return (post, None) if post is not None and post.deleted_at is None and not post.draft else None
+    comment_id = services.urls.match_comment(url)
+    item = session.get(Interaction, comment_id) if comment_id is not None else (
+        session.exec(select(Interaction).where(Interaction.ap_id == url)).first())
+    if item is None or item.status == "deleted":
+        return None
+    post = session.get(Post, item.post_id)
+    return (post, item) if post is not None and post.deleted_at is None else None
+
+
+def _content_of(obj: dict[str, Any]) -> str:
+    content = obj.get("content")
+    if not isinstance(content, str) and isinstance(obj.get("contentMap"), dict):
+        content = next((v for v in obj["contentMap"].values() if isinstance(v, str)), "")
+    html = sanitize_remote_html(content if isinstance(content, str) else "")
+    name = obj.get("name")
+    if obj.get("type") in ("Article", "Page") and isinstance(name, str) and name.strip():
+        html = f"<p><strong>{sanitize_remote_html(name)}</strong></p>" + html
+    return html
+
+
+def _author_fields(actor: Actor) -> dict[str, Any]:
+    return {
+        "actor_id": actor.id,
+        "author_name": actor.name or actor.preferred_username or actor.ap_id,
+        "author_url": actor.url or actor.ap_id,
+        "author_handle": actor.handle,
+        "author_avatar": actor.icon_url,
+    }
+
+
+def initial_status(session: Session, services: Services, actor_ap_id: str) -> str:
+    mode = services.settings.moderation
+    if mode == "approve-all":
+        return "visible"
+    if mode == "hold-all":
+        return "pending"
+    return "visible" if moderation.is_approved(session, actor_ap_id) else "pending"
+
+
+# -- Create ---------------------------------------------------------------------------------------
+async def prepare_create(services: Services, d: Delivery) -> None:
+    obj = d.activity.get("object")
+    if isinstance(obj, str):  # a bare id: fetch it from its origin (signed)
+        obj = await fetch_object(services, obj)
+        d.activity = {**d.activity, "object": obj}
+    if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
+        d.notes["ignore"] = "not a reply-like object"
+        return
+    if id_of(obj.get("attributedTo")) != d.actor:
+        raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
+    in_reply_to = id_of(obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0])
+    with Session(services.engine) as session:
+        if find_target(session, services, in_reply_to) is None:
+            d.notes["ignore"] = "not a reply to this blog"
+            return
+    d.notes["in_reply_to"] = in_reply_to
+    try:
+        d.notes["actor"] = await ensure_actor(services, d.actor)
+    except ActorError as exc:
+        raise Refused(400, f"Refused: cannot fetch the author: {exc.reason}") from None
+
+
+def apply_create(session: Session, services: Services, d: Delivery) -> str:
+    if "ignore" in d.notes:
+        return "ignored: " + d.notes["ignore"]
+    obj = d.activity["object"]
+    if session.exec(select(Interaction.id).where(Interaction.ap_id == obj["id"])).first() is not None:
+        return "ignored: already stored"
+    target = find_target(session, services, d.notes["in_reply_to"])
+    if target is None:
+        return "ignored: the post is gone"
+    post, parent = target
+    if not (is_public(obj.get("to")) or is_public(obj.get("cc")) or is_public(d.activity.get("to")) or is_public(d.activity.get("cc"))):
+        return "ignored: not a public reply"
+    actor: Actor = session.merge(d.notes["actor"])
+    now = services.clock.now()
+    assert post.id is not None
+    item = Interaction(
+        post_id=post.id,
+        parent_id=parent.id if parent else None,
+        kind="reply",
+        via="activitypub",
+        status=initial_status(session, services, d.actor),
+        ap_id=obj["id"],
+        activity_ap_id=d.activity["id"],
+        in_reply_to_ap_id=d.notes["in_reply_to"],
+        content_html=_content_of(obj),
+        source_url=_html_url(obj),
+        published_at=min(parse_time(obj.get("published"), now), now),
+        updated_at=None,
+        raw=json.dumps(obj)[:200_000],
+        **_author_fields(actor),
+    )
+    session.add(item)
+    session.flush()
+    _forward_if_signed(session, services, d, item)
+    return "processed"
+
+
+def _html_url(obj: dict[str, Any]) -> str | None:
+    url = obj.get("url")
+    if isinstance(url, list):
+        url = next((u.get("href") if isinstance(u, dict) else u for u in url
+                    if isinstance(u, str) or (isinstance(u, dict) and u.get("mediaType", "text/html") == "text/html")), None)
+    elif isinstance(url, dict):
+        url = url.get("href")
+    return url if isinstance(url, str) and host_of(url) == host_of(obj["id"]) else None
+
+
+def _forward_if_signed(session: Session, services: Services, d: Delivery, item: Interaction) -> None:
+    """Forward LD-signed public replies, byte for byte, to our followers (INTEROP.md §5.4)."""
+    if item.status != "visible" or not isinstance(d.activity.get("signature"), dict):
+        return
+    origin = host_of(d.actor)
+    inboxes = [i for i in outbox.follower_inboxes(session) if host_of(i) != origin]
+    if inboxes:
+        outbox.enqueue_raw(session, d.raw, d.activity, inboxes, now=services.clock.now())
+
+
+# -- Update ---------------------------------------------------------------------------------------
+async def prepare_update(services: Services, d: Delivery) -> None:
+    obj = d.activity.get("object")
+    if id_of(obj) == d.actor and isinstance(obj, dict):
+        d.notes["actor_doc"] = obj
+        return
+    if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
+        d.notes["ignore"] = "nothing of ours to update"
+
+
+def apply_update(session: Session, services: Services, d: Delivery) -> str:
+    if "ignore" in d.notes:
+        return "ignored: " + d.notes["ignore"]
+    if "actor_doc" in d.notes:
+        return _update_actor(session, services, d)
+    obj = d.activity["object"]
+    item = session.exec(select(Interaction).where(Interaction.ap_id == obj["id"])).first()
+    if item is None:
+        return "ignored: unknown object"
+    owner = session.get(Actor, item.actor_id) if item.actor_id else None
+    if owner is None or owner.ap_id != d.actor:
+        raise Refused(403, "Refused: only the author of a comment can edit it.")
+    now = services.clock.now()
+    new_time = parse_time(obj.get("updated"), now)
+    if new_time <= utc(item.updated_at or item.published_at):
+        return "ignored: not newer than what we have"
+    item.content_html, item.updated_at = _content_of(obj), min(new_time, now)
+    item.raw = json.dumps(obj)[:200_000]
+    session.add(item)
+    return "processed"
+
+
+def _update_actor(session: Session, services: Services, d: Delivery) -> str:
+    doc = d.notes["actor_doc"]
+    key = next((k for k in public_keys(doc) if k.get("id") == d.key_id), None)
+    actor = upsert_actor(session, doc, key, services.clock.now())
+    fields = _author_fields(actor)
+    fields.pop("actor_id")
+    for item in session.exec(select(Interaction).where(Interaction.actor_id == actor.id)).all():
+        for k, v in fields.items():
+            setattr(item, k, v)
+        session.add(item)
+    return "processed"
+
+
+# -- Delete ---------------------------------------------------------------------------------------
+def apply_delete_object(session: Session, services: Services, d: Delivery) -> str:
+    target = id_of(d.activity.get("object"))
+    if not target:
+        return "ignored: nothing named"
+    item = session.exec(select(Interaction).where(Interaction.ap_id == target)).first()
+    if item is None:
+        mark(session, services, target, d.actor, "deleted")
+        return "ignored: unknown object (marker kept)"
+    owner = session.get(Actor, item.actor_id) if item.actor_id else None
+    if owner is None or owner.ap_id != d.actor:
+        raise Refused(403, "Refused: only the author of a comment can delete it.")
+    item.status = "deleted"
+    item.content_html = ""
+    session.add(item)
+    return "processed"
+
+
+def mark(session: Session, services: Services, ap_id: str, actor: str, reason: str) -> None:
+    if session.exec(select(ObjectMarker.id).where(ObjectMarker.ap_id == ap_id)).first() is None:
+        session.add(ObjectMarker(ap_id=ap_id, actor_ap_id=actor, reason=reason, created_at=services.clock.now()))
+
+
+# -- Like / Announce / Undo -----------------------------------------------------------------------
+async def prepare_reaction(services: Services, d: Delivery) -> None:
+    with Session(services.engine) as session:
+        if find_target(session, services, id_of(d.activity.get("object"))) is None:
+            d.notes["ignore"] = "not about this blog"
+            return
+    try:
+        d.notes["actor"] = await ensure_actor(services, d.actor)
+    except ActorError as exc:
+        raise Refused(400, f"Refused: cannot fetch the actor: {exc.reason}") from None
+
+
+def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
+    if "ignore" in d.notes:
+        return "ignored: " + d.notes["ignore"]
+    kind = "like" if d.activity["type"] == "Like" else "repost"
+    target = find_target(session, services, id_of(d.activity.get("object")))
+    if target is None:
+        return "ignored: the post is gone"
+    post, comment = target
+    if comment is not None:
+        return "ignored: reactions to comments are not shown"
+    actor: Actor = session.merge(d.notes["actor"])
+    existing = session.exec(select(Interaction.id).where(
+        Interaction.post_id == post.id, Interaction.kind == kind, Interaction.actor_id == actor.id,
+        col(Interaction.status) != "deleted")).first()
+    if existing is not None:
+        return "ignored: already counted"
+    now = services.clock.now()
+    assert post.id is not None
+    session.add(Interaction(
+        post_id=post.id, kind=kind, via="activitypub", status="visible", ap_id=d.activity["id"],
+        activity_ap_id=d.activity["id"], published_at=min(parse_time(d.activity.get("published"), now), now),
+        raw=json.dumps(d.activity)[:20_000], **_author_fields(actor),
+    ))
+    return "processed"
+
+
+def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> str:
+    inner = d.activity.get("object")
+    inner_id = id_of(inner)
+    item = session.exec(select(Interaction).where(Interaction.activity_ap_id == inner_id)).first() if inner_id else None
+    if item is None and isinstance(inner, dict):  # fall back to (actor, object)
+        target = find_target(session, services, id_of(inner.get("object")))
+        actor = session.exec(select(Actor).where(Actor.ap_id == d.actor)).first()
+        kind = "like" if inner.get("type") == "Like" else "repost"
+        if target is not None and actor is not None:
+            item = session.exec(select(Interaction).where(
+                Interaction.post_id == target[0].id, Interaction.kind == kind, Interaction.actor_id == actor.id)).first()
+    if item is None:
+        if inner_id:
+            mark(session, services, inner_id, d.actor, "undone")
+        return "ignored: unknown reaction (marker kept)"
+    owner = session.get(Actor, item.actor_id) if item.actor_id else None
+    if owner is None or owner.ap_id != d.actor:
+        raise Refused(403, "Refused: only the actor can undo their reaction.")
+    session.delete(item)
+    return "processed"
+
+
+async def nothing(services: Services, d: Delivery) -> None:
+    return None
+
+
+CREATE = Handler(prepare_create, apply_create)
+UPDATE = Handler(prepare_update, apply_update)
+REACTION = Handler(prepare_reaction, apply_reaction)
