@@ -85,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             proxy_headers=True,
             access_log=args.access_log,
+            timeout_graceful_shutdown=5,  # with TLS, idle keep-alive clients otherwise block shutdown
         )
     return 0
 

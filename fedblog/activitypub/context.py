@@ -30,6 +30,8 @@ EXTENSIONS: dict[str, Any] = {
     "schema": "http://schema.org#",
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",
+    # FEP-521a: keys for integrity proofs; the term lives in the CID context, defined here inline
+    "assertionMethod": {"@id": "https://w3id.org/security#assertionMethod", "@type": "@id", "@container": "@set"},
 }
 
 ACTOR_CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSIONS]

@@ -174,8 +174,9 @@ def wrap(activity_type: str, *, id: str, actor: str, obj: Any, published: str | 
     return doc
 
 
-def tombstone(id: str, *, deleted: str | None = None, former_type: str = "Article") -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": id, "type": "Tombstone", "formerType": former_type}
+def tombstone(id: str, *, deleted: str | None = None) -> dict[str, Any]:
+    # no formerType: Fedify reads its value as an IRI and warns on the bare "Article"
+    doc: dict[str, Any] = {"id": id, "type": "Tombstone"}
     if deleted:
         doc["deleted"] = deleted
     return doc
