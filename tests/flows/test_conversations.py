@@ -352,3 +352,12 @@ async def test_reply_and_follow_buttons_redirect_to_the_readers_server(services:
     for bad in ("", "not a host!", "@@"):
         assert (await client.get("/interact", params={"uri": post, "who": bad})).status_code == 400
     assert (await client.get("/interact", params={"uri": "https://evil.test/x", "who": "mastodon.social"})).status_code == 400
+
+
+async def test_undo_before_like_drops_the_late_like(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice = masto.actor("alice", "Alice A.")
+    like = builders.like(alice, post)
+    assert (await masto.post(alice, INBOX, builders.undo(alice, like))).status_code == 202
+    assert (await masto.post(alice, INBOX, like)).status_code == 202
+    assert _count(services, kind="like") == 0

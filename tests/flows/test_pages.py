@@ -7,7 +7,7 @@ import httpx
 import mf2py
 import pytest
 from sqlalchemy import event
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from fedblog.blog.demo import load_demo
 from fedblog.blog.posts import parse_post_source, save_post
@@ -276,3 +276,22 @@ async def test_post_page_queries_do_not_grow_with_comments(services: Services, c
     counts = {slug: await _statements_for(services, client, f"/posts/{slug}") for slug in ("five", "many")}
     assert counts["five"] == counts["many"]
     assert counts["five"] <= 5
+
+
+async def test_server_error_page_is_friendly(services: Services) -> None:
+    """A broken database (the tag table dropped) gives the 500 page, not a traceback."""
+    from fedblog.app import create_app
+
+    _load_demo(services)
+    with services.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE post_tag CASCADE" if services.engine.dialect.name == "postgresql" else "DROP TABLE post_tag")
+    # like uvicorn, send the 500 response instead of re-raising into the test
+    transport = httpx.ASGITransport(app=create_app(services), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="https://blog.test") as c:
+            r = await c.get(DEMO)
+    finally:  # the PostgreSQL schema is shared by the session: put the table back
+        SQLModel.metadata.tables["post_tag"].create(services.engine)
+    assert r.status_code == 500
+    assert "Something went wrong" in r.text and "Traceback" not in r.text
+    parse_html(r.text)
