@@ -1,0 +1,171 @@
+"""The demo post in a real browser: a real ``fedblog serve`` process, headless Chromium, no JS.
+
+Checks what only a browser can: the comments are visible, replies are visually nested, the
+stylesheet applies, and a phone-width viewport does not scroll sideways. Full-page screenshots
+land in ``test-artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+]
+DEMO = "/posts/china-sent-back-north-korean-defectors"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+STARTUP_TIMEOUT_S = 60.0
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"fedblog serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"fedblog serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """``python -m fedblog serve --demo`` on a free port; yields its base URL; always stopped."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FEDBLOG_")},  # no settings leak in from the shell
+        "FEDBLOG_BASE_URL": base,
+        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
+        "FEDBLOG_DATABASE_URL": database_url,
+        "FEDBLOG_WORKER": "off",
+    }
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fedblog", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    try:
+        _wait_until_up(proc, base + DEMO, log)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    url = live_server + DEMO
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            # -- desktop, JavaScript disabled: the page must work without it
+            context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+            try:
+                page = context.new_page()
+                response = page.goto(url, wait_until="load")
+                assert response is not None and response.status == 200
+
+                comments = page.locator("article.p-comment")
+                assert comments.count() == 43
+                for i in range(43):
+                    assert comments.nth(i).is_visible(), f"comment {i + 1} is not visible"
+
+                parent_li = page.locator("li.comment").filter(
+                    has=page.locator(":scope > article .p-author .p-name", has_text="jkitchstk")
+                )
+                assert parent_li.count() == 1
+                parent_article = parent_li.locator(":scope > article")
+                reply = parent_li.locator(":scope > ol.replies > li.comment > article.p-comment").filter(
+                    has_text="#12- Stop talking out of your ass."
+                )
+                assert reply.count() == 1
+                assert reply.locator(".p-author .p-name").inner_text() == "characteristic"
+                assert reply.is_visible()
+                pbox, rbox = parent_article.bounding_box(), reply.bounding_box()
+                assert pbox is not None and rbox is not None
+                assert rbox["x"] >= pbox["x"] + 10, f"reply not indented: parent x={pbox['x']}, reply x={rbox['x']}"
+                assert rbox["y"] > pbox["y"], "reply is not below its parent"
+
+                pingback = page.locator("#pingbacks li.pingback")
+                assert pingback.count() == 1 and pingback.is_visible()
+                assert pingback.inner_text().startswith("Pingback: Korea: Criticisms Mount")
+
+                # the stylesheet applied (evaluate() runs in Playwright's own world: page JS stays off)
+                main_max_width = page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth")
+                body_font = page.eval_on_selector("body", "e => getComputedStyle(e).fontFamily")
+                assert main_max_width not in ("none", ""), "style.css did not apply: main has no max-width"
+                assert "Iowan Old Style" in body_font, f"style.css did not apply: body font is {body_font!r}"
+                header_bottom = page.eval_on_selector(".site-header", "e => e.getBoundingClientRect().bottom")
+                h1_top = page.eval_on_selector("h1", "e => e.getBoundingClientRect().top")
+                assert h1_top - header_bottom >= 16, f"title is flush against the header ({h1_top - header_bottom:.0f}px)"
+                assert page.evaluate("() => document.title").startswith("China sent back North Korean defectors")
+                page.screenshot(path=str(ARTIFACTS / "demo-post.png"), full_page=True)
+            finally:
+                context.close()
+
+            # -- phone width: no sideways scrolling
+            context = browser.new_context(
+                java_script_enabled=False, viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+            )
+            try:
+                page = context.new_page()
+                page.goto(url, wait_until="load")
+                scroll_width, inner_width = page.evaluate(
+                    "() => [document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                assert inner_width == 390
+                assert scroll_width <= inner_width + 1, f"page overflows horizontally: scrollWidth={scroll_width}"
+                wide = page.evaluate(
+                    """() => [...document.querySelectorAll('main *')]
+                        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                        .slice(0, 5).map(e => e.tagName + '.' + e.className)"""
+                )
+                assert wide == [], f"elements stick out of a 390px viewport: {wide}"
+                page.screenshot(path=str(ARTIFACTS / "demo-post-mobile.png"), full_page=True)
+            finally:
+                context.close()
+
+            # -- dark mode, for the human looking at the artifacts
+            context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900}, color_scheme="dark")
+            try:
+                page = context.new_page()
+                page.goto(url, wait_until="load")
+                page.screenshot(path=str(ARTIFACTS / "demo-post-dark.png"), full_page=True)
+            finally:
+                context.close()
+        finally:
+            browser.close()
