@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from fedblog.store.tables import Interaction
+# Items are interaction rows: ``Interaction`` objects or plain rows with the same attributes.
+Interaction = Any
 
 COMMENT_KINDS = ("comment", "reply", "webmention", "mention")
 LINKBACK_KINDS = ("pingback", "trackback")
