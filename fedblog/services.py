@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from fedblog import __version__
 from fedblog.clock import Clock, SystemClock
+from fedblog.federation.cache import RemoteCache
 from fedblog.federation.keys import KeyRing
 from fedblog.net.client import build_http_client, make_user_agent
 from fedblog.net.safety import UrlPolicy
@@ -34,6 +35,7 @@ class Services:
     policy: UrlPolicy
     keys: KeyRing
     client_factory: Callable[[int], httpx.AsyncClient]
+    remote: RemoteCache  # per-process memory of remote keys and actors
 
     def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:
         """Another guarded client with the same settings (delivery workers keep one each)."""
@@ -76,4 +78,5 @@ def build_services(
         policy=UrlPolicy(allow_private_hosts=settings.allow_private_hosts),
         keys=KeyRing(engine, clock.now),
         client_factory=client_factory,
+        remote=RemoteCache(),
     )

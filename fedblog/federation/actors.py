@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from fedblog.clock import utc
+from fedblog.activitypub.keys import load_public_key
 from fedblog.blog.markup import html_to_text, sanitize_remote_html
+from fedblog.clock import utc
+from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
 from fedblog.net.fetch import FetchError, fetch_json
 from fedblog.services import Services
 from fedblog.store.tables import Actor
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 STALE_AFTER = timedelta(days=1)
-REFETCH_INTERVAL = 300.0  # seconds, P6
-NEGATIVE_TTL = 300.0
 
 
 class ActorError(Exception):
@@ -35,13 +34,6 @@ class ActorError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-@dataclass(frozen=True)
-class ResolvedKey:
-    key_id: str
-    owner: str
-    public_key_pem: str
 
 
 def host_of(url: str) -> str:
@@ -107,23 +99,6 @@ def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | No
     return row
 
 
-class KeyCache:
-    """Per-process memory of refetch times and failed fetches (safe to disagree across processes)."""
-
-    def __init__(self) -> None:
-        self.last_refetch: dict[str, float] = {}
-        self.failed: dict[str, tuple[float, str]] = {}
-
-    def may_refetch(self, key_id: str) -> bool:
-        return time.monotonic() - self.last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
-
-    def failure(self, url: str) -> str | None:
-        hit = self.failed.get(url)
-        if hit and time.monotonic() - hit[0] < NEGATIVE_TTL:
-            return hit[1]
-        return None
-
-
 async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
     """GET an actor (signed), check it is an actor at exactly ``url``."""
     try:
@@ -138,14 +113,36 @@ async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
     return doc
 
 
-async def resolve_key(services: Services, cache: KeyCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
-    """The public key ``key_id`` names and the actor that owns it (cached, fetched if needed)."""
+def snapshot(row: Actor) -> ActorSnapshot:
+    assert row.id is not None
+    return ActorSnapshot(id=row.id, ap_id=row.ap_id, host=row.host, name=row.name,
+                         preferred_username=row.preferred_username, handle=row.handle, url=row.url,
+                         icon_url=row.icon_url, inbox=row.inbox, shared_inbox=row.shared_inbox)
+
+
+def _parsed(key_id: str, owner: str, pem: str) -> ResolvedKey:
+    try:
+        parsed = load_public_key(pem)
+    except ValueError:
+        parsed = None  # verification then fails with a reason
+    return ResolvedKey(key_id, owner, pem, parsed)
+
+
+async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
+    """The public key ``key_id`` names and the actor that owns it (memory, table, then a fetch)."""
     now = services.clock.now()
     if not refresh:
+        hit = cache.key(key_id)
+        if hit is not None:
+            return hit
         with Session(services.engine) as session:
             row = session.exec(select(Actor).where(Actor.key_id == key_id)).first()
             if row is not None and row.public_key_pem:
-                return ResolvedKey(key_id, row.ap_id, row.public_key_pem)
+                key = _parsed(key_id, row.ap_id, row.public_key_pem)
+                cache.put_key(key)
+                if row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER:
+                    cache.put_actor(snapshot(row))
+                return key
     doc_url = key_id.split("#", 1)[0]
     failed = cache.failure(doc_url)
     if failed:
@@ -156,11 +153,14 @@ async def resolve_key(services: Services, cache: KeyCache, key_id: str, *, refre
     except ActorError as exc:
         cache.failed[doc_url] = (time.monotonic(), exc.reason)
         raise
-    key = next(k for k in public_keys(doc) if k.get("id") == key_id)
+    pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
     with Session(services.engine) as session:
-        upsert_actor(session, doc, key, now)
+        upsert_actor(session, doc, pk, now)
         session.commit()
-    return ResolvedKey(key_id, doc["id"], key["publicKeyPem"])
+    cache.forget_actor(doc["id"])  # re-read with its confirmed handle by ensure_actor
+    key = _parsed(key_id, doc["id"], pk["publicKeyPem"])
+    cache.put_key(key)
+    return key
 
 
 async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
@@ -181,16 +181,23 @@ async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dic
     return doc
 
 
-async def ensure_actor(services: Services, ap_id: str) -> Actor:
-    """The cached actor, fetched (signed) when unknown or stale; its handle confirmed by WebFinger."""
+async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None = None) -> ActorSnapshot:
+    """The actor, from memory or the table when fresh; else fetched (signed) and its handle
+    confirmed by WebFinger."""
+    if cache is not None and (hit := cache.actor(ap_id)) is not None:
+        return hit
     now = services.clock.now()
     with Session(services.engine, expire_on_commit=False) as session:
         row = get_actor(session, ap_id)
     fresh = row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
+    if fresh and row is not None and row.handle:
+        snap = snapshot(row)
+        if cache is not None:
+            cache.put_actor(snap)
+        return snap
     doc = None if fresh else await fetch_actor_document(services, ap_id)
     fields = actor_fields(doc) if doc is not None else {"preferred_username": row.preferred_username, "host": row.host}  # type: ignore[union-attr]
-    handle = row.handle if fresh and row is not None and row.handle else await confirm_handle(
-        services, ap_id, fields["preferred_username"], fields["host"])
+    handle = await confirm_handle(services, ap_id, fields["preferred_username"], fields["host"])
     with Session(services.engine, expire_on_commit=False) as session:
         if doc is not None:
             keys = public_keys(doc)
@@ -200,7 +207,10 @@ async def ensure_actor(services: Services, ap_id: str) -> Actor:
         row.handle = handle
         session.add(row)
         session.commit()
-        return row
+        snap = snapshot(row)
+    if cache is not None and handle:
+        cache.put_actor(snap)
+    return snap
 
 
 OBJECT_FETCH_DEADLINE = 10.0

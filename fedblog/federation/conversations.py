@@ -17,7 +17,15 @@ from fedblog.activitypub.context import is_public
 from fedblog.blog.markup import sanitize_remote_html
 from fedblog.clock import utc
 from fedblog.federation import moderation, outbox
-from fedblog.federation.actors import ActorError, ensure_actor, fetch_object, host_of, public_keys, upsert_actor
+from fedblog.federation.actors import (
+    ActorError,
+    ensure_actor,
+    fetch_object,
+    host_of,
+    public_keys,
+    upsert_actor,
+)
+from fedblog.federation.cache import ActorSnapshot
 from fedblog.federation.inbox import Delivery, Handler, Refused, id_of
 from fedblog.services import Services
 from fedblog.store import posts as post_store
@@ -64,7 +72,7 @@ def _content_of(obj: dict[str, Any]) -> str:
     return html
 
 
-def _author_fields(actor: Actor) -> dict[str, Any]:
+def _author_fields(actor: Actor | ActorSnapshot) -> dict[str, Any]:
     return {
         "actor_id": actor.id,
         "author_name": actor.name or actor.preferred_username or actor.ap_id,
@@ -96,12 +104,14 @@ async def prepare_create(services: Services, d: Delivery) -> None:
         raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
     in_reply_to = id_of(obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0])
     with Session(services.engine) as session:
-        if find_target(session, services, in_reply_to) is None:
+        target = find_target(session, services, in_reply_to)
+        if target is None:
             d.notes["ignore"] = "not a reply to this blog"
             return
     d.notes["in_reply_to"] = in_reply_to
+    d.notes["post_id"], d.notes["parent_id"] = target[0].id, (target[1].id if target[1] is not None else None)
     try:
-        d.notes["actor"] = await ensure_actor(services, d.actor)
+        d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
         raise Refused(400, f"Refused: cannot fetch the author: {exc.reason}") from None
 
@@ -110,20 +120,14 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
         return "ignored: " + d.notes["ignore"]
     obj = d.activity["object"]
-    if session.exec(select(Interaction.id).where(Interaction.ap_id == obj["id"])).first() is not None:
-        return "ignored: already stored"
-    target = find_target(session, services, d.notes["in_reply_to"])
-    if target is None:
-        return "ignored: the post is gone"
-    post, parent = target
     if not (is_public(obj.get("to")) or is_public(obj.get("cc")) or is_public(d.activity.get("to")) or is_public(d.activity.get("cc"))):
         return "ignored: not a public reply"
-    actor: Actor = session.merge(d.notes["actor"])
+    actor: ActorSnapshot = d.notes["actor"]
     now = services.clock.now()
-    assert post.id is not None
+    # a second copy of the same note (under another activity id) fails the unique ap_id: 202, no effect
     item = Interaction(
-        post_id=post.id,
-        parent_id=parent.id if parent else None,
+        post_id=d.notes["post_id"],
+        parent_id=d.notes["parent_id"],
         kind="reply",
         via="activitypub",
         status=initial_status(session, services, d.actor),
@@ -199,6 +203,7 @@ def _update_actor(session: Session, services: Services, d: Delivery) -> str:
     doc = d.notes["actor_doc"]
     key = next((k for k in public_keys(doc) if k.get("id") == d.key_id), None)
     actor = upsert_actor(session, doc, key, services.clock.now())
+    services.remote.forget_actor(actor.ap_id)
     fields = _author_fields(actor)
     fields.pop("actor_id")
     for item in session.exec(select(Interaction).where(Interaction.actor_id == actor.id)).all():
@@ -238,7 +243,7 @@ async def prepare_reaction(services: Services, d: Delivery) -> None:
             d.notes["ignore"] = "not about this blog"
             return
     try:
-        d.notes["actor"] = await ensure_actor(services, d.actor)
+        d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
         raise Refused(400, f"Refused: cannot fetch the actor: {exc.reason}") from None
 
@@ -253,7 +258,7 @@ def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
     post, comment = target
     if comment is not None:
         return "ignored: reactions to comments are not shown"
-    actor: Actor = session.merge(d.notes["actor"])
+    actor: ActorSnapshot = d.notes["actor"]
     existing = session.exec(select(Interaction.id).where(
         Interaction.post_id == post.id, Interaction.kind == kind, Interaction.actor_id == actor.id,
         col(Interaction.status) != "deleted")).first()

@@ -15,7 +15,7 @@ async def prepare_follow(services: Services, d: Delivery) -> None:
     if id_of(d.activity.get("object")) != services.urls.actor():
         d.notes["ignore"] = "the Follow is not for this blog"
         return
-    actor = await ensure_actor(services, d.actor)
+    actor = await ensure_actor(services, d.actor, services.remote)
     d.notes["inbox"] = actor.inbox
     d.notes["shared_inbox"] = actor.shared_inbox
 
@@ -57,6 +57,8 @@ def apply_undo_follow(session: Session, services: Services, d: Delivery) -> str:
 def apply_delete_actor(session: Session, services: Services, d: Delivery) -> str:
     """The actor deleted their account: drop them as follower, their comments and reactions."""
     session.exec(delete(Follower).where(col(Follower.actor_ap_id) == d.actor))  # type: ignore[call-overload]
+    services.remote.forget_actor(d.actor)
+    services.remote.forget_key(d.key_id)
     actor = session.exec(select(Actor).where(Actor.ap_id == d.actor)).first()
     if actor is not None:
         session.exec(delete(Interaction).where(col(Interaction.actor_id) == actor.id))  # type: ignore[call-overload]

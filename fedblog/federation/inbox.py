@@ -22,12 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub import httpsig
-from fedblog.activitypub.keys import load_public_key
 from fedblog.federation import moderation
-from fedblog.federation.actors import ActorError, KeyCache, host_of, resolve_key
-from fedblog.jobs.queue import clear_host
+from fedblog.federation.actors import ActorError, host_of, resolve_key
+from fedblog.federation.cache import ResolvedKey
 from fedblog.net.fetch import json_depth_ok
 from fedblog.services import Services
+from fedblog.store.federation import clear_host_failures
 from fedblog.store.tables import DeadLetter, InboxItem, ObjectMarker
 
 log = logging.getLogger("fedblog.inbox")
@@ -103,20 +103,18 @@ def _shape_error(doc: Any) -> str | None:
     return None
 
 
-def _verify_with(sig: httpsig.SignatureInput, pem: str) -> httpsig.Verification:
-    try:
-        public_key = load_public_key(pem)
-    except ValueError:
+def _verify_with(sig: httpsig.SignatureInput, key: ResolvedKey) -> httpsig.Verification:
+    if key.public_key is None:
         failure = httpsig.VerifyFailure(httpsig.FailureReason.key_mismatch, "the sender's publicKeyPem is not a usable key")
         return httpsig.Verification(ok=False, key_id=sig.key_id, scheme=sig.scheme, failure=failure)
-    return httpsig.verify_signature(sig, public_key)
+    return httpsig.verify_signature(sig, key.public_key)
 
 
 class Inbox:
     def __init__(self, services: Services, handlers: Mapping[str, Handler]) -> None:
         self.services = services
         self.handlers = dict(handlers)
-        self.keys = KeyCache()
+        self.keys = services.remote
         self.expected_host = urlsplit(services.settings.base_url).netloc
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
@@ -135,8 +133,9 @@ class Inbox:
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
         with Session(self.services.engine) as session:
-            if moderation.is_blocked(session, actor) or moderation.is_blocked(session, sig.key_id):
+            if moderation.is_blocked_any(session, (actor, sig.key_id)):
                 return InboxResult(403, "Refused: this actor or its domain is blocked here.")
+            # dedupe early: a redelivery costs one SELECT, not a signature check
             if session.exec(select(InboxItem.id).where(InboxItem.ap_id == doc["id"])).first() is not None:
                 return InboxResult(202, "Already received.")
         verified = await self._verify(sig, doc, actor)
@@ -155,11 +154,11 @@ class Inbox:
             if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
                 return InboxResult(202, "Ignored: a Delete of an actor we never knew.")
             return InboxResult(401, f"Signature refused: cannot get key {sig.key_id}: {exc.reason}")
-        result = _verify_with(sig, key.public_key_pem)
+        result = _verify_with(sig, key)
         if not result.ok and self.keys.may_refetch(sig.key_id):
             try:  # the sender may have rotated its key: refetch once (P6)
                 key = await resolve_key(self.services, self.keys, sig.key_id, refresh=True)
-                result = _verify_with(sig, key.public_key_pem)
+                result = _verify_with(sig, key)
             except ActorError:
                 pass
         if not result.ok:
@@ -185,8 +184,10 @@ class Inbox:
 
     async def _dispatch(self, d: Delivery) -> InboxResult:
         handler = self.handlers.get(d.activity["type"])
-        with Session(self.services.engine) as session:
-            dropped = self._dropped_by_marker(d, session)
+        dropped = False
+        if handler is not None and isinstance(d.activity.get("object"), str) and d.activity["type"] == "Create":
+            with Session(self.services.engine) as session:  # spare a fetch for something already deleted
+                dropped = self._dropped_by_marker(d, session)
         try:
             if handler is not None and not dropped:
                 await handler.prepare(self.services, d)
@@ -211,7 +212,7 @@ class Inbox:
                 item.state, item.error = state, (None if state == "processed" else outcome)
                 item.processed_at = now
                 session.add(item)
-                clear_host(session, host_of(d.actor), now)
+                clear_host_failures(session, host_of(d.actor), now)
                 session.commit()
         except IntegrityError:
             return InboxResult(202, "Already received.")  # a concurrent copy won the race

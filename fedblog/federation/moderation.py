@@ -6,6 +6,7 @@ subdomains). Blocks are checked before any key is fetched.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -34,6 +35,13 @@ def _matches(session: Session, action: str, actor_or_url: str) -> bool:
 
 def is_blocked(session: Session, actor_or_url: str) -> bool:
     return _matches(session, "block", actor_or_url)
+
+
+def is_blocked_any(session: Session, urls: Iterable[str]) -> bool:
+    """One query for several URLs (an actor and its key id)."""
+    targets = sorted({t for u in urls for t in _targets(u)})
+    stmt = select(ModerationRule.id).where(ModerationRule.action == "block", col(ModerationRule.target).in_(targets))
+    return session.exec(stmt).first() is not None
 
 
 def is_approved(session: Session, actor_or_url: str) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
@@ -47,3 +48,13 @@ def pending_count(session: Session, *, due_only: bool = False, now: object = Non
     if due_only and now is not None:
         stmt = stmt.where(col(Delivery.next_attempt_at) <= now)
     return session.exec(stmt).one()
+
+
+def clear_host_failures(session: Session, host: str, now: datetime) -> None:
+    """We heard from ``host``: forget its failures. One UPDATE that touches nothing when healthy."""
+    stmt = (
+        update(HostHealth)
+        .where(col(HostHealth.host) == host, or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True)))
+        .values(failure_days="", unavailable=False, last_success_at=now)
+    )
+    session.execute(stmt, execution_options={"synchronize_session": False})

@@ -1,0 +1,88 @@
+"""Per-process memory of remote keys and actors, in front of the ``actor`` table.
+
+Safe for processes to disagree on: a stale key fails verification and is refetched (at most once
+per 5 minutes, P6); a stale display name lives at most ``ACTOR_TTL``. Failed fetches are
+remembered for 5 minutes so a bad sender cannot make us hammer a host.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+REFETCH_INTERVAL = 300.0
+NEGATIVE_TTL = 300.0
+KEY_TTL = 3600.0
+ACTOR_TTL = 600.0
+MAX_ENTRIES = 50_000
+
+
+@dataclass(frozen=True)
+class ActorSnapshot:
+    """What handlers need of a remote actor, detached from any database session."""
+
+    id: int
+    ap_id: str
+    host: str
+    name: str | None
+    preferred_username: str | None
+    handle: str | None
+    url: str | None
+    icon_url: str | None
+    inbox: str | None
+    shared_inbox: str | None
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    key_id: str
+    owner: str
+    public_key_pem: str
+    public_key: Any = None  # parsed once, reused for every verification
+
+
+class RemoteCache:
+    def __init__(self) -> None:
+        self.last_refetch: dict[str, float] = {}
+        self.failed: dict[str, tuple[float, str]] = {}
+        self._keys: dict[str, tuple[float, ResolvedKey]] = {}
+        self._actors: dict[str, tuple[float, ActorSnapshot]] = {}
+
+    # -- refetch policy -------------------------------------------------------------------------
+    def may_refetch(self, key_id: str) -> bool:
+        return time.monotonic() - self.last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
+
+    def failure(self, url: str) -> str | None:
+        hit = self.failed.get(url)
+        if hit and time.monotonic() - hit[0] < NEGATIVE_TTL:
+            return hit[1]
+        return None
+
+    # -- entries --------------------------------------------------------------------------------
+    def key(self, key_id: str) -> ResolvedKey | None:
+        hit = self._keys.get(key_id)
+        return hit[1] if hit and time.monotonic() - hit[0] < KEY_TTL else None
+
+    def put_key(self, key: ResolvedKey) -> None:
+        self._trim(self._keys)
+        self._keys[key.key_id] = (time.monotonic(), key)
+
+    def forget_key(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    def actor(self, ap_id: str) -> ActorSnapshot | None:
+        hit = self._actors.get(ap_id)
+        return hit[1] if hit and time.monotonic() - hit[0] < ACTOR_TTL else None
+
+    def put_actor(self, actor: ActorSnapshot) -> None:
+        self._trim(self._actors)
+        self._actors[actor.ap_id] = (time.monotonic(), actor)
+
+    def forget_actor(self, ap_id: str) -> None:
+        self._actors.pop(ap_id, None)
+
+    @staticmethod
+    def _trim(d: dict[str, Any]) -> None:
+        if len(d) >= MAX_ENTRIES:
+            d.clear()
