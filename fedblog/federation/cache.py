@@ -16,6 +16,7 @@ NEGATIVE_TTL = 300.0
 KEY_TTL = 3600.0
 ACTOR_TTL = 600.0
 MAX_ENTRIES = 50_000
+HOST_CLEAR_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class RemoteCache:
         self.failed: dict[str, tuple[float, str]] = {}
         self._keys: dict[str, tuple[float, ResolvedKey]] = {}
         self._actors: dict[str, tuple[float, ActorSnapshot]] = {}
+        self._hosts_cleared: dict[str, float] = {}
 
     # -- refetch policy -------------------------------------------------------------------------
     def may_refetch(self, key_id: str) -> bool:
@@ -81,6 +83,15 @@ class RemoteCache:
 
     def forget_actor(self, ap_id: str) -> None:
         self._actors.pop(ap_id, None)
+
+    def host_needs_clearing(self, host: str) -> bool:
+        """Clear a host's delivery failures at most once a minute per process when we hear from it."""
+        now = time.monotonic()
+        if now - self._hosts_cleared.get(host, -1e9) < HOST_CLEAR_INTERVAL:
+            return False
+        self._trim(self._hosts_cleared)
+        self._hosts_cleared[host] = now
+        return True
 
     @staticmethod
     def _trim(d: dict[str, Any]) -> None:

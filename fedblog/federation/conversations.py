@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub.context import is_public
@@ -125,12 +126,14 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
     actor: ActorSnapshot = d.notes["actor"]
     now = services.clock.now()
     # a second copy of the same note (under another activity id) fails the unique ap_id: 202, no effect
-    item = Interaction(
+    status = initial_status(session, services, d.actor)
+    # a plain INSERT (the hot path of the inbox); the unique ap_id makes a second copy a no-op
+    session.execute(insert(Interaction).values(
         post_id=d.notes["post_id"],
         parent_id=d.notes["parent_id"],
         kind="reply",
         via="activitypub",
-        status=initial_status(session, services, d.actor),
+        status=status,
         ap_id=obj["id"],
         activity_ap_id=d.activity["id"],
         in_reply_to_ap_id=d.notes["in_reply_to"],
@@ -138,12 +141,11 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
         source_url=_html_url(obj),
         published_at=min(parse_time(obj.get("published"), now), now),
         updated_at=None,
-        raw=json.dumps(obj)[:200_000],
+        raw=d.raw.decode("utf-8", "replace")[:200_000],
         **_author_fields(actor),
-    )
-    session.add(item)
-    session.flush()
-    _forward_if_signed(session, services, d, item)
+    ))
+    if status == "visible":
+        _forward_if_signed(session, services, d)
     return "processed"
 
 
@@ -157,9 +159,9 @@ def _html_url(obj: dict[str, Any]) -> str | None:
     return url if isinstance(url, str) and host_of(url) == host_of(obj["id"]) else None
 
 
-def _forward_if_signed(session: Session, services: Services, d: Delivery, item: Interaction) -> None:
+def _forward_if_signed(session: Session, services: Services, d: Delivery) -> None:
     """Forward LD-signed public replies, byte for byte, to our followers (INTEROP.md §5.4)."""
-    if item.status != "visible" or not isinstance(d.activity.get("signature"), dict):
+    if not isinstance(d.activity.get("signature"), dict):
         return
     origin = host_of(d.actor)
     inboxes = [i for i in outbox.follower_inboxes(session) if host_of(i) != origin]

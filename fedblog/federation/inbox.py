@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -211,8 +212,10 @@ class Inbox:
                 state = "processed" if outcome == "processed" else "ignored"
                 item.state, item.error = state, (None if state == "processed" else outcome)
                 item.processed_at = now
-                session.add(item)
-                clear_host_failures(session, host_of(d.actor), now)
+                session.execute(insert(InboxItem).values(**item.model_dump(exclude={"id"})))
+                host = host_of(d.actor)
+                if self.keys.host_needs_clearing(host):
+                    clear_host_failures(session, host, now)
                 session.commit()
         except IntegrityError:
             return InboxResult(202, "Already received.")  # a concurrent copy won the race
