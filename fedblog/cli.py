@@ -19,22 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from tqdm import tqdm
 
 from fedblog import __version__
 from fedblog.blog.demo import load_demo
-from tqdm import tqdm
-
-from fedblog.blog.posts import PostSourceError, parse_post_source
 from fedblog.blog.markup import html_to_text
+from fedblog.blog.posts import PostSourceError, parse_post_source
 from fedblog.federation import moderation
 from fedblog.federation.publishing import publish, unpublish
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
 from fedblog.settings import SettingsError, ensure_secret_key, load_settings
 from fedblog.store import federation as fed_store
-from fedblog.store.federation import pending_count
 from fedblog.store import posts as post_store
 from fedblog.store.db import migrate, session_scope
+from fedblog.store.federation import pending_count
 
 
 class CliError(Exception):

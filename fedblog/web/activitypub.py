@@ -16,8 +16,8 @@ from fedblog.store import federation as fed_store
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 from fedblog.web.common import page_number, renderer_of, services_of
+from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 
 PAGE_SIZE = 20
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from sqlmodel import Session
 
 from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.web.negotiation import wants_activitypub
 from fedblog.web.activitypub import post_json
 from fedblog.web.common import page_number, renderer_of, services_of
+from fedblog.web.negotiation import wants_activitypub
 
 
 def live_post_or_error(session: Session, slug: str) -> Post:

@@ -14,8 +14,8 @@ from fedblog import __version__
 from fedblog.activitypub import vocab
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Interaction
-from fedblog.web.negotiation import JRDResponse
 from fedblog.web.common import services_of
+from fedblog.web.negotiation import JRDResponse
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 
