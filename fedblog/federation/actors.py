@@ -99,15 +99,21 @@ def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | No
     return row
 
 
-async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
-    """GET an actor (signed), check it is an actor at exactly ``url``."""
+async def fetch_exact(services: Services, url: str, what: str = "") -> dict[str, Any]:
+    """GET a document (signed) from its origin; it must carry exactly ``url`` as its id."""
     try:
         fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(), deadline=10.0)
     except FetchError as exc:
-        raise ActorError(f"could not fetch {url}: {exc.reason}", status=getattr(exc, "status", None)) from None
+        raise ActorError(f"could not fetch {what or url}: {exc.reason}", status=getattr(exc, "status", None)) from None
     doc = fetched.data
     if doc.get("id") != url:
         raise ActorError(f"{url} answered with a document whose id is {str(doc.get('id'))[:200]!r}")
+    return doc
+
+
+async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
+    """GET an actor (signed), check it is an actor at exactly ``url``."""
+    doc = await fetch_exact(services, url)
     if doc.get("type") not in ACTOR_TYPES:
         raise ActorError(f"{url} is a {str(doc.get('type'))[:40]}, not an actor")
     return doc
@@ -164,13 +170,7 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
 
 
 async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
-    try:
-        fetched = await fetch_json(services.http, doc_url, policy=services.policy, auth=services.signer(), deadline=10.0)
-    except FetchError as exc:
-        raise ActorError(f"could not fetch key {key_id}: {exc.reason}", status=getattr(exc, "status", None)) from None
-    doc = fetched.data
-    if doc.get("id") != doc_url:
-        raise ActorError(f"{doc_url} answered with a document whose id is {str(doc.get('id'))[:200]!r}")
+    doc = await fetch_exact(services, doc_url, what=f"key {key_id}")
     if doc.get("type") not in ACTOR_TYPES:  # a standalone key document: follow its owner
         owner = doc.get("owner") or doc.get("controller")
         if not isinstance(owner, str) or not same_origin(owner, doc_url):
@@ -213,19 +213,9 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
     return snap
 
 
-OBJECT_FETCH_DEADLINE = 10.0
-
-
 async def fetch_object(services: Services, url: str) -> dict[str, Any]:
     """GET an object by id from its origin (signed); it must carry exactly that id."""
-    try:
-        fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(),
-                                   deadline=OBJECT_FETCH_DEADLINE)
-    except FetchError as exc:
-        raise ActorError(f"could not fetch {url}: {exc.reason}", status=getattr(exc, "status", None)) from None
-    if fetched.data.get("id") != url:
-        raise ActorError(f"{url} answered with a document whose id is {str(fetched.data.get('id'))[:200]!r}")
-    return fetched.data
+    return await fetch_exact(services, url)
 
 
 async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:
