@@ -53,17 +53,22 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _pg_engine() -> Iterator[Engine | None]:
+    """A database of our own next to FEDBLOG_TEST_DATABASE_URL's, so parallel runs never meet."""
     if not is_postgres():
         yield None
         return
-    url = load_settings({"FEDBLOG_DATABASE_URL": TEST_DB_URL}).database_url
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    admin = make_engine(load_settings({"FEDBLOG_DATABASE_URL": TEST_DB_URL}).database_url)
+    name = f"fedblog_test_{os.getpid()}"
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(admin.url.set(database=name).render_as_string(hide_password=False))
     migrate(engine)
     yield engine
     engine.dispose()
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +25,18 @@ from tests.conftest import TEST_DB_URL, is_postgres
 def empty_engine(tmp_path: Path) -> Iterator[Engine]:
     """A brand-new empty database of the kind under test."""
     if is_postgres():
+        name = f"fedblog_migration_{os.getpid()}"
         admin = make_engine(load_settings({"FEDBLOG_DATABASE_URL": TEST_DB_URL}).database_url)
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS fedblog_migration_test WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE fedblog_migration_test"))
-        url = admin.url.set(database="fedblog_migration_test").render_as_string(hide_password=False)
-        admin.dispose()
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
         engine = make_engine(url)
         yield engine
         engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
     else:
         engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
         yield engine
