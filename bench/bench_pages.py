@@ -133,7 +133,8 @@ def big_comments() -> list[dict[str, Any]]:
 
 
 def _plain_row(row: Any) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.model_dump().items()}
+    data = row.model_dump() if hasattr(row, "model_dump") else dict(row._mapping)
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
 
 
 def build_database(database_url: str) -> dict[str, Any]:
