@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -34,6 +34,11 @@ from fedblog.store.tables import DeadLetter, InboxItem, ObjectMarker
 log = logging.getLogger("fedblog.inbox")
 MAX_DEPTH = 32
 MAX_ADDRESSEES = 500
+
+
+# the hot statements, built once
+_SEEN = select(InboxItem.id).where(col(InboxItem.ap_id) == bindparam("ap_id"))
+_MARKED = select(ObjectMarker.id).where(col(ObjectMarker.ap_id).in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class Inbox:
             if moderation.is_blocked_any(session, (actor, sig.key_id)):
                 return InboxResult(403, "Refused: this actor or its domain is blocked here.")
             # dedupe early: a redelivery costs one SELECT, not a signature check
-            if session.exec(select(InboxItem.id).where(InboxItem.ap_id == doc["id"])).first() is not None:
+            if session.exec(_SEEN, params={"ap_id": doc["id"]}).first() is not None:
                 return InboxResult(202, "Already received.")
         verified = await self._verify(sig, doc, actor)
         if isinstance(verified, InboxResult):
@@ -233,7 +238,7 @@ class Inbox:
         obj_id = id_of(d.activity.get("object"))
         if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
             ids.append(obj_id)
-        return session.exec(select(ObjectMarker.id).where(col(ObjectMarker.ap_id).in_(ids))).first() is not None
+        return session.exec(_MARKED, params={"ids": ids}).first() is not None
 
     def _dead_letter(self, d: Delivery, item: InboxItem, exc: Exception) -> InboxResult:
         now = self.services.clock.now()

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Actor, Interaction, ModerationRule
@@ -37,11 +38,15 @@ def is_blocked(session: Session, actor_or_url: str) -> bool:
     return _matches(session, "block", actor_or_url)
 
 
+_BLOCKED = select(ModerationRule.id).where(
+    ModerationRule.action == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))
+)
+
+
 def is_blocked_any(session: Session, urls: Iterable[str]) -> bool:
-    """One query for several URLs (an actor and its key id)."""
+    """One query for several URLs (an actor and its key id); the statement is built once."""
     targets = sorted({t for u in urls for t in _targets(u)})
-    stmt = select(ModerationRule.id).where(ModerationRule.action == "block", col(ModerationRule.target).in_(targets))
-    return session.exec(stmt).first() is not None
+    return session.exec(_BLOCKED, params={"targets": targets}).first() is not None
 
 
 def is_approved(session: Session, actor_or_url: str) -> bool:

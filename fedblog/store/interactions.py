@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func
+from sqlalchemy import Row, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,14 +24,17 @@ DISPLAY_COLUMNS = (
 )
 
 
+_FOR_POST = (
+    sa_select(*DISPLAY_COLUMNS)
+    .where(col(Interaction.post_id) == bindparam("post_id"),
+           col(Interaction.status).in_(bindparam("statuses", expanding=True)))
+    .order_by(col(Interaction.published_at), col(Interaction.id))
+)
+
+
 def list_for_post(session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)) -> Sequence[Row[Any]]:
     """All interactions of a post in display order, in one query, as read-only rows."""
-    stmt = (
-        sa_select(*DISPLAY_COLUMNS)
-        .where(col(Interaction.post_id) == post_id, col(Interaction.status).in_(statuses))
-        .order_by(col(Interaction.published_at), col(Interaction.id))
-    )
-    return session.execute(stmt).all()
+    return session.execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)}).all()
 
 
 def comment_counts(session: Session, post_ids: Sequence[int]) -> dict[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Post, PostTag, Tag
@@ -15,8 +15,18 @@ def _live() -> list:  # type: ignore[type-arg]
     return [col(Post.draft).is_(False), col(Post.deleted_at).is_(None)]
 
 
+# Hot statements are built once: building a SELECT costs more than running it on SQLite.
+_POST_BY_SLUG = select(Post).where(col(Post.slug) == bindparam("slug"))
+_TAGS_FOR_POSTS = (
+    select(PostTag.post_id, Tag)
+    .join(Tag, col(Tag.id) == col(PostTag.tag_id))
+    .where(col(PostTag.post_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Tag.label))
+)
+
+
 def get_post_by_slug(session: Session, slug: str) -> Post | None:
-    return session.exec(select(Post).where(Post.slug == slug)).first()
+    return session.exec(_POST_BY_SLUG, params={"slug": slug}).first()
 
 
 def list_posts(session: Session, *, offset: int, limit: int) -> Sequence[Post]:
@@ -72,13 +82,7 @@ def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[
     out: dict[int, list[Tag]] = defaultdict(list)
     if not post_ids:
         return out
-    stmt = (
-        select(PostTag.post_id, Tag)
-        .join(Tag, col(Tag.id) == col(PostTag.tag_id))
-        .where(col(PostTag.post_id).in_(post_ids))
-        .order_by(col(Tag.label))
-    )
-    for post_id, tag in session.exec(stmt).all():
+    for post_id, tag in session.exec(_TAGS_FOR_POSTS, params={"ids": list(post_ids)}).all():
         out[post_id].append(tag)
     return out
 
