@@ -202,10 +202,10 @@ class Inbox:
         except ActorError as exc:
             return InboxResult(400, f"Refused: {exc.reason}")
         now = self.services.clock.now()
-        item = InboxItem(
-            ap_id=d.activity["id"], type=d.activity["type"], actor_ap_id=d.actor, signer_key_id=d.key_id,
-            signature_scheme=d.scheme, raw=d.raw.decode("utf-8", "replace"), received_at=now,
-        )
+        item: dict[str, Any] = {
+            "ap_id": d.activity["id"], "type": d.activity["type"], "actor_ap_id": d.actor, "signer_key_id": d.key_id,
+            "signature_scheme": d.scheme, "raw": d.raw.decode("utf-8", "replace"), "received_at": now,
+        }
         try:
             with Session(self.services.engine) as session:
                 if handler is None:
@@ -215,9 +215,8 @@ class Inbox:
                 else:
                     outcome = handler.apply(session, self.services, d)
                 state = "processed" if outcome == "processed" else "ignored"
-                item.state, item.error = state, (None if state == "processed" else outcome)
-                item.processed_at = now
-                session.execute(insert(InboxItem).values(**item.model_dump(exclude={"id"})))
+                item.update(state=state, error=None if state == "processed" else outcome, processed_at=now)
+                session.execute(insert(InboxItem).values(**item))
                 host = host_of(d.actor)
                 if self.keys.host_needs_clearing(host):
                     clear_host_failures(session, host, now)
@@ -240,13 +239,14 @@ class Inbox:
             ids.append(obj_id)
         return session.exec(_MARKED, params={"ids": ids}).first() is not None
 
-    def _dead_letter(self, d: Delivery, item: InboxItem, exc: Exception) -> InboxResult:
+    def _dead_letter(self, d: Delivery, item: dict[str, Any], exc: Exception) -> InboxResult:
         now = self.services.clock.now()
+        error = f"{type(exc).__name__}: {exc}"[:1000]
         try:
             with Session(self.services.engine) as session:
-                item.state, item.error, item.processed_at = "failed", f"{type(exc).__name__}: {exc}"[:1000], now
-                session.add(item)
-                session.add(DeadLetter(source="inbox", ref=d.activity["id"], error=item.error, payload=item.raw, created_at=now))
+                item.update(state="failed", error=error, processed_at=now)
+                session.add(InboxItem(**item))
+                session.add(DeadLetter(source="inbox", ref=d.activity["id"], error=error, payload=item["raw"], created_at=now))
                 session.commit()
         except IntegrityError:
             return InboxResult(202, "Already received.")
