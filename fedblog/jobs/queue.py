@@ -7,7 +7,7 @@ A killed worker's lease simply expires and the row is claimed again (at-least-on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +31,12 @@ class Claimed:
     activity_id: int
 
 
-def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
-    """Lease up to ``limit`` due pending deliveries for ``worker`` and commit the lease."""
+def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease: timedelta,
+              exclude_hosts: Collection[str] = ()) -> list[Claimed]:
+    """Lease up to ``limit`` due pending deliveries for ``worker`` and commit the lease.
+
+    Rows for ``exclude_hosts`` are left alone (the caller already holds a backlog for them).
+    """
     due = (
         select(Delivery.id)
         .where(
@@ -43,6 +47,8 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
         .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
         .limit(limit)
     )
+    if exclude_hosts:
+        due = due.where(col(Delivery.host).not_in(list(exclude_hosts)))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
@@ -54,6 +60,18 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
     session.commit()
     return [Claimed(*row) for row in rows]
+
+
+def release(session: Session, ids: Sequence[int], *, worker: str) -> None:
+    """Give back leases this worker holds but will not use (it is stopping): others may claim them now."""
+    if not ids:
+        return
+    stmt = (
+        update(Delivery)
+        .where(Delivery.state == "pending", Delivery.leased_by == worker, col(Delivery.id).in_(list(ids)))
+        .values(lease_until=None, leased_by=None)
+    )
+    session.execute(stmt, execution_options={"synchronize_session": False})
 
 
 def activity_bodies(session: Session, ids: Sequence[int]) -> dict[int, str]:
