@@ -17,7 +17,7 @@ from fedblog import __version__
 from fedblog.clock import Clock, SystemClock
 from fedblog.federation.cache import RemoteCache
 from fedblog.federation.keys import KeyRing
-from fedblog.net.client import build_http_client, make_user_agent
+from fedblog.net.client import build_http_client, make_ssl_context, make_user_agent
 from fedblog.net.safety import UrlPolicy
 from fedblog.net.signing import HttpSignatureAuth
 from fedblog.settings import Settings
@@ -59,12 +59,13 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     engine = engine or make_engine(settings.database_url)
+    tls = make_ssl_context(settings.ssl_cert_file)  # one context for every client of this process
 
     def client_factory(max_connections: int) -> httpx.AsyncClient:
         return build_http_client(
             user_agent=make_user_agent(__version__, settings.base_url + "/"),
             allow_private_hosts=settings.allow_private_hosts,
-            ssl_cert_file=settings.ssl_cert_file,
+            ssl_context=tls,
             transport=transport,
             max_connections=max_connections,
         )

@@ -151,6 +151,7 @@ def build_http_client(
     user_agent: str,
     allow_private_hosts: frozenset[str],
     ssl_cert_file: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
     max_connections: int = 100,
@@ -163,6 +164,8 @@ def build_http_client(
         user_agent: see ``make_user_agent``.
         allow_private_hosts: hostnames allowed to resolve to non-global addresses (tests only).
         ssl_cert_file: CA bundle to trust instead of certifi's (settings' ``SSL_CERT_FILE``).
+        ssl_context: a ready context to share between clients (building one costs ~20 ms of CPU);
+            overrides ``ssl_cert_file``.
         transport: replaces the socket layer (tests); URL checks still apply, IP checks cannot.
         resolver: DNS resolver for the guarded backend; ignored when ``transport`` is given.
         max_connections: pool size across all hosts.
@@ -177,7 +180,7 @@ def build_http_client(
         transport = GuardedHTTPTransport(
             policy,
             resolver=resolver,
-            ssl_context=make_ssl_context(ssl_cert_file),
+            ssl_context=ssl_context or make_ssl_context(ssl_cert_file),
             limits=_limits(max_connections),
         )
     return httpx.AsyncClient(
