@@ -38,7 +38,7 @@ from fedblog.services import Services
 log = logging.getLogger("fedblog.worker")
 FLUSH_EVERY = 0.25  # seconds
 FLUSH_SIZE = 200
-TASKS_PER_CLIENT = 8  # delivery tasks sharing one HTTP client (and its connection pool)
+TASKS_PER_CLIENT = 2  # delivery tasks sharing one HTTP client (and its connection pool)
 ERROR_BACKOFF = 5.0  # seconds run_forever waits after an unexpected error (e.g. the DB is down)
 
 
