@@ -8,10 +8,12 @@ against the stored owner (SECURITY.md invariant 4).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub.context import is_public
@@ -29,7 +31,6 @@ from fedblog.federation.actors import (
 from fedblog.federation.cache import ActorSnapshot
 from fedblog.federation.inbox import Delivery, Handler, Refused, id_of
 from fedblog.services import Services
-from fedblog.store import posts as post_store
 from fedblog.store.tables import Actor, Interaction, ObjectMarker, Post
 
 REPLY_TYPES = frozenset({"Note", "Article", "Page", "Question"})
@@ -45,21 +46,36 @@ def parse_time(value: Any, fallback: datetime) -> datetime:
     return fallback
 
 
-def find_target(session: Session, services: Services, url: str | None) -> tuple[Post, Interaction | None] | None:
-    """What ``url`` (an inReplyTo or an object) names in our threads: (post, comment or None)."""
+@dataclass(frozen=True)
+class Target:
+    post_id: int
+    comment_id: int | None  # None: the post itself
+
+
+# light lookups (ids and flags only), built once: they run for every incoming reply
+_LIVE_POST_BY_SLUG = sa_select(Post.id).where(
+    col(Post.slug) == bindparam("slug"), col(Post.deleted_at).is_(None), col(Post.draft).is_(False))
+_COMMENT = (
+    sa_select(Interaction.id, Interaction.post_id)
+    .join(Post, col(Post.id) == col(Interaction.post_id))
+    .where(col(Interaction.status) != "deleted", col(Post.deleted_at).is_(None))
+)
+_COMMENT_BY_ID = _COMMENT.where(col(Interaction.id) == bindparam("id"))
+_COMMENT_BY_AP_ID = _COMMENT.where(col(Interaction.ap_id) == bindparam("ap_id"))
+
+
+def find_target(session: Session, services: Services, url: str | None) -> Target | None:
+    """What ``url`` (an inReplyTo or an object) names in our threads: a live post or a comment."""
     if not url:
         return None
     slug = services.urls.match_post(url)
     if slug is not None:
-        post = post_store.get_post_by_slug(session, slug)
-        return (post, None) if post is not None and post.deleted_at is None and not post.draft else None
+        post_id = session.execute(_LIVE_POST_BY_SLUG, {"slug": slug}).scalar()
+        return Target(post_id, None) if post_id is not None else None
     comment_id = services.urls.match_comment(url)
-    item = session.get(Interaction, comment_id) if comment_id is not None else (
-        session.exec(select(Interaction).where(Interaction.ap_id == url)).first())
-    if item is None or item.status == "deleted":
-        return None
-    post = session.get(Post, item.post_id)
-    return (post, item) if post is not None and post.deleted_at is None else None
+    row = (session.execute(_COMMENT_BY_ID, {"id": comment_id}) if comment_id is not None
+           else session.execute(_COMMENT_BY_AP_ID, {"ap_id": url})).first()
+    return Target(row.post_id, row.id) if row is not None else None
 
 
 def _content_of(obj: dict[str, Any]) -> str:
@@ -110,7 +126,7 @@ async def prepare_create(services: Services, d: Delivery) -> None:
             d.notes["ignore"] = "not a reply to this blog"
             return
     d.notes["in_reply_to"] = in_reply_to
-    d.notes["post_id"], d.notes["parent_id"] = target[0].id, (target[1].id if target[1] is not None else None)
+    d.notes["post_id"], d.notes["parent_id"] = target.post_id, target.comment_id
     try:
         d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
@@ -257,19 +273,17 @@ def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
     target = find_target(session, services, id_of(d.activity.get("object")))
     if target is None:
         return "ignored: the post is gone"
-    post, comment = target
-    if comment is not None:
+    if target.comment_id is not None:
         return "ignored: reactions to comments are not shown"
     actor: ActorSnapshot = d.notes["actor"]
     existing = session.exec(select(Interaction.id).where(
-        Interaction.post_id == post.id, Interaction.kind == kind, Interaction.actor_id == actor.id,
+        Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id,
         col(Interaction.status) != "deleted")).first()
     if existing is not None:
         return "ignored: already counted"
     now = services.clock.now()
-    assert post.id is not None
     session.add(Interaction(
-        post_id=post.id, kind=kind, via="activitypub", status="visible", ap_id=d.activity["id"],
+        post_id=target.post_id, kind=kind, via="activitypub", status="visible", ap_id=d.activity["id"],
         activity_ap_id=d.activity["id"], published_at=min(parse_time(d.activity.get("published"), now), now),
         raw=json.dumps(d.activity)[:20_000], **_author_fields(actor),
     ))
@@ -286,7 +300,7 @@ def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> st
         kind = "like" if inner.get("type") == "Like" else "repost"
         if target is not None and actor is not None:
             item = session.exec(select(Interaction).where(
-                Interaction.post_id == target[0].id, Interaction.kind == kind, Interaction.actor_id == actor.id)).first()
+                Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id)).first()
     if item is None:
         if inner_id:
             mark(session, services, inner_id, d.actor, "undone")
