@@ -38,6 +38,7 @@ MAX_ADDRESSEES = 500
 
 # the hot statements, built once
 _SEEN = select(InboxItem.id).where(col(InboxItem.ap_id) == bindparam("ap_id"))
+_INSERT_ITEM = insert(InboxItem)
 _MARKED = select(ObjectMarker.id).where(col(ObjectMarker.ap_id).in_(bindparam("ids", expanding=True)))
 
 
@@ -142,7 +143,7 @@ class Inbox:
             if moderation.is_blocked_any(session, (actor, sig.key_id)):
                 return InboxResult(403, "Refused: this actor or its domain is blocked here.")
             # dedupe early: a redelivery costs one SELECT, not a signature check
-            if session.exec(_SEEN, params={"ap_id": doc["id"]}).first() is not None:
+            if session.connection().execute(_SEEN, {"ap_id": doc["id"]}).first() is not None:
                 return InboxResult(202, "Already received.")
         verified = await self._verify(sig, doc, actor)
         if isinstance(verified, InboxResult):
@@ -216,7 +217,7 @@ class Inbox:
                     outcome = handler.apply(session, self.services, d)
                 state = "processed" if outcome == "processed" else "ignored"
                 item.update(state=state, error=None if state == "processed" else outcome, processed_at=now)
-                session.execute(insert(InboxItem).values(**item))
+                session.connection().execute(_INSERT_ITEM, item)
                 host = host_of(d.actor)
                 if self.keys.host_needs_clearing(host):
                     clear_host_failures(session, host, now)
@@ -237,7 +238,7 @@ class Inbox:
         obj_id = id_of(d.activity.get("object"))
         if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
             ids.append(obj_id)
-        return session.exec(_MARKED, params={"ids": ids}).first() is not None
+        return session.connection().execute(_MARKED, {"ids": ids}).first() is not None
 
     def _dead_letter(self, d: Delivery, item: dict[str, Any], exc: Exception) -> InboxResult:
         now = self.services.clock.now()

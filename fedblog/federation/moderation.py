@@ -46,7 +46,7 @@ _BLOCKED = select(ModerationRule.id).where(
 def is_blocked_any(session: Session, urls: Iterable[str]) -> bool:
     """One query for several URLs (an actor and its key id); the statement is built once."""
     targets = sorted({t for u in urls for t in _targets(u)})
-    return session.exec(_BLOCKED, params={"targets": targets}).first() is not None
+    return session.connection().execute(_BLOCKED, {"targets": targets}).first() is not None
 
 
 def is_approved(session: Session, actor_or_url: str) -> bool:

@@ -57,4 +57,4 @@ def clear_host_failures(session: Session, host: str, now: datetime) -> None:
         .where(col(HostHealth.host) == host, or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True)))
         .values(failure_days="", unavailable=False, last_success_at=now)
     )
-    session.execute(stmt, execution_options={"synchronize_session": False})
+    session.connection().execute(stmt)
