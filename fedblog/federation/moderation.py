@@ -43,6 +43,17 @@ _BLOCKED = select(ModerationRule.id).where(
 )
 
 
+BLOCK_SLOTS = 8  # block_targets() pads to this many values so one prebuilt statement serves
+
+
+def block_targets(urls: Iterable[str]) -> list[str] | None:
+    """The rule targets that would block any of ``urls``, padded to ``BLOCK_SLOTS`` (None: too many)."""
+    targets = sorted({t for u in urls for t in _targets(u)})
+    if not targets or len(targets) > BLOCK_SLOTS:
+        return None
+    return targets + [targets[0]] * (BLOCK_SLOTS - len(targets))
+
+
 def is_blocked_any(session: Session, urls: Iterable[str]) -> bool:
     """One query for several URLs (an actor and its key id); the statement is built once."""
     targets = sorted({t for u in urls for t in _targets(u)})
