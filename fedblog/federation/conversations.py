@@ -122,13 +122,15 @@ async def prepare_create(services: Services, d: Delivery) -> None:
     if id_of(obj.get("attributedTo")) != d.actor:
         raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
     in_reply_to = id_of(obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0])
-    with Session(services.engine) as session:
-        target = find_target(session, services, in_reply_to)
-        if target is None:
+    d.notes["in_reply_to"] = in_reply_to
+    cached = services.remote.actor(d.actor)
+    if cached is not None:  # nothing to fetch: the target is looked up inside the transaction
+        d.notes["actor"] = cached
+        return
+    with Session(services.engine) as session:  # look before fetching the author for nothing
+        if find_target(session, services, in_reply_to) is None:
             d.notes["ignore"] = "not a reply to this blog"
             return
-    d.notes["in_reply_to"] = in_reply_to
-    d.notes["post_id"], d.notes["parent_id"] = target.post_id, target.comment_id
     try:
         d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
@@ -139,6 +141,9 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
         return "ignored: " + d.notes["ignore"]
     obj = d.activity["object"]
+    target = find_target(session, services, d.notes["in_reply_to"])
+    if target is None:
+        return "ignored: not a reply to this blog"
     if not (is_public(obj.get("to")) or is_public(obj.get("cc")) or is_public(d.activity.get("to")) or is_public(d.activity.get("cc"))):
         return "ignored: not a public reply"
     actor: ActorSnapshot = d.notes["actor"]
@@ -147,8 +152,8 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
     status = initial_status(session, services, d.actor)
     # a plain INSERT (the hot path of the inbox); the unique ap_id makes a second copy a no-op
     session.connection().execute(_INSERT_INTERACTION, dict(
-        post_id=d.notes["post_id"],
-        parent_id=d.notes["parent_id"],
+        post_id=target.post_id,
+        parent_id=target.comment_id,
         kind="reply",
         via="activitypub",
         status=status,
