@@ -34,7 +34,7 @@ _FOR_POST = (
 
 def list_for_post(session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)) -> Sequence[Row[Any]]:
     """All interactions of a post in display order, in one query, as read-only rows."""
-    return session.execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)}).all()
+    return session.connection().execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)}).all()
 
 
 def comment_counts(session: Session, post_ids: Sequence[int]) -> dict[int, int]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import Row, bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Post, PostTag, Tag
@@ -18,15 +20,23 @@ def _live() -> list:  # type: ignore[type-arg]
 # Hot statements are built once: building a SELECT costs more than running it on SQLite.
 _POST_BY_SLUG = select(Post).where(col(Post.slug) == bindparam("slug"))
 _TAGS_FOR_POSTS = (
-    select(PostTag.post_id, Tag)
+    sa_select(PostTag.post_id, Tag.id, Tag.name, Tag.label)
     .join(Tag, col(Tag.id) == col(PostTag.tag_id))
     .where(col(PostTag.post_id).in_(bindparam("ids", expanding=True)))
     .order_by(col(Tag.label))
 )
 
 
+_POST_ROW_BY_SLUG = sa_select(*Post.__table__.columns).where(col(Post.slug) == bindparam("slug"))
+
+
 def get_post_by_slug(session: Session, slug: str) -> Post | None:
     return session.exec(_POST_BY_SLUG, params={"slug": slug}).first()
+
+
+def get_post_row(session: Session, slug: str) -> Row[Any] | None:
+    """The post as a read-only row (pages): no ORM object to build."""
+    return session.connection().execute(_POST_ROW_BY_SLUG, {"slug": slug}).first()
 
 
 def list_posts(session: Session, *, offset: int, limit: int) -> Sequence[Post]:
@@ -77,13 +87,13 @@ def get_or_create_tag(session: Session, name: str, label: str) -> Tag:
     return tag
 
 
-def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[Tag]]:
-    """Tags of many posts in one query."""
-    out: dict[int, list[Tag]] = defaultdict(list)
+def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    """Tags (id, name, label) of many posts in one query, as read-only rows."""
+    out: dict[int, list[Row[Any]]] = defaultdict(list)
     if not post_ids:
         return out
-    for post_id, tag in session.exec(_TAGS_FOR_POSTS, params={"ids": list(post_ids)}).all():
-        out[post_id].append(tag)
+    for row in session.connection().execute(_TAGS_FOR_POSTS, {"ids": list(post_ids)}).all():
+        out[row.post_id].append(row)
     return out
 
 

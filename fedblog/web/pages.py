@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,8 +19,9 @@ from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import wants_activitypub
 
 
-def live_post_or_error(session: Session, slug: str) -> Post:
-    post = post_store.get_post_by_slug(session, slug)
+def live_post_or_error(session: Session, slug: str) -> Any:
+    """The post as a read-only row, or the 404/410 a reader should see."""
+    post = post_store.get_post_row(session, slug)
     if post is None or post.draft:
         raise HTTPException(404, f"There is no post at /posts/{slug[:100]}.")
     if post.deleted_at is not None:
