@@ -127,14 +127,19 @@ async def prepare_create(services: Services, d: Delivery) -> None:
     if cached is not None:  # nothing to fetch: the target is looked up inside the transaction
         d.notes["actor"] = cached
         return
-    with Session(services.engine) as session:  # look before fetching the author for nothing
-        if find_target(session, services, in_reply_to) is None:
-            d.notes["ignore"] = "not a reply to this blog"
+    await _author_if_ours(services, d, in_reply_to, "not a reply to this blog")
+
+
+async def _author_if_ours(services: Services, d: Delivery, target_url: str | None, otherwise: str) -> None:
+    """Fetch (or recall) the actor, but only when ``target_url`` is in one of our threads."""
+    with Session(services.engine) as session:  # look before fetching the actor for nothing
+        if find_target(session, services, target_url) is None:
+            d.notes["ignore"] = otherwise
             return
     try:
         d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
-        raise Refused(400, f"Refused: cannot fetch the author: {exc.reason}") from None
+        raise Refused(400, f"Refused: cannot fetch the actor: {exc.reason}") from None
 
 
 def apply_create(session: Session, services: Services, d: Delivery) -> str:
@@ -263,14 +268,7 @@ def mark(session: Session, services: Services, ap_id: str, actor: str, reason: s
 
 # -- Like / Announce / Undo -----------------------------------------------------------------------
 async def prepare_reaction(services: Services, d: Delivery) -> None:
-    with Session(services.engine) as session:
-        if find_target(session, services, id_of(d.activity.get("object"))) is None:
-            d.notes["ignore"] = "not about this blog"
-            return
-    try:
-        d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
-    except ActorError as exc:
-        raise Refused(400, f"Refused: cannot fetch the actor: {exc.reason}") from None
+    await _author_if_ours(services, d, id_of(d.activity.get("object")), "not about this blog")
 
 
 def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
