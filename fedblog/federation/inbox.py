@@ -145,18 +145,18 @@ class Inbox:
                                            expected_host=self.expected_host)
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
-        with Session(self.services.engine) as session:
-            targets = moderation.block_targets((actor, sig.key_id))
-            if targets is None:  # an unusually deep domain: the general query
+        targets = moderation.block_targets((actor, sig.key_id))
+        if targets is None:  # an unusually deep domain: the general query
+            with Session(self.services.engine) as session:
                 blocked, seen = moderation.is_blocked_any(session, (actor, sig.key_id)), False
-            else:
-                blocked, seen = session.connection().execute(
+        else:
+            with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
+                blocked, seen = conn.execute(
                     _PRECHECK, {"ap_id": doc["id"], **{f"t{i}": t for i, t in enumerate(targets)}}).one()
-            if blocked:
-                return InboxResult(403, "Refused: this actor or its domain is blocked here.")
-            # dedupe early: a redelivery costs one SELECT, not a signature check
-            if seen:
-                return InboxResult(202, "Already received.")
+        if blocked:
+            return InboxResult(403, "Refused: this actor or its domain is blocked here.")
+        if seen:  # dedupe early: a redelivery costs one SELECT, not a signature check
+            return InboxResult(202, "Already received.")
         verified = await self._verify(sig, doc, actor)
         if isinstance(verified, InboxResult):
             return verified
