@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
@@ -191,6 +190,3 @@ def summary_text(post: Post, limit: int = 280) -> str:
     text = html_to_text(post.content_html)
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
-
-def label_list(tags: Sequence[str]) -> str:
-    return ", ".join(tags)

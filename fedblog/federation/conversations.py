@@ -317,10 +317,6 @@ def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> st
     return "processed"
 
 
-async def nothing(services: Services, d: Delivery) -> None:
-    return None
-
-
 CREATE = Handler(prepare_create, apply_create)
 UPDATE = Handler(prepare_update, apply_update)
 REACTION = Handler(prepare_reaction, apply_reaction)

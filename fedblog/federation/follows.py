@@ -37,10 +37,6 @@ def apply_follow(session: Session, services: Services, d: Delivery) -> str:
     return "processed"
 
 
-async def prepare_nothing(services: Services, d: Delivery) -> None:
-    return None
-
-
 def apply_undo_follow(session: Session, services: Services, d: Delivery) -> str:
     """Undo(Follow): remove the follower; unknown Follow ids leave a marker for late arrivals."""
     inner = d.activity.get("object")

@@ -5,13 +5,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from fedblog.federation import conversations, follows
-from fedblog.federation.inbox import Delivery, Handler, id_of
+from fedblog.federation.inbox import Delivery, Handler, id_of, no_preparation
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
-
-
-async def _nothing(services: Services, d: Delivery) -> None:
-    return None
 
 
 def _ignore(reason: str):  # type: ignore[no-untyped-def]
@@ -45,12 +41,12 @@ def apply_delete(session: Session, services: Services, d: Delivery) -> str:
 def build_handlers() -> dict[str, Handler]:
     return {
         "Follow": follows.FOLLOW,
-        "Undo": Handler(_nothing, apply_undo),
-        "Delete": Handler(_nothing, apply_delete),
+        "Undo": Handler(no_preparation, apply_undo),
+        "Delete": Handler(no_preparation, apply_delete),
         "Create": conversations.CREATE,
         "Update": conversations.UPDATE,
         "Like": conversations.REACTION,
         "Announce": conversations.REACTION,
-        "Accept": Handler(_nothing, _ignore("this blog follows no one")),
-        "Reject": Handler(_nothing, _ignore("this blog follows no one")),
+        "Accept": Handler(no_preparation, _ignore("this blog follows no one")),
+        "Reject": Handler(no_preparation, _ignore("this blog follows no one")),
     }

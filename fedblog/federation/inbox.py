@@ -86,6 +86,10 @@ class Handler:
     apply: Apply
 
 
+async def no_preparation(services: Services, d: Delivery) -> None:
+    """For handlers that need nothing fetched before their transaction."""
+
+
 def id_of(value: Any) -> str | None:
     if isinstance(value, str):
         return value
@@ -127,7 +131,7 @@ class Inbox:
     def __init__(self, services: Services, handlers: Mapping[str, Handler]) -> None:
         self.services = services
         self.handlers = dict(handlers)
-        self.keys = services.remote
+        self.remote = services.remote
         self.expected_host = urlsplit(services.settings.base_url).netloc
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
@@ -168,15 +172,15 @@ class Inbox:
 
     async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | None:
         try:
-            key = await resolve_key(self.services, self.keys, sig.key_id)
+            key = await resolve_key(self.services, self.remote, sig.key_id)
         except ActorError as exc:
             if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
                 return InboxResult(202, "Ignored: a Delete of an actor we never knew.")
             return InboxResult(401, f"Signature refused: cannot get key {sig.key_id}: {exc.reason}")
         result = _verify_with(sig, key)
-        if not result.ok and self.keys.may_refetch(sig.key_id):
+        if not result.ok and self.remote.may_refetch(sig.key_id):
             try:  # the sender may have rotated its key: refetch once (P6)
-                key = await resolve_key(self.services, self.keys, sig.key_id, refresh=True)
+                key = await resolve_key(self.services, self.remote, sig.key_id, refresh=True)
                 result = _verify_with(sig, key)
             except ActorError:
                 pass
@@ -231,7 +235,7 @@ class Inbox:
                 item.update(state=state, error=None if state == "processed" else outcome, processed_at=now)
                 session.connection().execute(_INSERT_ITEM, item)
                 host = host_of(d.actor)
-                if self.keys.host_needs_clearing(host):
+                if self.remote.host_needs_clearing(host):
                     clear_host_failures(session, host, now)
                 session.commit()
         except IntegrityError:

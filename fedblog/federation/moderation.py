@@ -34,10 +34,6 @@ def _matches(session: Session, action: str, actor_or_url: str) -> bool:
     return session.exec(stmt).first() is not None
 
 
-def is_blocked(session: Session, actor_or_url: str) -> bool:
-    return _matches(session, "block", actor_or_url)
-
-
 _BLOCKED = select(ModerationRule.id).where(
     ModerationRule.action == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))
 )

@@ -143,18 +143,3 @@ def record_host_failure(session: Session, host: str, now: datetime, *, days_for_
     return row.unavailable
 
 
-def is_host_unavailable(session: Session, host: str) -> bool:
-    row = session.get(HostHealth, host)
-    return bool(row and row.unavailable)
-
-
-def _host_ok(session: Session, host: str, now: datetime) -> None:
-    row = session.get(HostHealth, host)
-    if row is not None and (row.failure_days or row.unavailable):
-        row.failure_days, row.unavailable, row.last_success_at = "", False, now
-        session.add(row)
-
-
-def clear_host(session: Session, host: str, now: datetime) -> None:
-    """We heard from ``host`` (e.g. a verified inbox POST): it is available again."""
-    _host_ok(session, host, now)

@@ -34,6 +34,7 @@ from fedblog.jobs import queue
 from fedblog.jobs.delivery import Outcome, deliver_one
 from fedblog.jobs.retry import UNAVAILABLE_AFTER_DAYS, next_attempt
 from fedblog.services import Services
+from fedblog.store.federation import clear_host_failures
 
 log = logging.getLogger("fedblog.worker")
 FLUSH_EVERY = 0.25  # seconds
@@ -299,7 +300,7 @@ class DeliveryRunner:
             queue.mark_sent(session, [item.id for item in sent], worker=w, now=now)
             counts["sent"] = len(sent)
             for host in {item.host for item in sent}:
-                queue.clear_host(session, host, now)
+                clear_host_failures(session, host, now)
             for item, out in batch:
                 if out.kind == "sent":
                     continue

@@ -57,9 +57,6 @@ def get_interaction(session: Session, interaction_id: int) -> Interaction | None
     return session.get(Interaction, interaction_id)
 
 
-def get_by_ap_id(session: Session, ap_id: str) -> Interaction | None:
-    return session.exec(select(Interaction).where(Interaction.ap_id == ap_id)).first()
-
 
 def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | None:
     return session.exec(select(Interaction).where(Interaction.activity_ap_id == activity_ap_id)).first()
