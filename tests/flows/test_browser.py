@@ -7,6 +7,7 @@ land in ``test-artifacts/`` for a human to look at.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -52,8 +53,8 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     pytest.fail(f"fedblog serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, database_url: str) -> Iterator[str]:
+@contextlib.contextmanager
+def demo_server(tmp_path: Path, database_url: str) -> Iterator[str]:
     """``python -m fedblog serve --demo`` on a free port; yields its base URL; always stopped."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
@@ -82,6 +83,12 @@ def live_server(tmp_path: Path, database_url: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, database_url: str) -> Iterator[str]:
+    with demo_server(tmp_path, database_url) as base:
+        yield base
 
 
 def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None:

@@ -8,9 +8,6 @@ the server verifies each signed POST without reaching the internet.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,33 +21,15 @@ from fedblog.store.db import make_engine, migrate, session_scope
 from fedblog.store.tables import Actor
 from tests.fediverse import builders, signing
 from tests.fediverse.instance import FakeActor
-from tests.flows.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DEMO, _free_port, _wait_until_up
+from tests.flows.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DEMO, demo_server
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FEDBLOG_")}, "FEDBLOG_BASE_URL": base,
-           "FEDBLOG_DATA_DIR": str(tmp_path / "data"), "FEDBLOG_DATABASE_URL": database_url, "FEDBLOG_WORKER": "off"}
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fedblog", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port),
-                                 "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        _wait_until_up(proc, base + DEMO, log)
+    with demo_server(tmp_path, database_url) as base:
         yield base, database_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def _cache(database_url: str, base: str, actors: list[FakeActor]) -> None:
