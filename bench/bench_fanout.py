@@ -50,8 +50,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +60,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchlib import fmt, free_port, med  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -362,15 +362,6 @@ def measure(rnd: int, case: str, sender: str, concurrency: int, spec: dict[str, 
 # Report
 
 
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def _fmt(xs: list[float], digits: int = 0) -> str:
-    f = f"{{:,.{digits}f}}"
-    return f"{f.format(_med(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
-
-
 def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str, dict[str, Any]]:
     def pick(case: str, sender: str, c: int) -> list[Run]:
         return sorted((r for r in runs if r.case == case and r.sender == sender and r.concurrency == c),
@@ -388,11 +379,11 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
                 if not rs:
                     continue
                 lines.append(
-                    f"| {case} | {rs[0].followers:,} | {rs[0].deliveries:,} | {sender} | {c} | {_fmt([r.wall_s for r in rs], 2)} | "
-                    f"{_fmt([r.rate for r in rs])} | {_fmt([r.cpu_us_per_delivery for r in rs])} | "
-                    f"{_fmt([r.maxrss_mb for r in rs])} | {_fmt([r.receiver_rate for r in rs])} | "
-                    f"{_fmt([r.receiver_cpu_us_per_request for r in rs])} | "
-                    f"{_fmt([r.startup_s for r in rs], 2)} |")
+                    f"| {case} | {rs[0].followers:,} | {rs[0].deliveries:,} | {sender} | {c} | {fmt([r.wall_s for r in rs], 2)} | "
+                    f"{fmt([r.rate for r in rs])} | {fmt([r.cpu_us_per_delivery for r in rs])} | "
+                    f"{fmt([r.maxrss_mb for r in rs])} | {fmt([r.receiver_rate for r in rs])} | "
+                    f"{fmt([r.receiver_cpu_us_per_request for r in rs])} | "
+                    f"{fmt([r.startup_s for r in rs], 2)} |")
     lines += ["", "Ratios, median [min-max] of the per-round ratios:", "",
               "| case | check | value | target | verdict |", "|---|---|---|---|---|"]
     checks: dict[str, Any] = {}
@@ -402,20 +393,20 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
             if fed and naive:
                 ratio = [a.rate / b.rate for a, b in zip(fed, naive, strict=True)]
                 cpu = [a.cpu_us_per_delivery / b.cpu_us_per_delivery for a, b in zip(fed, naive, strict=True)]
-                ok = _med(ratio) >= TARGET_NAIVE_RATIO
-                lines.append(f"| {case} | fedblog / naive deliveries/s, C={c} | {_fmt(ratio, 2)} | >= {TARGET_NAIVE_RATIO} "
+                ok = med(ratio) >= TARGET_NAIVE_RATIO
+                lines.append(f"| {case} | fedblog / naive deliveries/s, C={c} | {fmt(ratio, 2)} | >= {TARGET_NAIVE_RATIO} "
                              f"| {'PASS' if ok else 'FAIL'} |")
-                lines.append(f"| {case} | fedblog / naive CPU per delivery, C={c} | {_fmt(cpu, 2)} | (reported) | |")
+                lines.append(f"| {case} | fedblog / naive CPU per delivery, C={c} | {fmt(cpu, 2)} | (reported) | |")
                 checks[f"{case}/c{c}/fedblog_vs_naive"] = {"ratios": ratio, "cpu_ratios": cpu, "pass": ok}
         if 50 in concs and 200 in concs:
             for sender in SENDERS:
                 lo, hi = pick(case, sender, 50), pick(case, sender, 200)
                 if lo and hi:
                     ratio = [b.rate / a.rate for a, b in zip(lo, hi, strict=True)]
-                    ok = _med(ratio) >= TARGET_C200_RATIO
+                    ok = med(ratio) >= TARGET_C200_RATIO
                     target = f">= {TARGET_C200_RATIO}" if sender == "fedblog" else "(reference)"
                     verdict = ("PASS" if ok else "FAIL") if sender == "fedblog" else ""
-                    lines.append(f"| {case} | {sender} C=200 / C=50 deliveries/s | {_fmt(ratio, 2)} | {target} | {verdict} |")
+                    lines.append(f"| {case} | {sender} C=200 / C=50 deliveries/s | {fmt(ratio, 2)} | {target} | {verdict} |")
                     checks[f"{case}/{sender}/c200_vs_c50"] = {"ratios": ratio, "pass": ok if sender == "fedblog" else None}
     return "\n".join(lines), checks
 
@@ -437,12 +428,6 @@ def environment() -> dict[str, Any]:
         commit, dirty = "", ""
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "git": commit,
             "fedblog_jobs_uncommitted_changes": bool(dirty), "versions": versions}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> int:

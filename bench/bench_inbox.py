@@ -39,8 +39,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -63,6 +61,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 import gen_inbox_requests as gen  # noqa: E402
+
+from benchlib import cpu_ticks, fmt, free_port, med, native_modules, stop_group  # noqa: E402
 
 POST_SLUG = "bench-inbox-target"
 POST_SOURCE = f"""---
@@ -219,12 +219,6 @@ def check_ceiling_db(db: Path, accepted: int, sent: int) -> dict[str, Any]:
 # Processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     name: str
@@ -234,21 +228,13 @@ class Server:
     log: Path
 
     def cpu_ticks(self) -> int:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime
+        return cpu_ticks(self.pid)
 
     def native_modules(self) -> dict[str, bool]:
-        maps = Path(f"/proc/{self.pid}/maps").read_text()
-        return {"uvloop": "/uvloop/loop." in maps, "httptools": "/httptools/parser/" in maps}
+        return native_modules(self.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_group(self.proc, STOP_TIMEOUT_S)
 
 
 def server_command(name: str, port: int) -> list[str]:
@@ -933,15 +919,6 @@ def summarize_pyspy(raw: Path) -> dict[str, Any]:
 # Report
 
 
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def _fmt(xs: list[float], digits: int = 0) -> str:
-    f = f"{{:,.{digits}f}}"
-    return f"{f.format(_med(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
-
-
 def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
     def pick(server: str) -> list[Measurement]:
         return sorted((m for m in ms if m.server == server), key=lambda m: m.round)
@@ -955,14 +932,14 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
         xs = pick(server)
         db_ok = all(m.db.get("ok") for m in xs)
         lines.append(
-            f"| {server} | {_fmt([m.rps for m in xs])} | {_fmt([m.p50_ms for m in xs], 1)} | "
-            f"{_fmt([m.p99_ms for m in xs])} | {_fmt([m.cpu_us_per_req for m in xs])} | "
+            f"| {server} | {fmt([m.rps for m in xs])} | {fmt([m.p50_ms for m in xs], 1)} | "
+            f"{fmt([m.p99_ms for m in xs])} | {fmt([m.cpu_us_per_req for m in xs])} | "
             f"{sum(m.non2xx for m in xs)} | {sum(m.socket_errors for m in xs)} | "
             f"{sum(m.accepted_202 for m in xs):,} | {'ok' if db_ok else 'FAILED'} |"
         )
         configs[server] = {
-            "rps_median": _med([m.rps for m in xs]),
-            "cpu_us_per_req_median": _med([m.cpu_us_per_req for m in xs]),
+            "rps_median": med([m.rps for m in xs]),
+            "cpu_us_per_req_median": med([m.cpu_us_per_req for m in xs]),
             "non2xx": sum(m.non2xx for m in xs),
             "db_ok": db_ok,
         }
@@ -971,7 +948,7 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
     cpu = [a.cpu_us_per_req / b.cpu_us_per_req for a, b in zip(ours, ceil, strict=True)]
     errors = sum(m.non2xx + m.socket_errors for m in ms)
     db_ok = all(m.db.get("ok") for m in ms)
-    ratio = _med(rps)
+    ratio = med(rps)
     verdict = (
         "PASS"
         if ratio >= TARGET_RATIO
@@ -987,9 +964,9 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
         "",
         "| check | value | target | verdict |",
         "|---|---|---|---|",
-        f"| req/s ratio (A5) | {_fmt(rps, 2)} | >= {TARGET_RATIO} (never < {FLOOR_RATIO}) | {verdict} |",
-        f"| CPU us/req ratio (A6) | {_fmt(cpu, 2)} | <= {CPU_RATIO_MAX} | "
-        f"{'PASS' if _med(cpu) <= CPU_RATIO_MAX else 'FAIL'} |",
+        f"| req/s ratio (A5) | {fmt(rps, 2)} | >= {TARGET_RATIO} (never < {FLOOR_RATIO}) | {verdict} |",
+        f"| CPU us/req ratio (A6) | {fmt(cpu, 2)} | <= {CPU_RATIO_MAX} | "
+        f"{'PASS' if med(cpu) <= CPU_RATIO_MAX else 'FAIL'} |",
     ]
     return "\n".join(lines), {
         "configs": configs,
@@ -998,7 +975,7 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
         "errors": errors,
         "db_ok": db_ok,
         "verdict": verdict,
-        "pass": ratio >= TARGET_RATIO and _med(cpu) <= CPU_RATIO_MAX and not errors and db_ok,
+        "pass": ratio >= TARGET_RATIO and med(cpu) <= CPU_RATIO_MAX and not errors and db_ok,
     }
 
 

@@ -26,9 +26,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchlib import cpu_ticks, fmt, free_port, med, native_modules, stop_group  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -192,12 +191,6 @@ def build_database(database_url: str) -> dict[str, Any]:
 # Processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     name: str
@@ -207,8 +200,7 @@ class Server:
 
     def cpu_ticks(self) -> int:
         """user + sys of the server process (all its threads), in clock ticks."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14 and 15)
+        return cpu_ticks(self.proc.pid)
 
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Wait until the server stops burning CPU: requests wrk left queued at the end of the
@@ -224,17 +216,10 @@ class Server:
         raise SystemExit(f"{self.name} did not go idle within {timeout:.0f} s after the warm-up")
 
     def native_modules(self) -> dict[str, bool]:
-        maps = Path(f"/proc/{self.proc.pid}/maps").read_text()
-        return {"uvloop": "/uvloop/loop." in maps, "httptools": "/httptools/parser/" in maps}
+        return native_modules(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        stop_group(self.proc, STOP_TIMEOUT_S)
 
 
 def server_command(name: str, port: int) -> list[str]:
@@ -324,15 +309,6 @@ def measure(name: str, page: str, conns: int, seconds: float, rnd: int, port: in
 # Report
 
 
-def _med(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def _fmt(xs: list[float], digits: int = 0) -> str:
-    f = f"{{:,.{digits}f}}"
-    return f"{f.format(_med(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
-
-
 def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tuple[str, dict[str, Any]]:
     def pick(server: str, page: str, conns: int) -> list[Measurement]:
         return sorted((m for m in ms if m.server == server and m.page == page and m.conns == conns), key=lambda m: m.round)
@@ -347,13 +323,13 @@ def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tupl
             loaded, idle = pick(server, page, 50), pick(server, page, 1)
             errors = sum(m.errors for m in loaded + idle)
             lines.append(
-                f"| {page} | {server} | {sizes[page] / 1024:,.0f} | {_fmt([m.rps for m in loaded])} | "
-                f"{_fmt([m.p50_ms for m in loaded], 1)} | {_fmt([m.p99_ms for m in loaded], 0)} | "
-                f"{_fmt([m.p50_ms for m in idle], 2)} | {_fmt([m.cpu_us_per_req for m in loaded])} | {errors} |"
+                f"| {page} | {server} | {sizes[page] / 1024:,.0f} | {fmt([m.rps for m in loaded])} | "
+                f"{fmt([m.p50_ms for m in loaded], 1)} | {fmt([m.p99_ms for m in loaded], 0)} | "
+                f"{fmt([m.p50_ms for m in idle], 2)} | {fmt([m.cpu_us_per_req for m in loaded])} | {errors} |"
             )
             summary[f"{page}/{server}"] = {
-                "rps_median": _med([m.rps for m in loaded]), "c1_p50_ms_median": _med([m.p50_ms for m in idle]),
-                "cpu_us_per_req_median": _med([m.cpu_us_per_req for m in loaded]), "errors": errors,
+                "rps_median": med([m.rps for m in loaded]), "c1_p50_ms_median": med([m.p50_ms for m in idle]),
+                "cpu_us_per_req_median": med([m.cpu_us_per_req for m in loaded]), "errors": errors,
             }
     lines += [
         "",
@@ -368,9 +344,9 @@ def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tupl
         p50 = [a.p50_ms / b.p50_ms for a, b in zip(pick("fedblog", page, 1), pick("ceiling", page, 1), strict=True)]
         cpu = [a.cpu_us_per_req / b.cpu_us_per_req
                for a, b in zip(pick("fedblog", page, 50), pick("ceiling", page, 50), strict=True)]
-        ok = _med(rps) >= TARGET_RPS_RATIO and _med(p50) <= TARGET_P50_RATIO
-        lines.append(f"| {page} | {_fmt(rps, 2)} | >= {TARGET_RPS_RATIO} | {_fmt(p50, 2)} | <= {TARGET_P50_RATIO} | "
-                     f"{_fmt(cpu, 2)} | {'PASS' if ok else 'FAIL'} |")
+        ok = med(rps) >= TARGET_RPS_RATIO and med(p50) <= TARGET_P50_RATIO
+        lines.append(f"| {page} | {fmt(rps, 2)} | >= {TARGET_RPS_RATIO} | {fmt(p50, 2)} | <= {TARGET_P50_RATIO} | "
+                     f"{fmt(cpu, 2)} | {'PASS' if ok else 'FAIL'} |")
         checks[page] = {"rps_ratio": rps, "p50_ratio": p50, "cpu_ratio": cpu, "pass": ok}
     return "\n".join(lines), {"configs": summary, "checks": checks}
 
