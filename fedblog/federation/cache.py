@@ -84,14 +84,14 @@ class RemoteCache:
     def forget_actor(self, ap_id: str) -> None:
         self._actors.pop(ap_id, None)
 
-    def host_needs_clearing(self, host: str) -> bool:
+    def host_clear_due(self, host: str) -> bool:
         """Clear a host's delivery failures at most once a minute per process when we hear from it."""
-        now = time.monotonic()
-        if now - self._hosts_cleared.get(host, -1e9) < HOST_CLEAR_INTERVAL:
-            return False
+        return time.monotonic() - self._hosts_cleared.get(host, -1e9) >= HOST_CLEAR_INTERVAL
+
+    def host_cleared(self, host: str) -> None:
+        """Called once the clearing is committed."""
         self._trim(self._hosts_cleared)
-        self._hosts_cleared[host] = now
-        return True
+        self._hosts_cleared[host] = time.monotonic()
 
     @staticmethod
     def _trim(d: dict[str, Any]) -> None:

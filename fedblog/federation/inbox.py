@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, exists, insert, or_
+from sqlalchemy import bindparam, insert, literal_column, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy.sql.selectable import CompoundSelect
+from sqlmodel import Session, col
 
 from fedblog.activitypub import httpsig
 from fedblog.federation import moderation
@@ -30,6 +31,7 @@ from fedblog.federation.cache import ResolvedKey
 from fedblog.net.fetch import json_depth_ok
 from fedblog.services import Services
 from fedblog.store.federation import clear_host_failures
+from fedblog.store.groupcommit import Coalescer
 from fedblog.store.tables import DeadLetter, InboxItem, ModerationRule, ObjectMarker
 
 log = logging.getLogger("fedblog.inbox")
@@ -38,14 +40,15 @@ MAX_ADDRESSEES = 500
 
 
 # the hot statements, built once
-# blocked? already received? in one round trip, with no per-call compilation
-_PRECHECK = sa_select(
-    exists().where(col(ModerationRule.action) == "block",
-                   col(ModerationRule.target).in_([bindparam(f"t{i}") for i in range(moderation.BLOCK_SLOTS)])),
-    exists().where(col(InboxItem.ap_id) == bindparam("ap_id")),
+# blocked? already received? for a whole batch of POSTs in one round trip
+_PRECHECK: CompoundSelect = union_all(
+    sa_select(literal_column("'b'"), col(ModerationRule.target)).where(
+        col(ModerationRule.action) == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))),
+    sa_select(literal_column("'s'"), col(InboxItem.ap_id)).where(col(InboxItem.ap_id).in_(bindparam("ids", expanding=True))),
 )
 _INSERT_ITEM = insert(InboxItem)
-_MARKED = select(ObjectMarker.id).where(or_(col(ObjectMarker.ap_id) == bindparam("a"), col(ObjectMarker.ap_id) == bindparam("b")))
+_MARKED = sa_select(col(ObjectMarker.ap_id)).where(col(ObjectMarker.ap_id).in_(bindparam("ids", expanding=True)))
+MARKER_WRITERS = frozenset({"Delete", "Undo"})  # the types whose handlers may leave an ObjectMarker
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ class Inbox:
         self.handlers = dict(handlers)
         self.remote = services.remote
         self.expected_host = urlsplit(services.settings.base_url).netloc
+        # group commit (store/groupcommit.py): the POSTs ready in one loop turn share their round trips
+        self.prechecks: Coalescer[tuple[str, list[str]], tuple[bool, bool]] = Coalescer(self._precheck_many)
+        self.commits: Coalescer[Delivery, InboxResult] = Coalescer(self._apply_many)
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
                       scheme: str, recipient: str | None) -> InboxResult:
@@ -149,17 +155,10 @@ class Inbox:
                                            expected_host=self.expected_host)
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
-        targets = moderation.block_targets((actor, sig.key_id))
-        if targets is None:  # an unusually deep domain: the general query
-            with Session(self.services.engine) as session:
-                blocked, seen = moderation.is_blocked_any(session, (actor, sig.key_id)), False
-        else:
-            with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
-                blocked, seen = conn.execute(
-                    _PRECHECK, {"ap_id": doc["id"], **{f"t{i}": t for i, t in enumerate(targets)}}).one()
+        blocked, seen = await self.prechecks.submit((doc["id"], moderation.block_targets((actor, sig.key_id))))
         if blocked:
             return InboxResult(403, "Refused: this actor or its domain is blocked here.")
-        if seen:  # dedupe early: a redelivery costs one SELECT, not a signature check
+        if seen:  # dedupe early: a redelivery costs a share of one SELECT, not a signature check
             return InboxResult(202, "Already received.")
         verified = await self._verify(sig, doc, actor)
         if isinstance(verified, InboxResult):
@@ -205,12 +204,21 @@ class Inbox:
                 return "the embedded object is attributed to someone else"
         return None
 
+    def _precheck_many(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool]]:
+        """(blocked, already received) for each (activity id, block targets): one statement for the batch."""
+        params = {"ids": sorted({ap_id for ap_id, _ in items}), "targets": sorted({t for _, ts in items for t in ts})}
+        with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
+            rows = conn.execute(_PRECHECK, params).all()
+        blocked = {value for kind, value in rows if kind == "b"}
+        seen = {value for kind, value in rows if kind == "s"}
+        return [(not blocked.isdisjoint(targets), ap_id in seen) for ap_id, targets in items]
+
     async def _dispatch(self, d: Delivery) -> InboxResult:
         handler = self.handlers.get(d.activity["type"])
         dropped = False
         if handler is not None and isinstance(d.activity.get("object"), str) and d.activity["type"] == "Create":
             with Session(self.services.engine) as session:  # spare a fetch for something already deleted
-                dropped = self._dropped_by_marker(d, session)
+                dropped = bool(self._marked(session, [d]))
         try:
             if handler is not None and not dropped:
                 await handler.prepare(self.services, d)
@@ -218,26 +226,54 @@ class Inbox:
             return InboxResult(exc.status, exc.reason)
         except ActorError as exc:
             return InboxResult(400, f"Refused: {exc.reason}")
+        return await self.commits.submit(d)
+
+    def _apply_many(self, ds: list[Delivery]) -> list[InboxResult]:
+        """Apply a batch in one transaction; if anything in it fails, each one again in its own."""
+        if len(ds) > 1:
+            try:
+                return self._apply_together(ds)
+            except Exception:  # a refusal, a duplicate, a bug: which one is not known, so isolate them
+                log.debug("a batch of %d activities failed; applying them one by one", len(ds), exc_info=True)
+        return [self._apply_one(d) for d in ds]
+
+    def _apply_together(self, ds: list[Delivery]) -> list[InboxResult]:
         now = self.services.clock.now()
-        item: dict[str, Any] = {
-            "ap_id": d.activity["id"], "type": d.activity["type"], "actor_ap_id": d.actor, "signer_key_id": d.key_id,
-            "signature_scheme": d.scheme, "raw": d.raw.decode("utf-8", "replace"), "received_at": now,
-        }
+        results, items = [], []
+        with Session(self.services.engine) as session:
+            marked = self._marked(session, ds)  # one query for the batch ...
+            markers_written = False
+            for d in ds:  # ... valid until a Delete or Undo of this batch may have left a new marker
+                if markers_written:
+                    session.flush()  # the marker may still be a pending ORM object; the check is Core
+                    dropped = bool(self._marked(session, [d]))
+                else:
+                    dropped = not marked.isdisjoint(_marker_ids(d))
+                outcome = self._outcome(session, d, dropped)
+                markers_written = markers_written or d.activity["type"] in MARKER_WRITERS
+                items.append(self._item(d, outcome, now))
+                results.append(_accepted(outcome))
+            session.connection().execute(_INSERT_ITEM, items)  # one executemany
+            hosts = self._hosts_to_clear(ds)
+            for host in hosts:
+                clear_host_failures(session, host, now)
+            session.commit()
+        self._cleared(hosts)
+        return results
+
+    def _apply_one(self, d: Delivery) -> InboxResult:
+        now = self.services.clock.now()
+        item: dict[str, Any] = self._item(d, "ignored: not applied", now)
         try:
             with Session(self.services.engine) as session:
-                if handler is None:
-                    outcome = f"ignored: {d.activity['type']} is not handled"
-                elif self._dropped_by_marker(d, session):
-                    outcome = "ignored: deleted or undone before it arrived"
-                else:
-                    outcome = handler.apply(session, self.services, d)
-                state = "processed" if outcome == "processed" else "ignored"
-                item.update(state=state, error=None if state == "processed" else outcome, processed_at=now)
+                outcome = self._outcome(session, d, bool(self._marked(session, [d])))
+                item = self._item(d, outcome, now)
                 session.connection().execute(_INSERT_ITEM, item)
-                host = host_of(d.actor)
-                if self.remote.host_needs_clearing(host):
+                hosts = self._hosts_to_clear([d])
+                for host in hosts:
                     clear_host_failures(session, host, now)
                 session.commit()
+            self._cleared(hosts)
         except IntegrityError:
             return InboxResult(202, "Already received.")  # a concurrent copy won the race
         except Refused as exc:
@@ -245,23 +281,44 @@ class Inbox:
         except Exception as exc:  # a bug of ours: keep the activity for the admin, never 2xx-and-drop
             log.exception("inbox handler failed for %s", d.activity.get("id"))
             return self._dead_letter(d, item, exc)
-        return InboxResult(202, "Accepted." if state == "processed" else f"Accepted ({outcome}).")
+        return _accepted(outcome)
+
+    def _outcome(self, session: Session, d: Delivery, dropped: bool) -> str:
+        handler = self.handlers.get(d.activity["type"])
+        if handler is None:
+            return f"ignored: {d.activity['type']} is not handled"
+        if dropped:
+            return "ignored: deleted or undone before it arrived"
+        return handler.apply(session, self.services, d)
 
     @staticmethod
-    def _dropped_by_marker(d: Delivery, session: Session) -> bool:
-        """A Delete or Undo arrived first: the late original is dropped (invariant 9)."""
-        ids = [d.activity["id"]]
-        obj_id = id_of(d.activity.get("object"))
-        if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
-            ids.append(obj_id)
-        return session.connection().execute(_MARKED, {"a": ids[0], "b": ids[-1]}).first() is not None
+    def _item(d: Delivery, outcome: str, now: Any) -> dict[str, Any]:
+        state = "processed" if outcome == "processed" else "ignored"
+        return {
+            "ap_id": d.activity["id"], "type": d.activity["type"], "actor_ap_id": d.actor, "signer_key_id": d.key_id,
+            "signature_scheme": d.scheme, "raw": d.raw.decode("utf-8", "replace"), "received_at": now,
+            "state": state, "error": None if state == "processed" else outcome, "processed_at": now,
+        }
+
+    def _hosts_to_clear(self, ds: list[Delivery]) -> list[str]:
+        return [host for host in {host_of(d.actor) for d in ds} if self.remote.host_clear_due(host)]
+
+    def _cleared(self, hosts: list[str]) -> None:
+        for host in hosts:
+            self.remote.host_cleared(host)
+
+    @staticmethod
+    def _marked(session: Session, ds: list[Delivery]) -> set[str]:
+        """The ids among ``ds`` that a Delete or Undo, arrived first, marked (invariant 9)."""
+        ids = sorted({i for d in ds for i in _marker_ids(d)})
+        return set(session.connection().execute(_MARKED, {"ids": ids}).scalars())
 
     def _dead_letter(self, d: Delivery, item: dict[str, Any], exc: Exception) -> InboxResult:
         now = self.services.clock.now()
         error = f"{type(exc).__name__}: {exc}"[:1000]
         try:
             with Session(self.services.engine) as session:
-                item.update(state="failed", error=error, processed_at=now)
+                item = {**item, "state": "failed", "error": error, "processed_at": now}
                 session.add(InboxItem(**item))
                 session.add(DeadLetter(source="inbox", ref=d.activity["id"], error=error, payload=item["raw"], created_at=now))
                 session.commit()
@@ -271,3 +328,16 @@ class Inbox:
             log.exception("could not store a failed inbox item")
             return InboxResult(503, "Could not store the activity; please retry later.")
         return InboxResult(202, "Accepted (stored for review).")
+
+
+def _marker_ids(d: Delivery) -> list[str]:
+    """A late original is dropped when its own id, or the id of what it creates or reacts to, is marked."""
+    ids = [d.activity["id"]]
+    obj_id = id_of(d.activity.get("object"))
+    if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
+        ids.append(obj_id)
+    return ids
+
+
+def _accepted(outcome: str) -> InboxResult:
+    return InboxResult(202, "Accepted." if outcome == "processed" else f"Accepted ({outcome}).")

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Actor, Interaction, ModerationRule
@@ -34,26 +33,9 @@ def _matches(session: Session, action: str, actor_or_url: str) -> bool:
     return session.exec(stmt).first() is not None
 
 
-_BLOCKED = select(ModerationRule.id).where(
-    ModerationRule.action == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))
-)
-
-
-BLOCK_SLOTS = 8  # block_targets() pads to this many values so one prebuilt statement serves
-
-
-def block_targets(urls: Iterable[str]) -> list[str] | None:
-    """The rule targets that would block any of ``urls``, padded to ``BLOCK_SLOTS`` (None: too many)."""
-    targets = sorted({t for u in urls for t in _targets(u)})
-    if not targets or len(targets) > BLOCK_SLOTS:
-        return None
-    return targets + [targets[0]] * (BLOCK_SLOTS - len(targets))
-
-
-def is_blocked_any(session: Session, urls: Iterable[str]) -> bool:
-    """One query for several URLs (an actor and its key id); the statement is built once."""
-    targets = sorted({t for u in urls for t in _targets(u)})
-    return session.connection().execute(_BLOCKED, {"targets": targets}).first() is not None
+def block_targets(urls: Iterable[str]) -> list[str]:
+    """The rule targets that would block any of ``urls``: each URL without fragment, its host and parents."""
+    return sorted({t for u in urls for t in _targets(u)})
 
 
 def is_approved(session: Session, actor_or_url: str) -> bool:

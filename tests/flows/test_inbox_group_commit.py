@@ -1,0 +1,169 @@
+"""Group commit in the inbox: POSTs that arrive together share one transaction, and behave as if alone.
+
+Every activity is signed by a fake instance and POSTed concurrently through our real inbox (the
+ASGI app over httpx) into a real database. The batches are real: the tests read the inbox's own
+counters to show that several POSTs were committed together, then check that each POST got the
+answer and the effect it would have had on its own: refusals isolated, duplicates once, markers
+honoured inside a batch, and a failure of ours kept as a dead letter for every activity of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, func, select
+
+from fedblog.blog.posts import parse_post_source
+from fedblog.federation.inbox import Inbox
+from fedblog.federation.publishing import publish
+from fedblog.services import Services
+from fedblog.settings import Settings
+from fedblog.store.db import session_scope
+from fedblog.store.tables import DeadLetter, InboxItem, Interaction
+from tests.fediverse import builders
+from tests.fediverse.instance import FakeActor, FakeInstance
+from tests.fediverse.network import FakeFediverse
+
+pytestmark = pytest.mark.anyio
+INBOX = "https://blog.test/inbox"
+POST = "https://blog.test/posts/hello"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.replace(moderation="approve-all")
+
+
+@pytest.fixture
+def post(services: Services) -> str:
+    with session_scope(services.engine) as session:
+        publish(session, services, parse_post_source("---\ntitle: Hello\nslug: hello\n---\nA post to reply to.\n"))
+    return POST
+
+
+def inbox_of(fediverse: FakeFediverse) -> Inbox:
+    box = fediverse.apps["blog.test"].state.inbox
+    assert isinstance(box, Inbox)
+    return box
+
+
+async def warm(masto: FakeInstance, actors: list[FakeActor], services: Services) -> None:
+    """One reply each, one at a time: keys and actors cached, so the batch below needs no fetch."""
+    for a in actors:
+        create, _ = builders.reply(a, POST, f"<p>hello from {a.username}</p>", services.clock.now())
+        assert (await masto.post(a, INBOX, create)).status_code == 202
+
+
+def count(services: Services, model: Any, **where: object) -> int:
+    with Session(services.engine) as s:
+        stmt = select(func.count()).select_from(model)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(model, k) == v)
+        return s.exec(stmt).one()
+
+
+async def send_together(masto: FakeInstance, sends: list[tuple[FakeActor, dict[str, Any]]]) -> list[httpx.Response]:
+    return list(await asyncio.gather(*[masto.post(a, INBOX, doc) for a, doc in sends]))
+
+
+async def test_replies_arriving_together_share_a_commit_and_all_land(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    actors = [masto.actor(f"user{i}", f"User {i}") for i in range(10)]
+    await warm(masto, actors, services)
+    box = inbox_of(fediverse)
+    batches, items = box.commits.batches, box.commits.items
+    sends = []
+    for i in range(30):
+        a = actors[i % 10]
+        create, _ = builders.reply(a, POST, f"<p>together {i}</p>", services.clock.now())
+        sends.append((a, create))
+    results = await send_together(masto, sends)
+    assert [r.status_code for r in results] == [202] * 30
+    assert {r.text for r in results} == {"Accepted."}
+    assert box.commits.items - items == 30
+    assert box.commits.batches - batches < 10  # committed together, not one by one
+    assert count(services, Interaction, kind="reply", status="visible") == 40
+    assert count(services, InboxItem, state="processed") == 40
+    page = (await client.get("/posts/hello")).text
+    assert all(f"together {i}" in page for i in range(30))
+
+
+async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice, bob, carol = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B."), masto.actor("carol", "Carol C.")
+    await warm(masto, [alice, bob, carol], services)
+    original, note = builders.reply(alice, POST, "<p>Alice's words</p>", services.clock.now())
+    assert (await masto.post(alice, INBOX, original)).status_code == 202
+    services.clock.advance(10)  # type: ignore[attr-defined]
+    forged = builders.update(bob, {**note, "attributedTo": bob.id}, "<p>Bob was here</p>", services.clock.now())
+    twice, _ = builders.reply(carol, POST, "<p>sent twice in one batch</p>", services.clock.now())
+    good = [builders.reply(carol, POST, f"<p>good {i}</p>", services.clock.now())[0] for i in range(5)]
+    box = inbox_of(fediverse)
+    batches = box.commits.batches
+    sends = [(carol, good[0]), (bob, forged), (carol, good[1]), (carol, twice), (carol, twice), *[(carol, g) for g in good[2:]]]
+    results = await send_together(masto, sends)
+    assert box.commits.batches - batches == 1  # all eight in one batch, which then had to be split
+    statuses = [r.status_code for r in results]
+    assert statuses[1] == 403 and results[1].text == "Refused: only the author of a comment can edit it."
+    assert statuses[:1] + statuses[2:] == [202] * 7
+    assert sorted(r.text for r in results[3:5]) == ["Accepted.", "Already received."]
+    with Session(services.engine) as s:
+        texts = {i.content_html for i in s.exec(select(Interaction).where(Interaction.kind == "reply"))}
+    assert "<p>Alice's words</p>" in texts and "<p>Bob was here</p>" not in texts
+    assert count(services, Interaction, content_html="<p>sent twice in one batch</p>") == 1
+    assert all(count(services, Interaction, content_html=f"<p>good {i}</p>") == 1 for i in range(5))
+    assert count(services, InboxItem, ap_id=forged["id"]) == 0  # a refusal stores nothing
+    assert count(services, InboxItem, ap_id=twice["id"]) == 1
+
+
+async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFediverse, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice, bob = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B.")
+    await warm(masto, [alice, bob], services)
+    # a marker left before the batch: the late Create in the batch is dropped, its neighbours land
+    early, early_note = builders.reply(alice, POST, "<p>deleted before it came</p>", services.clock.now())
+    assert (await masto.post(alice, INBOX, builders.delete(alice, early_note["id"]))).status_code == 202
+    # a marker left inside the batch: the Delete comes first, the Create it names right behind it
+    late, late_note = builders.reply(bob, POST, "<p>deleted in the same batch</p>", services.clock.now())
+    fine = [builders.reply(bob, POST, f"<p>fine {i}</p>", services.clock.now())[0] for i in range(3)]
+    box = inbox_of(fediverse)
+    batches = box.commits.batches
+    sends = [(bob, fine[0]), (alice, early), (bob, fine[1]), (bob, builders.delete(bob, late_note["id"])), (bob, late), (bob, fine[2])]
+    results = await send_together(masto, sends)
+    assert box.commits.batches - batches == 1
+    assert [r.status_code for r in results] == [202] * 6
+    assert results[1].text == "Accepted (ignored: deleted or undone before it arrived)."
+    assert results[4].text == "Accepted (ignored: deleted or undone before it arrived)."
+    assert count(services, Interaction, ap_id=early_note["id"]) == 0
+    assert count(services, Interaction, ap_id=late_note["id"]) == 0
+    assert all(count(services, Interaction, content_html=f"<p>fine {i}</p>") == 1 for i in range(3))
+
+
+async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Services, fediverse: FakeFediverse, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    actors = [masto.actor(f"user{i}") for i in range(3)]
+    await warm(masto, actors, services)
+    with services.engine.begin() as conn:  # our bug, simulated: the table replies go to is gone
+        conn.execute(text("ALTER TABLE interaction RENAME TO interaction_gone"))
+    sends = [(a, builders.reply(a, POST, f"<p>kept {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    try:
+        results = await send_together(masto, sends)
+    finally:
+        with services.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE interaction_gone RENAME TO interaction"))
+    assert [r.status_code for r in results] == [202] * 3
+    assert {r.text for r in results} == {"Accepted (stored for review)."}
+    with Session(services.engine) as s:
+        letters = s.exec(select(DeadLetter).where(DeadLetter.source == "inbox")).all()
+        failed = s.exec(select(InboxItem).where(InboxItem.state == "failed")).all()
+    assert sorted(d.ref for d in letters) == sorted(doc["id"] for _, doc in sends)
+    assert all("interaction" in d.error for d in letters)
+    assert all(f"kept {i}" in next(d.payload for d in letters if d.ref == sends[i][1]["id"]) for i in range(3))
+    assert sorted(i.ap_id for i in failed) == sorted(doc["id"] for _, doc in sends)
+    # the raw activities are kept: the same POSTs again are recognised, not applied twice
+    again = await send_together(masto, sends)
+    assert {r.text for r in again} == {"Already received."}
