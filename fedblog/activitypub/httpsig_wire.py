@@ -219,6 +219,9 @@ _CAVAGE_PARAM = re.compile(
     r'[ \t]*([A-Za-z][A-Za-z0-9_-]*)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([0-9.]+))[ \t]*(,|$)')
 
 
+_UNESCAPE = re.compile(r"\\(.)")
+
+
 def parse_cavage_params(text: str) -> dict[str, str]:
     """`keyId="…",algorithm="…",headers="…",signature="…"` -> dict (names as spelled).
 
@@ -238,7 +241,9 @@ def parse_cavage_params(text: str) -> dict[str, str]:
         name, quoted, bare = found.group(1, 2, 3)
         if name in params:
             raise AmbiguityError(f"the signature parameter {name!r} appears twice")
-        params[name] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        if quoted is not None and "\\" in quoted:
+            quoted = _UNESCAPE.sub(r"\1", quoted)
+        params[name] = quoted if quoted is not None else bare
         pos = found.end()
     if not params:
         raise WireFormatError("the signature header is empty")

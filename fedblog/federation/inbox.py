@@ -30,6 +30,7 @@ from fedblog.federation.actors import ActorError, host_of, resolve_key
 from fedblog.federation.cache import ResolvedKey
 from fedblog.net.fetch import json_depth_ok
 from fedblog.services import Services
+from fedblog.store import deferred
 from fedblog.store.federation import clear_host_failures
 from fedblog.store.groupcommit import Coalescer
 from fedblog.store.tables import DeadLetter, InboxItem, ModerationRule, ObjectMarker
@@ -87,6 +88,9 @@ Apply = Callable[[Session, Services, Delivery], str]  # returns "processed" or "
 class Handler:
     prepare: Prepare
     apply: Apply
+    # False: apply() reads no rows that other activities of its batch may have deferred (store/deferred.py),
+    # or flushes them itself before it does; True (the safe default): the inbox flushes them first
+    flush_first: bool = True
 
 
 async def no_preparation(services: Services, d: Delivery) -> None:
@@ -246,6 +250,7 @@ class Inbox:
             for d in ds:  # ... valid until a Delete or Undo of this batch may have left a new marker
                 if markers_written:
                     session.flush()  # the marker may still be a pending ORM object; the check is Core
+                    deferred.flush(session)
                     dropped = bool(self._marked(session, [d]))
                 else:
                     dropped = not marked.isdisjoint(_marker_ids(d))
@@ -253,6 +258,7 @@ class Inbox:
                 markers_written = markers_written or d.activity["type"] in MARKER_WRITERS
                 items.append(self._item(d, outcome, now))
                 results.append(_accepted(outcome))
+            deferred.flush(session)  # the replies, one executemany
             session.connection().execute(_INSERT_ITEM, items)  # one executemany
             hosts = self._hosts_to_clear(ds)
             for host in hosts:
@@ -268,6 +274,7 @@ class Inbox:
             with Session(self.services.engine) as session:
                 outcome = self._outcome(session, d, bool(self._marked(session, [d])))
                 item = self._item(d, outcome, now)
+                deferred.flush(session)
                 session.connection().execute(_INSERT_ITEM, item)
                 hosts = self._hosts_to_clear([d])
                 for host in hosts:
@@ -289,6 +296,8 @@ class Inbox:
             return f"ignored: {d.activity['type']} is not handled"
         if dropped:
             return "ignored: deleted or undone before it arrived"
+        if handler.flush_first:
+            deferred.flush(session)
         return handler.apply(session, self.services, d)
 
     @staticmethod

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from fedblog.blog.posts import parse_post_source
 from fedblog.federation.inbox import Inbox
@@ -90,6 +90,25 @@ async def test_replies_arriving_together_share_a_commit_and_all_land(services: S
     assert count(services, InboxItem, state="processed") == 40
     page = (await client.get("/posts/hello")).text
     assert all(f"together {i}" in page for i in range(30))
+
+
+async def test_a_thread_arriving_in_one_batch_keeps_its_nesting(services: Services, fediverse: FakeFediverse, post: str) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice, bob, carol = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B."), masto.actor("carol", "Carol C.")
+    await warm(masto, [alice, bob, carol], services)
+    c1, n1 = builders.reply(alice, POST, "<p>first</p>", services.clock.now())
+    c2, n2 = builders.reply(bob, n1["id"], "<p>answer to the first</p>", services.clock.now())
+    c3, n3 = builders.reply(carol, n2["id"], "<p>answer to the answer</p>", services.clock.now())
+    box = inbox_of(fediverse)
+    batches = box.commits.batches
+    results = await send_together(masto, [(alice, c1), (bob, c2), (carol, c3)])
+    assert box.commits.batches - batches == 1
+    assert {r.text for r in results} == {"Accepted."}
+    with Session(services.engine) as s:
+        rows = {i.ap_id: i for i in s.exec(select(Interaction).where(col(Interaction.ap_id).in_([n1["id"], n2["id"], n3["id"]])))}
+    assert rows[n1["id"]].parent_id is None
+    assert rows[n2["id"]].parent_id == rows[n1["id"]].id
+    assert rows[n3["id"]].parent_id == rows[n2["id"]].id
 
 
 async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
