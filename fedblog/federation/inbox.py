@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, insert, literal_column, union_all
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.selectable import CompoundSelect
 from sqlmodel import Session, col
 
@@ -159,7 +159,11 @@ class Inbox:
                                            expected_host=self.expected_host)
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
-        blocked, seen = await self.prechecks.submit((doc["id"], moderation.block_targets((actor, sig.key_id))))
+        try:
+            blocked, seen = await self.prechecks.submit((doc["id"], moderation.block_targets((actor, sig.key_id))))
+        except SQLAlchemyError:
+            log.exception("inbox pre-check failed for %s", doc["id"])
+            return InboxResult(503, "The database is unavailable; nothing was stored. Please retry later.")
         if blocked:
             return InboxResult(403, "Refused: this actor or its domain is blocked here.")
         if seen:  # dedupe early: a redelivery costs a share of one SELECT, not a signature check

@@ -10,6 +10,8 @@ honoured inside a batch, and a failure of ours kept as a dead letter for every a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,32 +19,29 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
-from fedblog.blog.posts import parse_post_source
 from fedblog.federation.inbox import Inbox
-from fedblog.federation.publishing import publish
 from fedblog.services import Services
-from fedblog.settings import Settings
-from fedblog.store.db import session_scope
 from fedblog.store.tables import DeadLetter, InboxItem, Interaction
 from tests.fediverse import builders
 from tests.fediverse.instance import FakeActor, FakeInstance
 from tests.fediverse.network import FakeFediverse
+from tests.flows.test_conversations import post, settings  # noqa: F401 (the same blog: approve-all, one post)
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("post")]  # every test replies to the one post
 INBOX = "https://blog.test/inbox"
 POST = "https://blog.test/posts/hello"
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.replace(moderation="approve-all")
-
-
-@pytest.fixture
-def post(services: Services) -> str:
-    with session_scope(services.engine) as session:
-        publish(session, services, parse_post_source("---\ntitle: Hello\nslug: hello\n---\nA post to reply to.\n"))
-    return POST
+@contextlib.contextmanager
+def table_gone(services: Services, table: str) -> Iterator[None]:
+    """Our bug, simulated: a table the inbox writes or reads is missing while the block runs."""
+    with services.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} RENAME TO {table}_gone"))
+    try:
+        yield
+    finally:
+        with services.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {table}_gone RENAME TO {table}"))
 
 
 def inbox_of(fediverse: FakeFediverse) -> Inbox:
@@ -70,7 +69,7 @@ async def send_together(masto: FakeInstance, sends: list[tuple[FakeActor, dict[s
     return list(await asyncio.gather(*[masto.post(a, INBOX, doc) for a, doc in sends]))
 
 
-async def test_replies_arriving_together_share_a_commit_and_all_land(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_replies_arriving_together_share_a_commit_and_all_land(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     actors = [masto.actor(f"user{i}", f"User {i}") for i in range(10)]
     await warm(masto, actors, services)
@@ -92,7 +91,7 @@ async def test_replies_arriving_together_share_a_commit_and_all_land(services: S
     assert all(f"together {i}" in page for i in range(30))
 
 
-async def test_a_thread_arriving_in_one_batch_keeps_its_nesting(services: Services, fediverse: FakeFediverse, post: str) -> None:
+async def test_a_thread_arriving_in_one_batch_keeps_its_nesting(services: Services, fediverse: FakeFediverse) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice, bob, carol = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B."), masto.actor("carol", "Carol C.")
     await warm(masto, [alice, bob, carol], services)
@@ -111,7 +110,7 @@ async def test_a_thread_arriving_in_one_batch_keeps_its_nesting(services: Servic
     assert rows[n3["id"]].parent_id == rows[n2["id"]].id
 
 
-async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice, bob, carol = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B."), masto.actor("carol", "Carol C.")
     await warm(masto, [alice, bob, carol], services)
@@ -139,7 +138,7 @@ async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Servi
     assert count(services, InboxItem, ap_id=twice["id"]) == 1
 
 
-async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFediverse, post: str) -> None:
+async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFediverse) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice, bob = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B.")
     await warm(masto, [alice, bob], services)
@@ -162,18 +161,13 @@ async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFe
     assert all(count(services, Interaction, content_html=f"<p>fine {i}</p>") == 1 for i in range(3))
 
 
-async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Services, fediverse: FakeFediverse, post: str) -> None:
+async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Services, fediverse: FakeFediverse) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     actors = [masto.actor(f"user{i}") for i in range(3)]
     await warm(masto, actors, services)
-    with services.engine.begin() as conn:  # our bug, simulated: the table replies go to is gone
-        conn.execute(text("ALTER TABLE interaction RENAME TO interaction_gone"))
     sends = [(a, builders.reply(a, POST, f"<p>kept {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
-    try:
+    with table_gone(services, "interaction"):  # where replies go
         results = await send_together(masto, sends)
-    finally:
-        with services.engine.begin() as conn:
-            conn.execute(text("ALTER TABLE interaction_gone RENAME TO interaction"))
     assert [r.status_code for r in results] == [202] * 3
     assert {r.text for r in results} == {"Accepted (stored for review)."}
     with Session(services.engine) as s:
@@ -186,3 +180,19 @@ async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Ser
     # the raw activities are kept: the same POSTs again are recognised, not applied twice
     again = await send_together(masto, sends)
     assert {r.text for r in again} == {"Already received."}
+
+
+async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(services: Services, fediverse: FakeFediverse) -> None:
+    masto = FakeInstance("mastodon.test", fediverse)
+    actors = [masto.actor(f"user{i}") for i in range(3)]
+    await warm(masto, actors, services)
+    sends = [(a, builders.reply(a, POST, f"<p>retried {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    with table_gone(services, "inbox_item"):  # what the pre-check reads
+        results = await send_together(masto, sends)
+    assert [r.status_code for r in results] == [503] * 3
+    assert all(r.headers["retry-after"] == "60" and "retry" in r.text for r in results)
+    assert count(services, Interaction, kind="reply") == 3  # only the warm-up replies
+    # the senders retry, and nothing was lost
+    again = await send_together(masto, sends)
+    assert [r.text for r in again] == ["Accepted."] * 3
+    assert all(count(services, Interaction, content_html=f"<p>retried {i}</p>") == 1 for i in range(3))
