@@ -379,11 +379,13 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
                 if not rs:
                     continue
                 lines.append(
-                    f"| {case} | {rs[0].followers:,} | {rs[0].deliveries:,} | {sender} | {c} | {fmt([r.wall_s for r in rs], 2)} | "
+                    f"| {case} | {rs[0].followers:,} | {rs[0].deliveries:,} | {sender} | {c} | "
+                    f"{fmt([r.wall_s for r in rs], 2)} | "
                     f"{fmt([r.rate for r in rs])} | {fmt([r.cpu_us_per_delivery for r in rs])} | "
                     f"{fmt([r.maxrss_mb for r in rs])} | {fmt([r.receiver_rate for r in rs])} | "
                     f"{fmt([r.receiver_cpu_us_per_request for r in rs])} | "
-                    f"{fmt([r.startup_s for r in rs], 2)} |")
+                    f"{fmt([r.startup_s for r in rs], 2)} |"
+                )
     lines += ["", "Ratios, median [min-max] of the per-round ratios:", "",
               "| case | check | value | target | verdict |", "|---|---|---|---|---|"]
     checks: dict[str, Any] = {}
@@ -394,8 +396,10 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
                 ratio = [a.rate / b.rate for a, b in zip(fed, naive, strict=True)]
                 cpu = [a.cpu_us_per_delivery / b.cpu_us_per_delivery for a, b in zip(fed, naive, strict=True)]
                 ok = med(ratio) >= TARGET_NAIVE_RATIO
-                lines.append(f"| {case} | fedblog / naive deliveries/s, C={c} | {fmt(ratio, 2)} | >= {TARGET_NAIVE_RATIO} "
-                             f"| {'PASS' if ok else 'FAIL'} |")
+                lines.append(
+                    f"| {case} | fedblog / naive deliveries/s, C={c} | {fmt(ratio, 2)} | >= {TARGET_NAIVE_RATIO} "
+                    f"| {'PASS' if ok else 'FAIL'} |"
+                )
                 lines.append(f"| {case} | fedblog / naive CPU per delivery, C={c} | {fmt(cpu, 2)} | (reported) | |")
                 checks[f"{case}/c{c}/fedblog_vs_naive"] = {"ratios": ratio, "cpu_ratios": cpu, "pass": ok}
         if 50 in concs and 200 in concs:
@@ -406,8 +410,13 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
                     ok = med(ratio) >= TARGET_C200_RATIO
                     target = f">= {TARGET_C200_RATIO}" if sender == "fedblog" else "(reference)"
                     verdict = ("PASS" if ok else "FAIL") if sender == "fedblog" else ""
-                    lines.append(f"| {case} | {sender} C=200 / C=50 deliveries/s | {fmt(ratio, 2)} | {target} | {verdict} |")
-                    checks[f"{case}/{sender}/c200_vs_c50"] = {"ratios": ratio, "pass": ok if sender == "fedblog" else None}
+                    lines.append(
+                        f"| {case} | {sender} C=200 / C=50 deliveries/s | {fmt(ratio, 2)} | {target} | {verdict} |"
+                    )
+                    checks[f"{case}/{sender}/c200_vs_c50"] = {
+                        "ratios": ratio,
+                        "pass": ok if sender == "fedblog" else None,
+                    }
     return "\n".join(lines), checks
 
 
@@ -467,16 +476,22 @@ def main(argv: list[str] | None = None) -> int:
                     for sender in order:
                         r = measure(rnd, case, sender, c, specs[case], templates[case], workdir, port)
                         runs.append(r)
-                        print(f"round {rnd} {case:13} {sender:7} c{c:<3} {r.deliveries:6,} in {r.wall_s:6.2f} s "
-                              f"{r.rate:7,.0f}/s  cpu {r.cpu_us_per_delivery:6,.0f} us/delivery  rss {r.maxrss_mb:5.0f} MB  "
-                              f"(receiver {r.receiver_rate:,.0f}/s; start-up {r.startup_s:.2f} s, {r.startup_cpu_s:.2f} s CPU) "
-                              f"{r.note}", file=sys.stderr)
+                        print(
+                            f"round {rnd} {case:13} {sender:7} c{c:<3} {r.deliveries:6,} in {r.wall_s:6.2f} s "
+                            f"{r.rate:7,.0f}/s  cpu {r.cpu_us_per_delivery:6,.0f} us/delivery  "
+                            f"rss {r.maxrss_mb:5.0f} MB  "
+                            f"(receiver {r.receiver_rate:,.0f}/s; "
+                            f"start-up {r.startup_s:.2f} s, {r.startup_cpu_s:.2f} s CPU) "
+                            f"{r.note}",
+                            file=sys.stderr,
+                        )
         table, checks = summarize(runs, cases, concs)
         env_info = environment()
         report = [
             f"## Fan-out: fedblog worker vs naive shared-client loop ({args.rounds} rounds)",
             "",
-            f"git {env_info['git']}{' + uncommitted fedblog/jobs changes' if env_info['fedblog_jobs_uncommitted_changes'] else ''}, "
+            f"git {env_info['git']}"
+            f"{' + uncommitted fedblog/jobs changes' if env_info['fedblog_jobs_uncommitted_changes'] else ''}, "
             f"Python {env_info['python']}, {env_info['cpus']} CPUs, load {env_info['loadavg'][0]:.2f}; "
             f"httpx {env_info['versions']['httpx']}, httpcore {env_info['versions']['httpcore']}; "
             "fedblog with FEDBLOG_DELIVERY_PER_HOST = C (one receiver host).",

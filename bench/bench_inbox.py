@@ -61,7 +61,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 import gen_inbox_requests as gen  # noqa: E402
-
 from benchlib import cpu_ticks, fmt, free_port, med, native_modules, stop_group  # noqa: E402
 
 POST_SLUG = "bench-inbox-target"
@@ -715,7 +714,7 @@ def _install_step_timers(app: Any) -> tuple[dict[str, list[float]], Any]:
     import sqlalchemy.orm
 
     from fedblog.activitypub import httpsig
-    from fedblog.federation import conversations, moderation
+    from fedblog.federation import conversations
     from fedblog.federation import inbox as inbox_mod
     from fedblog.federation.inbox import Handler, Inbox
 
@@ -943,7 +942,8 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
         return sorted((m for m in ms if m.server == server), key=lambda m: m.round)
 
     lines = [
-        "| server | req/s | p50 ms | p99 ms | server CPU us/req | non-2xx | socket errors | 202s (measured) | DB check |",
+        "| server | req/s | p50 ms | p99 ms | server CPU us/req | non-2xx | socket errors "
+        "| 202s (measured) | DB check |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     configs: dict[str, Any] = {}
@@ -1128,7 +1128,8 @@ def main(argv: list[str] | None = None) -> int:
             f"## fedblog inbox vs synthetic ceiling ({args.rounds} rounds, wrk -t1 -c{args.conns} "
             f"-d{args.duration:g}s, warm-up {args.warmup:g} s)",
             "",
-            f"git {env_info['git']}, Python {env_info['python']}, SQLite {env_info['sqlite']}, {env_info['cpus']} CPUs, "
+            f"git {env_info['git']}, Python {env_info['python']}, SQLite {env_info['sqlite']}, "
+            f"{env_info['cpus']} CPUs, "
             f"{env_info['wrk']}, load average at start {env_info['loadavg_start'][0]:.2f}; `fedblog serve` runs "
             f"uvloop: {native.get('uvloop')}, httptools: {native.get('httptools')}",
             "",
@@ -1140,7 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
         if trace:
             report += [
                 "",
-                f"In-process trace of {trace['posts']} POSTs through fedblog's ASGI app (statuses {trace['statuses']}): "
+                f"In-process trace of {trace['posts']} POSTs through fedblog's ASGI app "
+                f"(statuses {trace['statuses']}): "
                 f"**{trace['statements_per_post']:g} SQL statements per POST** "
                 f"(min-max {trace['statements_min_max'][0]}-{trace['statements_min_max'][1]}), "
                 f"{trace['connection_checkouts_per_post']:.1f} connection checkouts, "

@@ -240,7 +240,9 @@ def start_server(name: str, port: int, env: dict[str, str], workdir: Path, url_p
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{name} exited with {proc.returncode} at start:\n{log.read_text(errors='replace')[-3000:]}")
+            raise SystemExit(
+                f"{name} exited with {proc.returncode} at start:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(server.base + url_path, timeout=5) as r:
                 if r.status == 200:
@@ -311,10 +313,13 @@ def measure(name: str, page: str, conns: int, seconds: float, rnd: int, port: in
 
 def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tuple[str, dict[str, Any]]:
     def pick(server: str, page: str, conns: int) -> list[Measurement]:
-        return sorted((m for m in ms if m.server == server and m.page == page and m.conns == conns), key=lambda m: m.round)
+        return sorted(
+            (m for m in ms if m.server == server and m.page == page and m.conns == conns), key=lambda m: m.round
+        )
 
     lines = [
-        "| page | server | HTML KB | req/s (c50) | p50 ms (c50) | p99 ms (c50) | unloaded p50 ms (c1) | server CPU us/req (c50) | errors |",
+        "| page | server | HTML KB | req/s (c50) | p50 ms (c50) | p99 ms (c50) | unloaded p50 ms (c1) "
+        "| server CPU us/req (c50) | errors |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, Any] = {}
@@ -353,7 +358,17 @@ def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tupl
 
 def environment() -> dict[str, Any]:
     versions = {}
-    for pkg in ("starlette", "uvicorn", "uvloop", "httptools", "jinja2", "markupsafe", "sqlalchemy", "sqlmodel", "fedblog"):
+    for pkg in (
+        "starlette",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "jinja2",
+        "markupsafe",
+        "sqlalchemy",
+        "sqlmodel",
+        "fedblog",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -412,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
             for page in PAGES:
                 for conns, seconds in ((50, args.duration), (1, args.latency_duration)):
                     for name in order:
-                        m = measure(name, page, conns, seconds, rnd, ports[name], env, workdir, lua, bodies, args.warmup)
+                        m = measure(
+                            name, page, conns, seconds, rnd, ports[name], env, workdir, lua, bodies, args.warmup
+                        )
                         measurements.append(m)
                         print(f"round {rnd} {page:8} {name:8} c{conns:<3} {m.rps:9,.0f} req/s  p50 {m.p50_ms:7.2f} ms  "
                               f"cpu {m.cpu_us_per_req:8,.0f} us/req  errors {m.errors}", file=sys.stderr)
@@ -431,8 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             f"git {env_info['git']}, Python {env_info['python']}, {env_info['cpus']} CPUs, {env_info['wrk']}; "
             f"`fedblog serve` runs uvloop: {native.get('uvloop')}, httptools: {native.get('httptools')}",
             "",
-            "Pages: " + ", ".join(f"{p} = /posts/{PAGES[p]} ({comments[p]} comments, {sizes[p]:,} B, "
-                                  f"identical HTML from both servers: {'yes' if identical[p] else 'NO'})" for p in PAGES),
+            "Pages: "
+            + ", ".join(
+                f"{p} = /posts/{PAGES[p]} ({comments[p]} comments, {sizes[p]:,} B, "
+                f"identical HTML from both servers: {'yes' if identical[p] else 'NO'})"
+                for p in PAGES
+            ),
             "",
             table,
         ]

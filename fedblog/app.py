@@ -25,7 +25,14 @@ from fedblog.web.templating import Renderer
 
 log = logging.getLogger("fedblog")
 
-_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 410: "Gone", 413: "Too large", 429: "Too many requests"}
+_TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    410: "Gone",
+    413: "Too large",
+    429: "Too many requests",
+}
 
 
 def _wants_html(request: Request) -> bool:

@@ -181,10 +181,17 @@ async def _run_forever(services: Services, runner: DeliveryRunner) -> None:
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
     """Show the delivery queue: counts, then pending/failing/given-up rows with the last error."""
-    states = {"pending": ["pending"], "failing": ["pending"], "gave-up": ["gave_up"], "all": ["pending", "gave_up", "sent"]}[args.show]
+    states = {
+        "pending": ["pending"],
+        "failing": ["pending"],
+        "gave-up": ["gave_up"],
+        "all": ["pending", "gave_up", "sent"],
+    }[args.show]
     with _opened() as services, session_scope(services.engine) as session:
         counts = fed_store.delivery_counts(session)
-        print("deliveries: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("pending", "sent", "gave_up", "cancelled")))
+        print(
+            "deliveries: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ("pending", "sent", "gave_up", "cancelled"))
+        )
         hosts = fed_store.list_unavailable_hosts(session)
         if hosts:
             print("unavailable hosts (failed on 7+ days; retried daily): " + ", ".join(h.host for h in hosts))
@@ -261,8 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     post = sub.add_parser("post", help="publish, list and delete posts")
     post_sub = post.add_subparsers(dest="post_command", metavar="ACTION")
     publish = post_sub.add_parser(
-        "publish", help="publish or update a post from Markdown with front matter",
-        description="Front matter keys: title (required), slug, date, tags, summary, draft, author, author_url, image, language.",
+        "publish",
+        help="publish or update a post from Markdown with front matter",
+        description="Front matter keys: title (required), slug, date, tags, summary, draft, author, author_url, "
+        "image, language.",
     )
     publish.add_argument("file", metavar="FILE.md")
     publish.set_defaults(func=cmd_post_publish)
@@ -274,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="deliver queued activities (run several for scale)")
     worker.add_argument("--once", action="store_true", help="deliver what is due now, with a progress bar, then exit")
-    worker.add_argument("--concurrency", type=int, default=None, help="parallel deliveries (default FEDBLOG_DELIVERY_CONCURRENCY)")
+    worker.add_argument(
+        "--concurrency", type=int, default=None, help="parallel deliveries (default FEDBLOG_DELIVERY_CONCURRENCY)"
+    )
     worker.add_argument("--quiet", action="store_true", help="no progress bar")
     worker.set_defaults(func=cmd_worker)
 
@@ -303,7 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OperationalError as exc:
         reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-        print(f"fedblog: error: cannot use the database ({reason}): check FEDBLOG_DATABASE_URL and that the server is running", file=sys.stderr)
+        print(
+            f"fedblog: error: cannot use the database ({reason}): "
+            "check FEDBLOG_DATABASE_URL and that the server is running",
+            file=sys.stderr,
+        )
         return 2
     except SQLAlchemyError as exc:
         print(f"fedblog: error: database error: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 from typing import Any
+from xml.etree.ElementTree import Element
 
 import html5lib
-from xml.etree.ElementTree import Element
 
 NS = "{http://www.w3.org/1999/xhtml}"
 

@@ -45,7 +45,9 @@ def load_demo(session: Session, *, default_language: str = "en") -> Post | None:
         author_name=meta["author_name"],
         author_url=meta["author_url"],
     )
-    post = save_post(session, draft, now=published, default_author=meta["author_name"], default_language=default_language).post
+    post = save_post(
+        session, draft, now=published, default_author=meta["author_name"], default_language=default_language
+    ).post
     assert post.id is not None
     by_number: dict[int, Interaction] = {}
     for c in data["comments"]:

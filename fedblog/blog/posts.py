@@ -79,7 +79,9 @@ def parse_post_source(text: str, *, where: str = "post") -> PostDraft:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PostSourceError(f"{where}: the front matter is not valid YAML{line}: fix the block between the --- lines") from None
+        raise PostSourceError(
+            f"{where}: the front matter is not valid YAML{line}: fix the block between the --- lines"
+        ) from None
     meta = doc.metadata
     if not isinstance(meta, dict):
         raise PostSourceError(f"{where}: the front matter must be a mapping of key: value lines")
@@ -138,7 +140,9 @@ class SaveResult:
     was_public: bool  # it was visible (published, not draft) before this save
 
 
-def save_post(session: Session, draft: PostDraft, *, now: datetime, default_author: str, default_language: str) -> SaveResult:
+def save_post(
+    session: Session, draft: PostDraft, *, now: datetime, default_author: str, default_language: str
+) -> SaveResult:
     """Insert or update the post with ``draft.slug``; tags included. Caller commits."""
     html = _renderer.render(draft.body_markdown)
     post = post_store.get_post_by_slug(session, draft.slug)

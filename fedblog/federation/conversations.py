@@ -127,7 +127,9 @@ async def prepare_create(services: Services, d: Delivery) -> None:
         return
     if id_of(obj.get("attributedTo")) != d.actor:
         raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
-    in_reply_to = id_of(obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0])
+    in_reply_to = id_of(
+        obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0]
+    )
     d.notes["in_reply_to"] = in_reply_to
     cached = services.remote.actor(d.actor)
     if cached is not None:  # nothing to fetch: the target is looked up inside the transaction
@@ -155,7 +157,12 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
     target = find_target(session, services, d.notes["in_reply_to"])
     if target is None:
         return "ignored: not a reply to this blog"
-    if not (is_public(obj.get("to")) or is_public(obj.get("cc")) or is_public(d.activity.get("to")) or is_public(d.activity.get("cc"))):
+    if not (
+        is_public(obj.get("to"))
+        or is_public(obj.get("cc"))
+        or is_public(d.activity.get("to"))
+        or is_public(d.activity.get("cc"))
+    ):
         return "ignored: not a public reply"
     actor: ActorSnapshot = d.notes["actor"]
     now = services.clock.now()
@@ -187,8 +194,14 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
 def _html_url(obj: dict[str, Any]) -> str | None:
     url = obj.get("url")
     if isinstance(url, list):
-        url = next((u.get("href") if isinstance(u, dict) else u for u in url
-                    if isinstance(u, str) or (isinstance(u, dict) and u.get("mediaType", "text/html") == "text/html")), None)
+        url = next(
+            (
+                u.get("href") if isinstance(u, dict) else u
+                for u in url
+                if isinstance(u, str) or (isinstance(u, dict) and u.get("mediaType", "text/html") == "text/html")
+            ),
+            None,
+        )
     elif isinstance(url, dict):
         url = url.get("href")
     return url if isinstance(url, str) and host_of(url) == host_of(obj["id"]) else None
@@ -311,8 +324,11 @@ def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> st
         actor = session.exec(select(Actor).where(Actor.ap_id == d.actor)).first()
         kind = "like" if inner.get("type") == "Like" else "repost"
         if target is not None and actor is not None:
-            item = session.exec(select(Interaction).where(
-                Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id)).first()
+            item = session.exec(
+                select(Interaction).where(
+                    Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id
+                )
+            ).first()
     if item is None:
         if inner_id:
             mark(session, services, inner_id, d.actor, "undone")

@@ -27,7 +27,10 @@ def apply_undo(session: Session, services: Services, d: Delivery) -> str:
     inner_type = _inner_type(d)
     if inner_type in ("Like", "Announce"):
         return conversations.apply_undo_reaction(session, services, d)
-    if inner_type is None and interaction_store.get_by_activity_id(session, id_of(d.activity.get("object")) or "") is not None:
+    if (
+        inner_type is None
+        and interaction_store.get_by_activity_id(session, id_of(d.activity.get("object")) or "") is not None
+    ):
         return conversations.apply_undo_reaction(session, services, d)
     return follows.apply_undo_follow(session, services, d)
 

@@ -44,8 +44,11 @@ MAX_ADDRESSEES = 500
 # blocked? already received? for a whole batch of POSTs in one round trip
 _PRECHECK: CompoundSelect = union_all(
     sa_select(literal_column("'b'"), col(ModerationRule.target)).where(
-        col(ModerationRule.action) == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))),
-    sa_select(literal_column("'s'"), col(InboxItem.ap_id)).where(col(InboxItem.ap_id).in_(bindparam("ids", expanding=True))),
+        col(ModerationRule.action) == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))
+    ),
+    sa_select(literal_column("'s'"), col(InboxItem.ap_id)).where(
+        col(InboxItem.ap_id).in_(bindparam("ids", expanding=True))
+    ),
 )
 _INSERT_ITEM = insert(InboxItem)
 _MARKED = sa_select(col(ObjectMarker.ap_id)).where(col(ObjectMarker.ap_id).in_(bindparam("ids", expanding=True)))
@@ -129,7 +132,9 @@ def _shape_error(doc: Any) -> str | None:
 
 def _verify_with(sig: httpsig.SignatureInput, key: ResolvedKey) -> httpsig.Verification:
     if key.public_key is None:
-        failure = httpsig.VerifyFailure(httpsig.FailureReason.key_mismatch, "the sender's publicKeyPem is not a usable key")
+        failure = httpsig.VerifyFailure(
+            httpsig.FailureReason.key_mismatch, "the sender's publicKeyPem is not a usable key"
+        )
         return httpsig.Verification(ok=False, key_id=sig.key_id, scheme=sig.scheme, failure=failure)
     return httpsig.verify_signature(sig, key.public_key)
 
@@ -174,7 +179,9 @@ class Inbox:
         problem = self._origin_problem(doc, actor)
         if problem:
             return InboxResult(400, f"Refused: {problem}.")
-        delivery = Delivery(activity=doc, actor=actor, key_id=sig.key_id, scheme=sig.scheme, raw=body, recipient=recipient)
+        delivery = Delivery(
+            activity=doc, actor=actor, key_id=sig.key_id, scheme=sig.scheme, raw=body, recipient=recipient
+        )
         return await self._dispatch(delivery)
 
     async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | None:
@@ -208,7 +215,11 @@ class Inbox:
             if host_of(obj["id"]) != actor_host:
                 return "the embedded object belongs to another host"
             author = id_of(obj.get("attributedTo")) or id_of(obj.get("actor"))
-            if author is not None and author != actor and obj.get("type") not in ("Person", "Service", "Application", "Group", "Organization"):
+            if (
+                author is not None
+                and author != actor
+                and obj.get("type") not in ("Person", "Service", "Application", "Group", "Organization")
+            ):
                 return "the embedded object is attributed to someone else"
         return None
 
@@ -333,7 +344,9 @@ class Inbox:
             with Session(self.services.engine) as session:
                 item = {**item, "state": "failed", "error": error, "processed_at": now}
                 session.add(InboxItem(**item))
-                session.add(DeadLetter(source="inbox", ref=d.activity["id"], error=error, payload=item["raw"], created_at=now))
+                session.add(
+                    DeadLetter(source="inbox", ref=d.activity["id"], error=error, payload=item["raw"], created_at=now)
+                )
                 session.commit()
         except IntegrityError:
             return InboxResult(202, "Already received.")

@@ -28,7 +28,9 @@ def parse_who(text: str) -> tuple[str | None, str]:
     value = re.sub(r"^https?://", "", value).split("/", 1)[0].lstrip("@")
     user, _, host = value.rpartition("@")
     if not _HOST.match(host) or (user and not _USER.match(user)):
-        raise InteractError("Type your fediverse handle (like @you@mastodon.social) or your server (like mastodon.social).")
+        raise InteractError(
+            "Type your fediverse handle (like @you@mastodon.social) or your server (like mastodon.social)."
+        )
     return (user or None), host
 
 

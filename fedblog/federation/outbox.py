@@ -59,7 +59,9 @@ def enqueue_to_followers(session: Session, doc: dict[str, Any], *, now: datetime
     return enqueue(session, doc, [*follower_inboxes(session), *extra_inboxes], now=now, object_ap_id=object_ap_id)
 
 
-def enqueue_raw(session: Session, raw: bytes, doc: dict[str, Any], inboxes: Iterable[str], *, now: datetime) -> Activity | None:
+def enqueue_raw(
+    session: Session, raw: bytes, doc: dict[str, Any], inboxes: Iterable[str], *, now: datetime
+) -> Activity | None:
     """Forward a received activity byte for byte (its LD signature must stay intact)."""
     if session.exec(select(Activity.id).where(Activity.ap_id == doc["id"])).first() is not None:
         return None  # already forwarded

@@ -23,7 +23,9 @@ class Outcome:
     retry_after: timedelta | None = None
 
 
-async def deliver_one(services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes) -> Outcome:
+async def deliver_one(
+    services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes
+) -> Outcome:
     headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
     try:
         response = await client.post(inbox, content=body, headers=headers, auth=auth, timeout=POST_TIMEOUT)

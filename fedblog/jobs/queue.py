@@ -17,7 +17,12 @@ from sqlmodel import Session, col, select
 from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
 
 STATES = ("pending", "sent", "gave_up", "cancelled")
-TRANSITIONS = {"pending": {"sent", "gave_up", "cancelled", "pending"}, "sent": set(), "gave_up": set(), "cancelled": set()}
+TRANSITIONS = {
+    "pending": {"sent", "gave_up", "cancelled", "pending"},
+    "sent": set(),
+    "gave_up": set(),
+    "cancelled": set(),
+}
 assert set(TRANSITIONS) == set(STATES)
 
 
@@ -55,7 +60,9 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
         update(Delivery)
         .where(col(Delivery.id).in_(due.scalar_subquery()))
         .values(lease_until=now + lease, leased_by=worker)
-        .returning(Delivery.id, Delivery.inbox, Delivery.host, Delivery.attempts, Delivery.created_at, Delivery.activity_id)
+        .returning(
+            Delivery.id, Delivery.inbox, Delivery.host, Delivery.attempts, Delivery.created_at, Delivery.activity_id
+        )
     )
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
     session.commit()
@@ -111,7 +118,9 @@ def mark_retry(session: Session, delivery_id: int, *, worker: str, now: datetime
     session.add(row)
 
 
-def mark_gave_up(session: Session, delivery_id: int, *, worker: str, now: datetime, status: int | None, error: str) -> None:
+def mark_gave_up(
+    session: Session, delivery_id: int, *, worker: str, now: datetime, status: int | None, error: str
+) -> None:
     row = _owned(session, delivery_id, worker)
     if row is None:
         return

@@ -261,7 +261,9 @@ class DeliveryRunner:
                 if self._auth is None:
                     self._auth = self.services.signer()
                 client = await self._client(slot)
-                outcome = await deliver_one(self.services, client, self._auth, item.inbox, self._bodies[item.activity_id])
+                outcome = await deliver_one(
+                    self.services, client, self._auth, item.inbox, self._bodies[item.activity_id]
+                )
             except Exception as exc:  # a bug must not take the task (and its slot) down
                 log.exception("delivery to %s failed unexpectedly", item.inbox)
                 outcome = Outcome("retry", error=f"internal error: {type(exc).__name__}: {exc}"[:500])
@@ -316,8 +318,13 @@ class DeliveryRunner:
                     if item.host not in unavailable:
                         unavailable[item.host] = queue.record_host_failure(
                             session, item.host, now, days_for_unavailable=UNAVAILABLE_AFTER_DAYS)
-                    at = next_attempt(item.attempts + 1, now, item.created_at if item.created_at.tzinfo else item.created_at.replace(tzinfo=now.tzinfo),
-                                      retry_after=out.retry_after, host_unavailable=unavailable[item.host])
+                    at = next_attempt(
+                        item.attempts + 1,
+                        now,
+                        item.created_at if item.created_at.tzinfo else item.created_at.replace(tzinfo=now.tzinfo),
+                        retry_after=out.retry_after,
+                        host_unavailable=unavailable[item.host],
+                    )
                     if at is None:
                         queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status,
                                            error=f"gave up after retrying for days; last error: {out.error}")

@@ -54,7 +54,9 @@ def clear_host_failures(session: Session, host: str, now: datetime) -> None:
     """We heard from ``host``: forget its failures. One UPDATE that touches nothing when healthy."""
     stmt = (
         update(HostHealth)
-        .where(col(HostHealth.host) == host, or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True)))
+        .where(
+            col(HostHealth.host) == host, or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True))
+        )
         .values(failure_days="", unavailable=False, last_success_at=now)
     )
     session.connection().execute(stmt)

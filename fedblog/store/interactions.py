@@ -75,7 +75,9 @@ def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool):  #
 def list_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool,
                    offset: int, limit: int) -> list[str]:
     """Ids of visible fediverse replies, oldest first: a whole thread, or one comment's replies."""
-    stmt = _public_replies(post_id, parent_id, whole_thread).order_by(col(Interaction.published_at), col(Interaction.id))
+    stmt = _public_replies(post_id, parent_id, whole_thread).order_by(
+        col(Interaction.published_at), col(Interaction.id)
+    )
     return [r for r in session.exec(stmt.offset(offset).limit(limit)).all() if r]
 
 
@@ -87,7 +89,9 @@ def count_reply_ids(session: Session, post_id: int, *, parent_id: int | None = N
 def reaction_counts(session: Session, post_id: int) -> dict[str, int]:
     stmt = (
         select(Interaction.kind, func.count())
-        .where(Interaction.post_id == post_id, Interaction.status == VISIBLE, col(Interaction.kind).in_(("like", "repost")))
+        .where(
+            Interaction.post_id == post_id, Interaction.status == VISIBLE, col(Interaction.kind).in_(("like", "repost"))
+        )
         .group_by(col(Interaction.kind))
     )
     return dict(session.exec(stmt).all())

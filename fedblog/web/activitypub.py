@@ -110,7 +110,9 @@ def article_response(services: Services, session: Session, post: Post, reply_ids
 
 def tombstone_response(services: Services, post: Post) -> Response:
     deleted = serialize.iso(post.deleted_at) if post.deleted_at else None
-    return ActivityJSONResponse(vocab.with_context(vocab.tombstone(services.urls.post(post.slug), deleted=deleted)), status_code=410)
+    return ActivityJSONResponse(
+        vocab.with_context(vocab.tombstone(services.urls.post(post.slug), deleted=deleted)), status_code=410
+    )
 
 
 async def activity(request: Request) -> Response:
@@ -136,7 +138,9 @@ def post_json(request: Request, services: Services, slug: str) -> Response:
         replies_id = services.urls.replies(services.urls.post(slug))
         nxt = f"{replies_id}?page=2" if len(first) > PAGE_SIZE else None
         counts = interaction_store.reaction_counts(session, post.id)
-        return article_response(services, session, post, first[:PAGE_SIZE], nxt, counts.get("like", 0), counts.get("repost", 0))
+        return article_response(
+            services, session, post, first[:PAGE_SIZE], nxt, counts.get("like", 0), counts.get("repost", 0)
+        )
 
 
 def _live_post(session: Session, slug: str) -> Post:
@@ -158,7 +162,9 @@ async def post_replies(request: Request) -> Response:
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:
-            return list(interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit))
+            return list(
+                interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit)
+            )
 
     return _paged(request, services.urls.replies(services.urls.post(slug)), total, items)
 

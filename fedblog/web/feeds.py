@@ -19,7 +19,9 @@ def _feed(request: Request, template: str, media_type: str) -> Response:
         posts = post_store.list_posts(session, offset=0, limit=FEED_SIZE)
         tags = post_store.tags_for_posts(session, [p.id for p in posts if p.id is not None])
     updated = max((p.updated_at for p in posts), default=services.clock.now())
-    body = renderer_of(request).text(template, {"posts": posts, "tags": tags, "updated": updated, "summary": summary_text})
+    body = renderer_of(request).text(
+        template, {"posts": posts, "tags": tags, "updated": updated, "summary": summary_text}
+    )
     return Response(body, media_type=media_type)
 
 

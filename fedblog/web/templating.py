@@ -49,7 +49,9 @@ class Renderer:
     def __init__(self, services: Services) -> None:
         self.env = build_environment(services)
 
-    def page(self, name: str, context: dict[str, Any], *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    def page(
+        self, name: str, context: dict[str, Any], *, status_code: int = 200, headers: dict[str, str] | None = None
+    ) -> Response:
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status_code, headers=headers)
 

@@ -21,19 +21,51 @@ def reply(actor: FakeActor, in_reply_to: str, html: str, now: datetime, *, flavo
     flavour = flavour or actor.flavour
     if flavour == "misskey":
         nid = note_id or f"https://{actor.host}/notes/{uuid.uuid4().hex[:10]}"
-        note = {"id": nid, "type": "Note", "attributedTo": actor.id, "content": html, "_misskey_content": "plain",
-                "published": _iso(now), "to": [PUBLIC] if public else [actor.id + "/followers"],
-                "cc": [actor.id + "/followers"], "inReplyTo": in_reply_to, "attachment": [], "sensitive": False, "tag": []}
-        create = {"@context": [AS, "https://w3id.org/security/v1", {"Key": "sec:Key", "_misskey_content": "misskey:_misskey_content"}],
-                  "id": nid + "/activity", "actor": actor.id, "type": "Create", "published": _iso(now), "object": note,
-                  "to": note["to"], "cc": note["cc"]}
+        note = {
+            "id": nid,
+            "type": "Note",
+            "attributedTo": actor.id,
+            "content": html,
+            "_misskey_content": "plain",
+            "published": _iso(now),
+            "to": [PUBLIC] if public else [actor.id + "/followers"],
+            "cc": [actor.id + "/followers"],
+            "inReplyTo": in_reply_to,
+            "attachment": [],
+            "sensitive": False,
+            "tag": [],
+        }
+        create = {
+            "@context": [
+                AS,
+                "https://w3id.org/security/v1",
+                {"Key": "sec:Key", "_misskey_content": "misskey:_misskey_content"},
+            ],
+            "id": nid + "/activity",
+            "actor": actor.id,
+            "type": "Create",
+            "published": _iso(now),
+            "object": note,
+            "to": note["to"],
+            "cc": note["cc"],
+        }
     elif flavour == "gotosocial":
         nid = note_id or f"{actor.id}/statuses/{uuid.uuid4().hex[:26].upper()}"
-        note = {"id": nid, "type": "Note", "attributedTo": actor.id, "content": html, "contentMap": {"en": html},
-                "published": _iso(now), "url": f"https://{actor.host}/@{actor.username}/statuses/{nid.rsplit('/', 1)[1]}",
-                "to": PUBLIC if public else actor.id + "/followers", "cc": [actor.id + "/followers", BLOG],
-                "inReplyTo": in_reply_to, "tag": {"type": "Mention", "href": BLOG, "name": "@blog@blog.test"},
-                "sensitive": False, "attachment": []}
+        note = {
+            "id": nid,
+            "type": "Note",
+            "attributedTo": actor.id,
+            "content": html,
+            "contentMap": {"en": html},
+            "published": _iso(now),
+            "url": f"https://{actor.host}/@{actor.username}/statuses/{nid.rsplit('/', 1)[1]}",
+            "to": PUBLIC if public else actor.id + "/followers",
+            "cc": [actor.id + "/followers", BLOG],
+            "inReplyTo": in_reply_to,
+            "tag": {"type": "Mention", "href": BLOG, "name": "@blog@blog.test"},
+            "sensitive": False,
+            "attachment": [],
+        }
         create = {"@context": AS, "id": nid + "/activity", "actor": actor.id, "type": "Create",
                   "published": _iso(now), "object": note, "to": note["to"], "cc": note["cc"]}
     else:
@@ -62,15 +94,29 @@ def delete(actor: FakeActor, object_id: str) -> dict[str, Any]:
 
 
 def like(actor: FakeActor, target: str, *, misskey: bool = False) -> dict[str, Any]:
-    doc = {"@context": AS, "id": f"{actor.id}#likes/{uuid.uuid4().hex[:8]}", "type": "Like", "actor": actor.id, "object": target}
+    doc = {
+        "@context": AS,
+        "id": f"{actor.id}#likes/{uuid.uuid4().hex[:8]}",
+        "type": "Like",
+        "actor": actor.id,
+        "object": target,
+    }
     if misskey:
         doc.update({"content": "👍", "_misskey_reaction": "👍"})
     return doc
 
 
 def announce(actor: FakeActor, target: str, now: datetime) -> dict[str, Any]:
-    return {"@context": AS, "id": f"{actor.id}/statuses/{uuid.uuid4().int % 10**18}/activity", "type": "Announce",
-            "actor": actor.id, "published": _iso(now), "to": [PUBLIC], "cc": [BLOG, actor.id + "/followers"], "object": target}
+    return {
+        "@context": AS,
+        "id": f"{actor.id}/statuses/{uuid.uuid4().int % 10**18}/activity",
+        "type": "Announce",
+        "actor": actor.id,
+        "published": _iso(now),
+        "to": [PUBLIC],
+        "cc": [BLOG, actor.id + "/followers"],
+        "object": target,
+    }
 
 
 def undo(actor: FakeActor, inner: dict[str, Any]) -> dict[str, Any]:

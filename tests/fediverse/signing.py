@@ -26,8 +26,16 @@ def public_pem(key: rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
-def sign(method: str, url: str, body: bytes | None, key: rsa.RSAPrivateKey, key_id: str,
-         now: datetime | None = None, extra: dict[str, str] | None = None, algorithm: str = "rsa-sha256") -> dict[str, str]:
+def sign(
+    method: str,
+    url: str,
+    body: bytes | None,
+    key: rsa.RSAPrivateKey,
+    key_id: str,
+    now: datetime | None = None,
+    extra: dict[str, str] | None = None,
+    algorithm: str = "rsa-sha256",
+) -> dict[str, str]:
     """Headers for a Mastodon-style signed request."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -77,7 +85,9 @@ def verify(method: str, path_qs: str, headers: dict[str, str], body: bytes, publ
             lines.append(f"{n}: {h.get(n, '')}")
     key = serialization.load_pem_public_key(public_pem_text.encode())
     try:
-        key.verify(base64.b64decode(params["signature"]), "\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
+        key.verify(
+            base64.b64decode(params["signature"]), "\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256()
+        )  # type: ignore[union-attr,call-arg]
     except Exception as exc:  # noqa: BLE001 - any failure is "does not verify"
         return False, f"bad signature ({type(exc).__name__})"
     return True, "ok"

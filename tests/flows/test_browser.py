@@ -50,7 +50,10 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
-    pytest.fail(f"fedblog serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
+    pytest.fail(
+        f"fedblog serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n"
+        f"{log.read_text(errors='replace')[-3000:]}"
+    )
 
 
 @contextlib.contextmanager
@@ -70,8 +73,22 @@ def demo_server(tmp_path: Path, database_url: str) -> Iterator[str]:
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fedblog", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "fedblog",
+                "serve",
+                "--demo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         _wait_until_up(proc, base + DEMO, log)
@@ -138,7 +155,9 @@ def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None
                 assert "Iowan Old Style" in body_font, f"style.css did not apply: body font is {body_font!r}"
                 header_bottom = page.eval_on_selector(".site-header", "e => e.getBoundingClientRect().bottom")
                 h1_top = page.eval_on_selector("h1", "e => e.getBoundingClientRect().top")
-                assert h1_top - header_bottom >= 16, f"title is flush against the header ({h1_top - header_bottom:.0f}px)"
+                assert h1_top - header_bottom >= 16, (
+                    f"title is flush against the header ({h1_top - header_bottom:.0f}px)"
+                )
                 assert page.evaluate("() => document.title").startswith("China sent back North Korean defectors")
                 page.screenshot(path=str(ARTIFACTS / "demo-post.png"), full_page=True)
             finally:
@@ -146,7 +165,10 @@ def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None
 
             # -- phone width: no sideways scrolling
             context = browser.new_context(
-                java_script_enabled=False, viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                java_script_enabled=False,
+                viewport={"width": 390, "height": 844},
+                device_scale_factor=1,
+                is_mobile=True,
             )
             try:
                 page = context.new_page()
@@ -167,7 +189,9 @@ def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None
                 context.close()
 
             # -- dark mode, for the human looking at the artifacts
-            context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900}, color_scheme="dark")
+            context = browser.new_context(
+                java_script_enabled=False, viewport={"width": 1280, "height": 900}, color_scheme="dark"
+            )
             try:
                 page = context.new_page()
                 page.goto(url, wait_until="load")

@@ -64,10 +64,23 @@ def test_fediverse_replies_and_reactions_in_the_browser(server: tuple[str, str])
     fans = [FakeActor("mastodon.test", f"fan{i}", f"Fan {i}") for i in range(5)]
     _cache(database_url, base, [alice, bob, chika, *fans])
     now = datetime.now(UTC)
-    c1, n1 = builders.reply(alice, post, '<p><span class="h-card"><a href="https://blog.test/" class="u-url mention">@<span>blog</span></a></span> '
-                            "Thank you for writing this up. Is there an English source for the Dong-A report?</p>", now)
-    c2, n2 = builders.reply(bob, n1["id"], "<p>The Korea JoongAng Daily covered it the same week.</p>", now, flavour="gotosocial")
-    c3, _ = builders.reply(chika, n2["id"], "<p>ありがとう — and <a href=\"https://misskey.test/tags/NorthKorea\" class=\"hashtag\">#NorthKorea</a> has more.</p>", now)
+    c1, n1 = builders.reply(
+        alice,
+        post,
+        '<p><span class="h-card"><a href="https://blog.test/" class="u-url mention">@<span>blog</span></a></span> '
+        "Thank you for writing this up. Is there an English source for the Dong-A report?</p>",
+        now,
+    )
+    c2, n2 = builders.reply(
+        bob, n1["id"], "<p>The Korea JoongAng Daily covered it the same week.</p>", now, flavour="gotosocial"
+    )
+    c3, _ = builders.reply(
+        chika,
+        n2["id"],
+        '<p>ありがとう — and <a href="https://misskey.test/tags/NorthKorea" class="hashtag">#NorthKorea</a>'
+        " has more.</p>",
+        now,
+    )
     for actor, activity in ((alice, c1), (bob, c2), (chika, c3)):
         assert _post(base, actor, activity) == 202
     for fan in fans:

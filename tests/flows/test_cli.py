@@ -40,9 +40,14 @@ def _counts(env: dict[str, str]) -> tuple[int, int, int]:
 
 
 @pytest.mark.anyio
-async def test_publish_list_delete_through_cli_and_http(cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_publish_list_delete_through_cli_and_http(
+    cli_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "hello.md"
-    src.write_text("---\ntitle: Hello, fediverse\ntags: [intro, meta]\nsummary: The first post.\ndate: 2026-01-02\n---\n# Hi\n\nSome **bold** text.\n")
+    src.write_text(
+        "---\ntitle: Hello, fediverse\ntags: [intro, meta]\nsummary: The first post.\ndate: 2026-01-02\n---\n"
+        "# Hi\n\nSome **bold** text.\n"
+    )
     assert main(["post", "publish", str(src)]) == 0
     assert "published: https://blog.test/posts/hello-fediverse" in capsys.readouterr().out
     assert main(["post", "list"]) == 0
@@ -50,7 +55,11 @@ async def test_publish_list_delete_through_cli_and_http(cli_env: dict[str, str],
     svc = build_services(load_settings(cli_env))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(svc)), base_url="https://blog.test") as c:
         r = await c.get("/posts/hello-fediverse")
-        assert r.status_code == 200 and "<strong>bold</strong>" in r.text and "#<span class=\"p-category\">intro</span>" in r.text
+        assert (
+            r.status_code == 200
+            and "<strong>bold</strong>" in r.text
+            and '#<span class="p-category">intro</span>' in r.text
+        )
         # publishing the same slug again updates in place
         src.write_text(src.read_text().replace("Some **bold** text.", "Edited text."))
         assert main(["post", "publish", str(src)]) == 0
@@ -91,7 +100,9 @@ def test_bad_front_matter_is_refused_and_changes_nothing(
     assert _counts(cli_env) == before
 
 
-def test_missing_file_and_bad_settings_are_one_line_errors(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_and_bad_settings_are_one_line_errors(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["post", "publish", "/nonexistent/file.md"]) == 2
     assert "no such file" in capsys.readouterr().err
     monkeypatch.setenv("FEDBLOG_BASE_URL", "ftp://nope")

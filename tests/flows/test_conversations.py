@@ -77,7 +77,9 @@ def _comments(html: str) -> dict[str, dict[str, object]]:
     return out
 
 
-async def test_replies_from_three_servers_show_threaded(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_replies_from_three_servers_show_threaded(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     now = services.clock.now()
     masto, gts, misskey = (FakeInstance("mastodon.test", fediverse), FakeInstance("gts.test", fediverse, "gotosocial"),
                            FakeInstance("misskey.test", fediverse, "misskey"))
@@ -101,7 +103,9 @@ async def test_replies_from_three_servers_show_threaded(services: Services, fedi
     assert comments["Chika C."]["original"] == n3["id"]  # Misskey sent no url: link the id
 
 
-async def test_reply_to_an_imported_comment_and_object_by_reference(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_reply_to_an_imported_comment_and_object_by_reference(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     with session_scope(services.engine) as session:
         load_demo(session)
     with Session(services.engine) as s:
@@ -116,13 +120,17 @@ async def test_reply_to_an_imported_comment_and_object_by_reference(services: Se
     assert comments["Alice A."]["parent"] == "redwhitedude"
 
 
-async def test_edit_and_delete(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_edit_and_delete(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
     create, note = builders.reply(alice, post, "<p>First version</p>", services.clock.now())
     assert (await masto.post(alice, INBOX, create)).status_code == 202
     services.clock.advance(60)  # type: ignore[attr-defined]
-    assert (await masto.post(alice, INBOX, builders.update(alice, note, "<p>Second version</p>", services.clock.now()))).status_code == 202
+    assert (
+        await masto.post(alice, INBOX, builders.update(alice, note, "<p>Second version</p>", services.clock.now()))
+    ).status_code == 202
     assert _comments((await client.get("/posts/hello")).text)["Alice A."]["text"] == "Second version"
     # an older edit arriving late changes nothing
     old = builders.update(alice, note, "<p>Stale</p>", services.clock.now().replace(year=2020))
@@ -134,7 +142,9 @@ async def test_edit_and_delete(services: Services, fediverse: FakeFediverse, cli
     assert replies["orderedItems"] == []
 
 
-async def test_delete_before_create_drops_the_late_create(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_delete_before_create_drops_the_late_create(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
     create, note = builders.reply(alice, post, "<p>Deleted before it arrived</p>", services.clock.now())
@@ -143,13 +153,21 @@ async def test_delete_before_create_drops_the_late_create(services: Services, fe
     assert _count(services, kind="reply") == 0
 
 
-async def test_likes_boosts_and_undo(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_likes_boosts_and_undo(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto, misskey = FakeInstance("mastodon.test", fediverse), FakeInstance("misskey.test", fediverse, "misskey")
-    alice, dan, chika = masto.actor("alice", "Alice A."), masto.actor("dan", "Dan D."), misskey.actor("chika", "Chika C.")
+    alice, dan, chika = (
+        masto.actor("alice", "Alice A."),
+        masto.actor("dan", "Dan D."),
+        misskey.actor("chika", "Chika C."),
+    )
     l1 = builders.like(alice, post)
     for _ in range(2):  # the same Like twice: counted once
         assert (await masto.post(alice, INBOX, l1)).status_code == 202
-    assert (await masto.post(alice, INBOX, builders.like(alice, post))).status_code == 202  # a second Like id, same actor
+    assert (
+        await masto.post(alice, INBOX, builders.like(alice, post))
+    ).status_code == 202  # a second Like id, same actor
     assert (await misskey.post(chika, INBOX, builders.like(chika, post, misskey=True))).status_code == 202
     b1 = builders.announce(dan, post, services.clock.now())
     assert (await masto.post(dan, INBOX, b1)).status_code == 202
@@ -163,11 +181,15 @@ async def test_likes_boosts_and_undo(services: Services, fediverse: FakeFedivers
     assert (await client.get("/posts/hello/likes", headers={"Accept": AP})).json()["totalItems"] == 2
     assert (await masto.post(alice, INBOX, builders.undo(alice, l1))).status_code == 202
     assert (await masto.post(dan, INBOX, builders.undo(dan, b1))).status_code == 202
-    counts = [text_of(e) for e in parse_html((await client.get("/posts/hello")).text).iter() if "reaction-count" in classes(e)]
+    counts = [
+        text_of(e) for e in parse_html((await client.get("/posts/hello")).text).iter() if "reaction-count" in classes(e)
+    ]
     assert counts == ["1 like"]
 
 
-async def test_same_activity_twice_at_once_has_one_effect(services: Services, fediverse: FakeFediverse, post: str) -> None:
+async def test_same_activity_twice_at_once_has_one_effect(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice")
     create, _ = builders.reply(alice, post, "<p>Once</p>", services.clock.now())
@@ -178,7 +200,9 @@ async def test_same_activity_twice_at_once_has_one_effect(services: Services, fe
     assert _count(services, kind="reply") == 2
 
 
-async def test_forged_input_is_refused_and_leaves_nothing(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_forged_input_is_refused_and_leaves_nothing(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto, evil = FakeInstance("mastodon.test", fediverse), FakeInstance("evil.test", fediverse)
     alice, mallory = masto.actor("alice", "Alice A."), evil.actor("mallory")
     bob = masto.actor("bob")
@@ -215,7 +239,9 @@ async def test_forged_input_is_refused_and_leaves_nothing(services: Services, fe
         '<p>unclosed <b><i>tags',
     ],
 )
-async def test_xss_payloads_are_sanitised(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str, payload: str) -> None:
+async def test_xss_payloads_are_sanitised(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str, payload: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
     create, _ = builders.reply(alice, post, payload, services.clock.now())
@@ -229,13 +255,17 @@ async def test_xss_payloads_are_sanitised(services: Services, fediverse: FakeFed
         assert bad not in html.lower(), bad
 
 
-async def test_mastodon_style_crawl_finds_every_reply_and_nothing_hidden(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_mastodon_style_crawl_finds_every_reply_and_nothing_hidden(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     people = [masto.actor(f"user{i}", f"User {i}") for i in range(5)]
     ids = []
     parent = post
     for i in range(45):
-        create, note = builders.reply(people[i % 5], parent if i % 4 else post, f"<p>reply {i}</p>", services.clock.now())
+        create, note = builders.reply(
+            people[i % 5], parent if i % 4 else post, f"<p>reply {i}</p>", services.clock.now()
+        )
         assert (await masto.post(people[i % 5], INBOX, create)).status_code == 202
         ids.append(note["id"])
         parent = note["id"]
@@ -269,10 +299,14 @@ async def test_mastodon_style_crawl_finds_every_reply_and_nothing_hidden(service
 
 def _visible(services: Services) -> list[Interaction]:
     with Session(services.engine) as s:
-        return list(s.exec(select(Interaction).where(Interaction.status == "visible", Interaction.kind == "reply")).all())
+        return list(
+            s.exec(select(Interaction).where(Interaction.status == "visible", Interaction.kind == "reply")).all()
+        )
 
 
-async def test_actor_update_and_delete(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_actor_update_and_delete(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
     create, _ = builders.reply(alice, post, "<p>hello</p>", services.clock.now())
@@ -288,27 +322,45 @@ async def test_actor_update_and_delete(services: Services, fediverse: FakeFedive
     assert _comments((await client.get("/posts/hello")).text) == {}
 
 
-async def test_ld_signed_reply_is_forwarded_byte_for_byte(services: Services, fediverse: FakeFediverse, post: str) -> None:
+async def test_ld_signed_reply_is_forwarded_byte_for_byte(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
     masto, gts = FakeInstance("mastodon.test", fediverse), FakeInstance("gts.test", fediverse, "gotosocial")
     alice, bob = masto.actor("alice"), gts.actor("bob")
-    from tests.fediverse.instance import follow
     from fedblog.jobs.runner import DeliveryRunner
+    from tests.fediverse.instance import follow
 
-    assert (await gts.post(bob, "https://blog.test/users/blog/inbox", follow(bob, "https://blog.test/users/blog"))).status_code == 202
+    assert (
+        await gts.post(bob, "https://blog.test/users/blog/inbox", follow(bob, "https://blog.test/users/blog"))
+    ).status_code == 202
     create, _ = builders.reply(alice, post, "<p>signed</p>", services.clock.now())
-    create["signature"] = {"type": "RsaSignature2017", "creator": alice.key_id, "created": "2026-01-01T00:00:00Z", "signatureValue": "c2ln"}
+    create["signature"] = {
+        "type": "RsaSignature2017",
+        "creator": alice.key_id,
+        "created": "2026-01-01T00:00:00Z",
+        "signatureValue": "c2ln",
+    }
     body = json.dumps(create, separators=(",", ":")).encode()
     assert (await masto.post(alice, INBOX, create, body=body)).status_code == 202
     unsigned, _ = builders.reply(alice, post, "<p>not LD-signed</p>", services.clock.now())
     assert (await masto.post(alice, INBOX, unsigned)).status_code == 202
     await DeliveryRunner(services, concurrency=2).run_until_idle()
     forwarded = [r for r in gts.received if r.json.get("type") == "Create"]
-    assert len(forwarded) == 1 and forwarded[0].body == body and forwarded[0].signature_ok is False  # actor != our signer
+    assert (
+        len(forwarded) == 1 and forwarded[0].body == body and forwarded[0].signature_ok is False
+    )  # actor != our signer
     assert "blog.test/users/blog#main-key" in forwarded[0].headers["signature"]
     assert masto.received == [] or all(r.json.get("type") != "Create" for r in masto.received)
 
 
-async def test_first_contact_moderation(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_first_contact_moderation(
+    services: Services,
+    fediverse: FakeFediverse,
+    client: httpx.AsyncClient,
+    post: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     object.__setattr__(services.settings, "moderation", "first-contact")
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
@@ -338,7 +390,9 @@ async def test_first_contact_moderation(services: Services, fediverse: FakeFediv
     assert len([u for m, u in fediverse.log if "evil.test/users" in u and m == "GET"]) == before
 
 
-async def test_reply_and_follow_buttons_redirect_to_the_readers_server(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_reply_and_follow_buttons_redirect_to_the_readers_server(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     page = parse_html((await client.get("/posts/hello")).text)
     forms = [f for f in page.iter(NS + "form") if "interact-form" in classes(f)]
     assert forms and forms[0].get("method") == "get"
@@ -351,10 +405,14 @@ async def test_reply_and_follow_buttons_redirect_to_the_readers_server(services:
     assert r.status_code == 303 and r.headers["location"].startswith("https://mastodon.test/authorize_interaction?uri=")
     for bad in ("", "not a host!", "@@"):
         assert (await client.get("/interact", params={"uri": post, "who": bad})).status_code == 400
-    assert (await client.get("/interact", params={"uri": "https://evil.test/x", "who": "mastodon.social"})).status_code == 400
+    assert (
+        await client.get("/interact", params={"uri": "https://evil.test/x", "who": "mastodon.social"})
+    ).status_code == 400
 
 
-async def test_undo_before_like_drops_the_late_like(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str) -> None:
+async def test_undo_before_like_drops_the_late_like(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice", "Alice A.")
     like = builders.like(alice, post)

@@ -68,7 +68,11 @@ def _publish_to_followers(env: dict[str, str], receiver: Receiver, n: int, slug:
                 for i in range(n)
             )
         with session_scope(services.engine) as session:
-            publish(session, services, parse_post_source(f"---\ntitle: Fan-out {slug}\nslug: {slug}\n---\nHello, {n} inboxes.\n"))
+            publish(
+                session,
+                services,
+                parse_post_source(f"---\ntitle: Fan-out {slug}\nslug: {slug}\n---\nHello, {n} inboxes.\n"),
+            )
         with Session(services.engine) as session:
             activity = session.exec(select(Activity).where(Activity.type == "Create")).one()
             count = session.exec(select(func.count()).select_from(Delivery).where(Delivery.activity_id == activity.id,
@@ -174,9 +178,15 @@ def test_killed_worker_loses_nothing(database_url: str, tmp_path: Path, slow_rec
     activity_id = _publish_to_followers(env, slow_receiver, N, "killed")
 
     first = processes.worker(env, name="worker-killed")
-    _wait_for(lambda: slow_receiver.count() >= 100 or first.poll() is not None, 30, "the first 100 deliveries",
-              context=lambda: f"received {slow_receiver.count()}; deliveries {dict(_delivery_states(database_url, activity_id))}; "
-                              f"worker output:\n{processes.output(first)[-2000:]}")
+    _wait_for(
+        lambda: slow_receiver.count() >= 100 or first.poll() is not None,
+        30,
+        "the first 100 deliveries",
+        context=lambda: (
+            f"received {slow_receiver.count()}; deliveries {dict(_delivery_states(database_url, activity_id))}; "
+            f"worker output:\n{processes.output(first)[-2000:]}"
+        ),
+    )
     assert first.poll() is None, f"the worker ended on its own:\n{processes.output(first)}"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)

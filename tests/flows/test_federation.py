@@ -81,7 +81,9 @@ async def test_host_meta_and_nodeinfo(client: httpx.AsyncClient) -> None:
         assert doc["usage"]["users"]["total"] == 1 and "localPosts" in doc["usage"]
 
 
-async def test_follow_is_accepted_with_the_follow_embedded(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_follow_is_accepted_with_the_follow_embedded(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     inst, alice = await _followed_by(services, fediverse)
     accepts = inst.activities("Accept")
     assert len(accepts) == 1
@@ -106,7 +108,9 @@ async def test_duplicate_follow_is_idempotent(services: Services, fediverse: Fak
     assert len(inst.activities("Accept")) == 1
 
 
-async def test_publish_edit_delete_reach_followers(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_publish_edit_delete_reach_followers(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     inst, alice = await _followed_by(services, fediverse)
     _publish(services, "---\ntitle: Hello fediverse\nslug: hello\ntags: [intro]\n---\nFirst *post*.\n")
     await deliver(services)
@@ -122,7 +126,10 @@ async def test_publish_edit_delete_reach_followers(services: Services, fediverse
     r = await client.get("/posts/hello", headers={"Accept": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'})
     assert r.json()["id"] == article["id"] and r.headers["vary"] == "Accept"
     page = await client.get("/posts/hello", headers={"Accept": "text/html"})
-    assert 'rel="alternate"' in page.headers["link"] and '<link rel="alternate" type="application/activity+json"' in page.text
+    assert (
+        'rel="alternate"' in page.headers["link"]
+        and '<link rel="alternate" type="application/activity+json"' in page.text
+    )
     # edit: Update with a newer `updated`
     services.clock.advance(3600)  # type: ignore[attr-defined]
     _publish(services, "---\ntitle: Hello fediverse\nslug: hello\ntags: [intro]\n---\nEdited.\n")
@@ -145,7 +152,13 @@ async def test_publish_edit_delete_reach_followers(services: Services, fediverse
 async def test_undo_follow_stops_deliveries(services: Services, fediverse: FakeFediverse) -> None:
     inst, alice = await _followed_by(services, fediverse)
     f = inst.activities("Accept")[0]["object"]
-    undo = {"@context": "https://www.w3.org/ns/activitystreams", "id": f["id"] + "/undo", "type": "Undo", "actor": alice.id, "object": f}
+    undo = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": f["id"] + "/undo",
+        "type": "Undo",
+        "actor": alice.id,
+        "object": f,
+    }
     assert (await inst.post(alice, "https://blog.test/inbox", undo)).status_code == 202
     _publish(services, "---\ntitle: After undo\n---\nNobody gets this.\n")
     await deliver(services)
@@ -156,7 +169,9 @@ async def test_shared_inbox_gets_one_copy(services: Services, fediverse: FakeFed
     inst = FakeInstance("mastodon.test", fediverse)
     for name in ("alice", "bob", "carol"):
         a = inst.actor(name)
-        assert (await inst.post(a, "https://blog.test/users/blog/inbox", follow(a, "https://blog.test/users/blog"))).status_code == 202
+        assert (
+            await inst.post(a, "https://blog.test/users/blog/inbox", follow(a, "https://blog.test/users/blog"))
+        ).status_code == 202
     await deliver(services)
     _publish(services, "---\ntitle: One copy\n---\nText.\n")
     await deliver(services)
@@ -164,7 +179,9 @@ async def test_shared_inbox_gets_one_copy(services: Services, fediverse: FakeFed
     assert len(creates) == 1 and creates[0].path == "/inbox"
 
 
-async def test_gone_inbox_removes_follower_and_retry_after_is_honoured(services: Services, fediverse: FakeFediverse) -> None:
+async def test_gone_inbox_removes_follower_and_retry_after_is_honoured(
+    services: Services, fediverse: FakeFediverse
+) -> None:
     inst, alice = await _followed_by(services, fediverse)
     inst.respond_with(503, {"Retry-After": "600"})
     _publish(services, "---\ntitle: Retry me\n---\nText.\n")
@@ -202,7 +219,9 @@ async def test_permanent_4xx_is_not_retried(services: Services, fediverse: FakeF
         assert s.exec(select(Follower)).one().actor_ap_id == alice.id  # a 403 does not remove the follower
 
 
-async def test_inbox_refusals_store_nothing(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_inbox_refusals_store_nothing(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     inst = FakeInstance("mastodon.test", fediverse)
     alice, mallory = inst.actor("alice"), inst.actor("mallory")
     act = follow(alice, "https://blog.test/users/blog")

@@ -69,7 +69,9 @@ async def send_together(masto: FakeInstance, sends: list[tuple[FakeActor, dict[s
     return list(await asyncio.gather(*[masto.post(a, INBOX, doc) for a, doc in sends]))
 
 
-async def test_replies_arriving_together_share_a_commit_and_all_land(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_replies_arriving_together_share_a_commit_and_all_land(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     actors = [masto.actor(f"user{i}", f"User {i}") for i in range(10)]
     await warm(masto, actors, services)
@@ -104,13 +106,18 @@ async def test_a_thread_arriving_in_one_batch_keeps_its_nesting(services: Servic
     assert box.commits.batches - batches == 1
     assert {r.text for r in results} == {"Accepted."}
     with Session(services.engine) as s:
-        rows = {i.ap_id: i for i in s.exec(select(Interaction).where(col(Interaction.ap_id).in_([n1["id"], n2["id"], n3["id"]])))}
+        rows = {
+            i.ap_id: i
+            for i in s.exec(select(Interaction).where(col(Interaction.ap_id).in_([n1["id"], n2["id"], n3["id"]])))
+        }
     assert rows[n1["id"]].parent_id is None
     assert rows[n2["id"]].parent_id == rows[n1["id"]].id
     assert rows[n3["id"]].parent_id == rows[n2["id"]].id
 
 
-async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     alice, bob, carol = masto.actor("alice", "Alice A."), masto.actor("bob", "Bob B."), masto.actor("carol", "Carol C.")
     await warm(masto, [alice, bob, carol], services)
@@ -122,7 +129,14 @@ async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(services: Servi
     good = [builders.reply(carol, POST, f"<p>good {i}</p>", services.clock.now())[0] for i in range(5)]
     box = inbox_of(fediverse)
     batches = box.commits.batches
-    sends = [(carol, good[0]), (bob, forged), (carol, good[1]), (carol, twice), (carol, twice), *[(carol, g) for g in good[2:]]]
+    sends = [
+        (carol, good[0]),
+        (bob, forged),
+        (carol, good[1]),
+        (carol, twice),
+        (carol, twice),
+        *[(carol, g) for g in good[2:]],
+    ]
     results = await send_together(masto, sends)
     assert box.commits.batches - batches == 1  # all eight in one batch, which then had to be split
     statuses = [r.status_code for r in results]
@@ -150,7 +164,14 @@ async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFe
     fine = [builders.reply(bob, POST, f"<p>fine {i}</p>", services.clock.now())[0] for i in range(3)]
     box = inbox_of(fediverse)
     batches = box.commits.batches
-    sends = [(bob, fine[0]), (alice, early), (bob, fine[1]), (bob, builders.delete(bob, late_note["id"])), (bob, late), (bob, fine[2])]
+    sends = [
+        (bob, fine[0]),
+        (alice, early),
+        (bob, fine[1]),
+        (bob, builders.delete(bob, late_note["id"])),
+        (bob, late),
+        (bob, fine[2]),
+    ]
     results = await send_together(masto, sends)
     assert box.commits.batches - batches == 1
     assert [r.status_code for r in results] == [202] * 6
@@ -161,7 +182,9 @@ async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFe
     assert all(count(services, Interaction, content_html=f"<p>fine {i}</p>") == 1 for i in range(3))
 
 
-async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Services, fediverse: FakeFediverse) -> None:
+async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(
+    services: Services, fediverse: FakeFediverse
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     actors = [masto.actor(f"user{i}") for i in range(3)]
     await warm(masto, actors, services)
@@ -182,7 +205,9 @@ async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(services: Ser
     assert {r.text for r in again} == {"Already received."}
 
 
-async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(services: Services, fediverse: FakeFediverse) -> None:
+async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(
+    services: Services, fediverse: FakeFediverse
+) -> None:
     masto = FakeInstance("mastodon.test", fediverse)
     actors = [masto.actor(f"user{i}") for i in range(3)]
     await warm(masto, actors, services)

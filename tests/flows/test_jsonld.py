@@ -75,14 +75,18 @@ def settings(settings: Settings) -> Settings:
     return settings.replace(moderation="approve-all")
 
 
-async def test_every_document_expands_and_keeps_its_terms(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient) -> None:
+async def test_every_document_expands_and_keeps_its_terms(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
     with session_scope(services.engine) as session:
         publish(session, services, parse_post_source("---\ntitle: LD\nslug: ld\ntags: [json, ld]\n---\nBody.\n"))
     masto = FakeInstance("mastodon.test", fediverse)
     alice = masto.actor("alice")
     create, _ = builders.reply(alice, "https://blog.test/posts/ld", "<p>hi</p>", services.clock.now())
     assert (await masto.post(alice, "https://blog.test/inbox", create)).status_code == 202
-    assert (await masto.post(alice, "https://blog.test/inbox", builders.like(alice, "https://blog.test/posts/ld"))).status_code == 202
+    assert (
+        await masto.post(alice, "https://blog.test/inbox", builders.like(alice, "https://blog.test/posts/ld"))
+    ).status_code == 202
     paths = [
         "/users/blog", "/users/blog/outbox", "/users/blog/outbox?page=1", "/users/blog/followers",
         "/users/blog/followers?page=1", "/users/blog/following", "/users/blog/featured", "/posts/ld",

@@ -56,23 +56,33 @@ async def test_upgrade_from_first_revision_keeps_data(empty_engine: Engine, tmp_
     migrate(empty_engine, "0001")
     assert current_revision(empty_engine) == "0001"
     with empty_engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO post (id, slug, title, content_md, content_html, author_name, language, draft, published_at, updated_at) "
-            "VALUES (1, 'old-post', 'An old post', 'Old *body*', '<p>Old <em>body</em></p>', 'Ann', 'en', false, "
-            "'2011-05-01 10:00:00+00', '2011-05-01 10:00:00+00')"))
+        conn.execute(
+            text(
+                "INSERT INTO post (id, slug, title, content_md, content_html, author_name, language, draft, "
+                "published_at, updated_at) "
+                "VALUES (1, 'old-post', 'An old post', 'Old *body*', '<p>Old <em>body</em></p>', 'Ann', 'en', false, "
+                "'2011-05-01 10:00:00+00', '2011-05-01 10:00:00+00')"
+            )
+        )
         conn.execute(text("INSERT INTO tag (id, name, label) VALUES (1, 'history', 'History')"))
         conn.execute(text("INSERT INTO post_tag (post_id, tag_id) VALUES (1, 1)"))
         conn.execute(text(
             "INSERT INTO interaction (id, post_id, kind, via, status, author_name, content_html, published_at) VALUES "
             "(1, 1, 'comment', 'import', 'visible', 'Bob', '<p>First!</p>', '2011-05-02 10:00:00+00')"))
-        conn.execute(text(
-            "INSERT INTO interaction (id, post_id, parent_id, kind, via, status, author_name, content_html, published_at) VALUES "
-            "(2, 1, 1, 'comment', 'import', 'visible', 'Ann', '<p>Welcome, Bob.</p>', '2011-05-03 10:00:00+00')"))
+        conn.execute(
+            text(
+                "INSERT INTO interaction (id, post_id, parent_id, kind, via, status, author_name, content_html, "
+                "published_at) VALUES "
+                "(2, 1, 1, 'comment', 'import', 'visible', 'Ann', '<p>Welcome, Bob.</p>', '2011-05-03 10:00:00+00')"
+            )
+        )
     migrate(empty_engine)
     assert current_revision(empty_engine) == head_revision(empty_engine)
     settings = load_settings({"FEDBLOG_BASE_URL": "https://blog.test", "FEDBLOG_DATA_DIR": str(tmp_path)})
     services = build_services(settings, engine=empty_engine)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(services)), base_url="https://blog.test") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services)), base_url="https://blog.test"
+    ) as c:
         r = await c.get("/posts/old-post")
         assert r.status_code == 200
         assert "Old <em>body</em>" in r.text and "First!" in r.text and "Welcome, Bob." in r.text

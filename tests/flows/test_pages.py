@@ -27,7 +27,9 @@ def _load_demo(services: Services) -> None:
 
 def _publish(services: Services, source: str) -> None:
     with session_scope(services.engine) as session:
-        save_post(session, parse_post_source(source), now=services.clock.now(), default_author="Ann", default_language="en")
+        save_post(
+            session, parse_post_source(source), now=services.clock.now(), default_author="Ann", default_language="en"
+        )
 
 
 async def test_demo_post_shows_title_body_and_every_comment(services: Services, client: httpx.AsyncClient) -> None:
@@ -171,8 +173,14 @@ async def test_feeds_parse_with_a_real_feed_parser(services: Services, client: h
         titles = [e.title for e in feed.entries]
         assert titles == ["A newer post & more", "China sent back North Korean defectors"]
         assert feed.entries[1].link == "https://blog.test" + DEMO
-        assert "Dong-A Ilbo" in feed.entries[1].content[0].value if version == "atom10" else "Dong-A Ilbo" in feed.entries[1].description
-        assert "<em>world</em>" in (feed.entries[0].content[0].value if version == "atom10" else feed.entries[0].description)
+        assert (
+            "Dong-A Ilbo" in feed.entries[1].content[0].value
+            if version == "atom10"
+            else "Dong-A Ilbo" in feed.entries[1].description
+        )
+        assert "<em>world</em>" in (
+            feed.entries[0].content[0].value if version == "atom10" else feed.entries[0].description
+        )
 
 
 async def test_home_page_lists_posts_with_pagination(services: Services, client: httpx.AsyncClient) -> None:
@@ -209,7 +217,9 @@ async def test_tag_archive_and_about_pages(services: Services, client: httpx.Asy
     r = await client.get("/tags/china")
     titles = [text_of(h) for h in find_all(parse_html(r.text), "h2", "p-name")]
     assert titles == ["Other", "China sent back North Korean defectors"]  # newest first
-    assert [text_of(h) for h in find_all(parse_html((await client.get("/tags/travel")).text), "h2", "p-name")] == ["Other"]
+    assert [text_of(h) for h in find_all(parse_html((await client.get("/tags/travel")).text), "h2", "p-name")] == [
+        "Other"
+    ]
     assert (await client.get("/tags/nope")).status_code == 404
     archive = parse_html((await client.get("/archive")).text)
     assert [text_of(h) for h in find_all(archive, "h2")][:2] == ["2019", "2012"]
@@ -284,7 +294,9 @@ async def test_server_error_page_is_friendly(services: Services) -> None:
 
     _load_demo(services)
     with services.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE post_tag CASCADE" if services.engine.dialect.name == "postgresql" else "DROP TABLE post_tag")
+        conn.exec_driver_sql(
+            "DROP TABLE post_tag CASCADE" if services.engine.dialect.name == "postgresql" else "DROP TABLE post_tag"
+        )
     # like uvicorn, send the 500 response instead of re-raising into the test
     transport = httpx.ASGITransport(app=create_app(services), raise_app_exceptions=False)
     try:

@@ -37,7 +37,7 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
 
 
 def test_retries_for_at_least_48_hours_then_gives_up() -> None:
-    when, attempts, now = T0, 0, T0
+    attempts, now = 0, T0
     while True:
         attempts += 1
         nxt = next_attempt(attempts, now, T0, rand=lambda: 0.5)

@@ -68,7 +68,9 @@ def test_importing_fedblog_has_no_side_effects(tmp_path: Path) -> None:
         "print('ok')\n"
     )
     env = {"PATH": "/usr/bin:/bin", "FEDBLOG_BASE_URL": "not a url", "FEDBLOG_DATABASE_URL": "bogus://"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
     assert list(tmp_path.iterdir()) == []  # no data dir, no database file
