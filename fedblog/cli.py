@@ -279,7 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     delete = post_sub.add_parser("delete", help="delete a post (its URL then answers 410 Gone)")
     delete.add_argument("slug")
     delete.set_defaults(func=cmd_post_delete)
-    post.set_defaults(func=lambda a: (post.print_help(), 2)[1])
+
+    def post_help(_args: argparse.Namespace) -> int:
+        post.print_help()
+        return 2
+
+    post.set_defaults(func=post_help)
 
     worker = sub.add_parser("worker", help="deliver queued activities (run several for scale)")
     worker.add_argument("--once", action="store_true", help="deliver what is due now, with a progress bar, then exit")

@@ -287,7 +287,7 @@ def sign_request(method: str, url: str, headers: Mapping[str, str], body: bytes 
     lines = field_lines(headers)
     added = {"Host": lines["host"][0] if "host" in lines else wire_authority(url),
              "Date": http_date(now)}
-    names = GET_SIGNED_HEADERS
+    names: tuple[str, ...] = GET_SIGNED_HEADERS
     if body is not None:
         added["Digest"] = body_digest(body)
         names = POST_SIGNED_HEADERS

@@ -79,4 +79,5 @@ class MarkdownRenderer:
         )
 
     def render(self, text: str) -> str:
-        return self._md.render(text)
+        html: str = self._md.render(text)  # markdown-it-py types render() as Any
+        return html

@@ -64,7 +64,9 @@ def public_keys(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def actor_fields(doc: dict[str, Any]) -> dict[str, Any]:
     """What we keep of a remote actor document (values are untrusted strings)."""
-    endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
+    endpoints = doc.get("endpoints")
+    if not isinstance(endpoints, dict):
+        endpoints = {}
     url = _first_url(doc.get("url"))
     if url and not same_origin(url, doc["id"]):
         url = doc["id"]  # like Mastodon: a profile URL on another host is ignored
@@ -196,13 +198,19 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
             cache.put_actor(snap)
         return snap
     doc = None if fresh else await fetch_actor_document(services, ap_id)
-    fields = actor_fields(doc) if doc is not None else {"preferred_username": row.preferred_username, "host": row.host}  # type: ignore[union-attr]
+    fields: dict[str, Any]
+    if doc is not None:
+        fields = actor_fields(doc)
+    else:
+        assert row is not None  # no document fetched: the row was fresh
+        fields = {"preferred_username": row.preferred_username, "host": row.host}
     handle = await confirm_handle(services, ap_id, fields["preferred_username"], fields["host"])
     with Session(services.engine, expire_on_commit=False) as session:
         if doc is not None:
             keys = public_keys(doc)
             row = upsert_actor(session, doc, keys[0] if keys else None, now)
         else:
+            assert row is not None  # no document fetched: the row was fresh
             row = session.merge(row)
         row.handle = handle
         session.add(row)

@@ -54,10 +54,10 @@ class Target:
 
 
 # light lookups (ids and flags only), built once: they run for every incoming reply
-_LIVE_POST_BY_SLUG = sa_select(Post.id).where(
+_LIVE_POST_BY_SLUG = sa_select(col(Post.id)).where(
     col(Post.slug) == bindparam("slug"), col(Post.deleted_at).is_(None), col(Post.draft).is_(False))
 _COMMENT = (
-    sa_select(Interaction.id, Interaction.post_id)
+    sa_select(col(Interaction.id), col(Interaction.post_id))
     .join(Post, col(Post.id) == col(Interaction.post_id))
     .where(col(Interaction.status) != "deleted", col(Post.deleted_at).is_(None))
 )
@@ -152,7 +152,8 @@ async def _author_if_ours(services: Services, d: Delivery, target_url: str | Non
 
 def apply_create(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
-        return "ignored: " + d.notes["ignore"]
+        reason: str = d.notes["ignore"]
+        return "ignored: " + reason
     obj = d.activity["object"]
     target = find_target(session, services, d.notes["in_reply_to"])
     if target is None:
@@ -229,7 +230,8 @@ async def prepare_update(services: Services, d: Delivery) -> None:
 
 def apply_update(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
-        return "ignored: " + d.notes["ignore"]
+        reason: str = d.notes["ignore"]
+        return "ignored: " + reason
     if "actor_doc" in d.notes:
         return _update_actor(session, services, d)
     obj = d.activity["object"]
@@ -293,7 +295,8 @@ async def prepare_reaction(services: Services, d: Delivery) -> None:
 
 def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
-        return "ignored: " + d.notes["ignore"]
+        reason: str = d.notes["ignore"]
+        return "ignored: " + reason
     kind = "like" if d.activity["type"] == "Like" else "repost"
     target = find_target(session, services, id_of(d.activity.get("object")))
     if target is None:

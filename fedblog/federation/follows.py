@@ -22,7 +22,8 @@ async def prepare_follow(services: Services, d: Delivery) -> None:
 
 def apply_follow(session: Session, services: Services, d: Delivery) -> str:
     if "ignore" in d.notes:
-        return "ignored: " + d.notes["ignore"]
+        reason: str = d.notes["ignore"]
+        return "ignored: " + reason
     if not d.notes.get("inbox"):
         return "ignored: the follower has no inbox"
     now = services.clock.now()
@@ -52,12 +53,12 @@ def apply_undo_follow(session: Session, services: Services, d: Delivery) -> str:
 
 def apply_delete_actor(session: Session, services: Services, d: Delivery) -> str:
     """The actor deleted their account: drop them as follower, their comments and reactions."""
-    session.exec(delete(Follower).where(col(Follower.actor_ap_id) == d.actor))  # type: ignore[call-overload]
+    session.exec(delete(Follower).where(col(Follower.actor_ap_id) == d.actor))
     services.remote.forget_actor(d.actor)
     services.remote.forget_key(d.key_id)
     actor = session.exec(select(Actor).where(Actor.ap_id == d.actor)).first()
     if actor is not None:
-        session.exec(delete(Interaction).where(col(Interaction.actor_id) == actor.id))  # type: ignore[call-overload]
+        session.exec(delete(Interaction).where(col(Interaction.actor_id) == actor.id))
         session.delete(actor)
     return "processed"
 

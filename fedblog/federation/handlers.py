@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from fedblog.federation import conversations, follows
-from fedblog.federation.inbox import Delivery, Handler, id_of, no_preparation
+from fedblog.federation.inbox import Apply, Delivery, Handler, id_of, no_preparation
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 
 
-def _ignore(reason: str):  # type: ignore[no-untyped-def]
+def _ignore(reason: str) -> Apply:
     def apply(session: Session, services: Services, d: Delivery) -> str:
         return "ignored: " + reason
 

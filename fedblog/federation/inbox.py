@@ -42,7 +42,7 @@ MAX_ADDRESSEES = 500
 
 # the hot statements, built once
 # blocked? already received? for a whole batch of POSTs in one round trip
-_PRECHECK: CompoundSelect = union_all(
+_PRECHECK: "CompoundSelect[Any, str]" = union_all(  # noqa: UP037 (SQLAlchemy 2.0: not generic at run time)
     sa_select(literal_column("'b'"), col(ModerationRule.target)).where(
         col(ModerationRule.action) == "block", col(ModerationRule.target).in_(bindparam("targets", expanding=True))
     ),
@@ -103,8 +103,8 @@ async def no_preparation(services: Services, d: Delivery) -> None:
 def id_of(value: Any) -> str | None:
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
+    if isinstance(value, dict) and isinstance(ident := value.get("id"), str):
+        return ident
     return None
 
 

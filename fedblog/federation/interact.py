@@ -46,11 +46,13 @@ async def interaction_url(services: Services, who: str, uri: str) -> str:
         )
     except FetchError:
         return fallback
-    links = doc.data.get("links") if isinstance(doc.data.get("links"), list) else []
+    links = doc.data.get("links")
+    if not isinstance(links, list):
+        links = []
     for rel in INTENT_RELS:
         for link in links:
             if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("template"), str):
-                template = link["template"]
+                template: str = link["template"]
                 if template.startswith("https://") and "{uri}" in template:
                     return template.replace("{uri}", quote(uri, safe=""))
     return fallback

@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import Any, Protocol
 
 from fedblog.activitypub import vocab
-from fedblog.activitypub.context import PUBLIC
+from fedblog.activitypub.context import AS_CONTEXT, PUBLIC
 from fedblog.clock import utc
 from fedblog.federation.keys import KeyPair
 from fedblog.settings import Settings
-from fedblog.store.tables import Post, Tag
+from fedblog.store.tables import Post
 from fedblog.urls import Urls
 
 
@@ -45,9 +45,19 @@ def blog_actor(settings: Settings, urls: Urls, keys: KeyPair, published: Any) ->
     return vocab.actor_document(info)
 
 
+class TagLike(Protocol):
+    """What post_to_article reads of a tag: a Tag, or a row of post_store.tags_for_posts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+
 def post_to_article(
     post: Post,
-    tags: Sequence[Tag],
+    tags: Sequence[TagLike],
     urls: Urls,
     *,
     reply_ids: Sequence[str] = (),
@@ -117,4 +127,4 @@ def delete_post_activity(post_url: str, urls: Urls, deleted: str) -> dict[str, A
 
 def accept_follow(follow: dict[str, Any], urls: Urls) -> dict[str, Any]:
     """Accept, embedding the Follow exactly as received (INTEROP.md §3)."""
-    return vocab.wrap("Accept", id=new_activity_id(urls), actor=urls.actor(), obj=follow, context=vocab.AS_CONTEXT)
+    return vocab.wrap("Accept", id=new_activity_id(urls), actor=urls.actor(), obj=follow, context=AS_CONTEXT)

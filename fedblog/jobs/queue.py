@@ -61,7 +61,12 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
         .where(col(Delivery.id).in_(due.scalar_subquery()))
         .values(lease_until=now + lease, leased_by=worker)
         .returning(
-            Delivery.id, Delivery.inbox, Delivery.host, Delivery.attempts, Delivery.created_at, Delivery.activity_id
+            col(Delivery.id),
+            col(Delivery.inbox),
+            col(Delivery.host),
+            col(Delivery.attempts),
+            col(Delivery.created_at),
+            col(Delivery.activity_id),
         )
     )
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
@@ -75,7 +80,7 @@ def release(session: Session, ids: Sequence[int], *, worker: str) -> None:
         return
     stmt = (
         update(Delivery)
-        .where(Delivery.state == "pending", Delivery.leased_by == worker, col(Delivery.id).in_(list(ids)))
+        .where(col(Delivery.state) == "pending", col(Delivery.leased_by) == worker, col(Delivery.id).in_(list(ids)))
         .values(lease_until=None, leased_by=None)
     )
     session.execute(stmt, execution_options={"synchronize_session": False})
@@ -84,7 +89,8 @@ def release(session: Session, ids: Sequence[int], *, worker: str) -> None:
 def activity_bodies(session: Session, ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.exec(select(Activity.id, Activity.body).where(col(Activity.id).in_(ids))).all())  # type: ignore[arg-type]
+    rows = session.exec(select(col(Activity.id), col(Activity.body)).where(col(Activity.id).in_(ids))).all()
+    return dict(rows)  # type: ignore[arg-type]  # Activity.id is Optional only before the INSERT
 
 
 def _owned(session: Session, delivery_id: int, worker: str) -> Delivery | None:
@@ -100,7 +106,7 @@ def mark_sent(session: Session, ids: Sequence[int], *, worker: str, now: datetim
         return
     stmt = (
         update(Delivery)
-        .where(Delivery.state == "pending", Delivery.leased_by == worker, col(Delivery.id).in_(list(ids)))
+        .where(col(Delivery.state) == "pending", col(Delivery.leased_by) == worker, col(Delivery.id).in_(list(ids)))
         .values(state="sent", finished_at=now, attempts=Delivery.attempts + 1, last_error=None,
                 lease_until=None, leased_by=None)
     )

@@ -40,7 +40,7 @@ def next_attempt(
         return None
     if host_unavailable and now - first_created >= HORIZON * 3:
         return None
-    ceiling = min(MAX_WAIT, BASE * (2 ** min(attempts, 20)))
+    ceiling: timedelta = min(MAX_WAIT, BASE * (2 ** min(attempts, 20)))
     wait = ceiling / 2 + (ceiling / 2) * rand()  # "equal jitter": never less than half the step
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_WAIT))

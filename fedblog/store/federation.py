@@ -36,7 +36,7 @@ def list_deliveries(session: Session, *, states: Sequence[str], limit: int) -> S
         .order_by(col(Delivery.next_attempt_at).desc(), col(Delivery.id).desc())
         .limit(limit)
     )
-    return session.exec(stmt).all()  # type: ignore[return-value]
+    return session.exec(stmt).all()
 
 
 def list_unavailable_hosts(session: Session) -> Sequence[HostHealth]:

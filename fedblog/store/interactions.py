@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from fedblog.store.tables import Interaction
 
@@ -25,14 +26,16 @@ DISPLAY_COLUMNS = (
 
 
 _FOR_POST = (
-    sa_select(*DISPLAY_COLUMNS)
+    sa_select(*(col(c) for c in DISPLAY_COLUMNS))
     .where(col(Interaction.post_id) == bindparam("post_id"),
            col(Interaction.status).in_(bindparam("statuses", expanding=True)))
     .order_by(col(Interaction.published_at), col(Interaction.id))
 )
 
 
-def list_for_post(session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)) -> Sequence[Row[Any]]:
+def list_for_post(
+    session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)
+) -> Sequence[Row[*tuple[Any, ...]]]:
     """All interactions of a post in display order, in one query, as read-only rows."""
     return session.connection().execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)}).all()
 
@@ -62,8 +65,8 @@ def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | N
     return session.exec(select(Interaction).where(Interaction.activity_ap_id == activity_ap_id)).first()
 
 
-def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool):  # type: ignore[no-untyped-def]
-    stmt = select(Interaction.ap_id).where(
+def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool) -> SelectOfScalar[str | None]:
+    stmt = select(col(Interaction.ap_id)).where(
         Interaction.post_id == post_id, Interaction.status == VISIBLE, Interaction.via == "activitypub",
         Interaction.kind == "reply", col(Interaction.ap_id).is_not(None),
     )

@@ -8,33 +8,36 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Post, PostTag, Tag
 
 
-def _live() -> list:  # type: ignore[type-arg]
+def _live() -> list[ColumnElement[bool]]:
     return [col(Post.draft).is_(False), col(Post.deleted_at).is_(None)]
 
 
 # Hot statements are built once: building a SELECT costs more than running it on SQLite.
 _POST_BY_SLUG = select(Post).where(col(Post.slug) == bindparam("slug"))
 _TAGS_FOR_POSTS = (
-    sa_select(PostTag.post_id, Tag.id, Tag.name, Tag.label)
+    sa_select(col(PostTag.post_id), col(Tag.id), col(Tag.name), col(Tag.label))
     .join(Tag, col(Tag.id) == col(PostTag.tag_id))
     .where(col(PostTag.post_id).in_(bindparam("ids", expanding=True)))
     .order_by(col(Tag.label))
 )
 
 
-_POST_ROW_BY_SLUG = sa_select(*Post.__table__.columns).where(col(Post.slug) == bindparam("slug"))
+_POST_ROW_BY_SLUG = sa_select(
+    *Post.__table__.columns  # type: ignore[attr-defined]  # sqlmodel does not declare __table__
+).where(col(Post.slug) == bindparam("slug"))
 
 
 def get_post_by_slug(session: Session, slug: str) -> Post | None:
     return session.exec(_POST_BY_SLUG, params={"slug": slug}).first()
 
 
-def get_post_row(session: Session, slug: str) -> Row[Any] | None:
+def get_post_row(session: Session, slug: str) -> Row[*tuple[Any, ...]] | None:
     """The post as a read-only row (pages): no ORM object to build."""
     return session.connection().execute(_POST_ROW_BY_SLUG, {"slug": slug}).first()
 
@@ -87,9 +90,9 @@ def get_or_create_tag(session: Session, name: str, label: str) -> Tag:
     return tag
 
 
-def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+def tags_for_posts(session: Session, post_ids: Sequence[int]) -> dict[int, list[Row[*tuple[Any, ...]]]]:
     """Tags (id, name, label) of many posts in one query, as read-only rows."""
-    out: dict[int, list[Row[Any]]] = defaultdict(list)
+    out: dict[int, list[Row[*tuple[Any, ...]]]] = defaultdict(list)
     if not post_ids:
         return out
     for row in session.connection().execute(_TAGS_FOR_POSTS, {"ids": list(post_ids)}).all():
@@ -116,4 +119,4 @@ def list_tags_with_counts(session: Session) -> Sequence[tuple[Tag, int]]:
         .group_by(col(Tag.id))
         .order_by(col(Tag.label))
     )
-    return session.exec(stmt).all()  # type: ignore[return-value]
+    return session.exec(stmt).all()

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 
-def _dt(*, nullable: bool = False, index: bool = False) -> sa.Column:  # type: ignore[type-arg]
+def _dt(*, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
 
 

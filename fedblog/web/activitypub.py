@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -10,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fedblog.activitypub import vocab
+from fedblog.activitypub.context import AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
 from fedblog.federation import serialize
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
@@ -40,7 +43,9 @@ async def actor(request: Request) -> Response:
     return ActivityJSONResponse(doc)
 
 
-def _paged(request: Request, collection_id: str, total: int, items_for_page) -> Response:  # type: ignore[no-untyped-def]
+def _paged(
+    request: Request, collection_id: str, total: int, items_for_page: Callable[[int, int], Sequence[object]]
+) -> Response:
     if "page" not in request.query_params:
         last = max(1, -(-total // PAGE_SIZE))
         return ActivityJSONResponse(vocab.ordered_collection(
@@ -52,14 +57,14 @@ def _paged(request: Request, collection_id: str, total: int, items_for_page) -> 
         f"{collection_id}?page={page}", part_of=collection_id, items=items, total=total,
         next=f"{collection_id}?page={page + 1}" if has_next else None,
         prev=f"{collection_id}?page={page - 1}" if page > 1 else None,
-        context=vocab.OBJECT_CONTEXT))
+        context=OBJECT_CONTEXT))
 
 
 async def outbox(request: Request) -> Response:
     services = services_of(request)
     urls = services.urls
 
-    def items(offset: int, limit: int) -> list[object]:
+    def items(offset: int, limit: int) -> list[dict[str, Any]]:
         with Session(services.engine) as session:
             posts = post_store.list_posts(session, offset=offset, limit=limit)
             tags = post_store.tags_for_posts(session, [p.id for p in posts if p.id is not None])
@@ -67,7 +72,7 @@ async def outbox(request: Request) -> Response:
         for p in posts:
             article = serialize.post_to_article(p, tags.get(p.id or 0, []), urls)
             doc = vocab.wrap("Create", id=urls.post(p.slug) + "#create", actor=urls.actor(), obj=article,
-                             published=serialize.iso(p.published_at), to=[vocab.PUBLIC], cc=[urls.followers()])
+                             published=serialize.iso(p.published_at), to=[PUBLIC], cc=[urls.followers()])
             doc.pop("@context")
             out.append(doc)
         return out
@@ -197,7 +202,7 @@ async def post_context(request: Request) -> Response:
         total = interaction_store.count_reply_ids(session, post.id, whole_thread=True) + 1
     post_id, post_url = post.id, services.urls.post(slug)
 
-    def items(offset: int, limit: int) -> list[object]:
+    def items(offset: int, limit: int) -> list[str]:
         with Session(services.engine) as session:
             head = [post_url] if offset == 0 else []
             rest = interaction_store.list_reply_ids(session, post_id, whole_thread=True,
@@ -218,4 +223,4 @@ async def post_reactions(request: Request) -> Response:
         counts = interaction_store.reaction_counts(session, post.id)
     total = counts.get("like" if which == "likes" else "repost", 0)
     url = services.urls.likes(slug) if which == "likes" else services.urls.shares(slug)
-    return ActivityJSONResponse({"@context": vocab.AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})
+    return ActivityJSONResponse({"@context": AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})

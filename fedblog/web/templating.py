@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -50,7 +51,7 @@ class Renderer:
         self.env = build_environment(services)
 
     def page(
-        self, name: str, context: dict[str, Any], *, status_code: int = 200, headers: dict[str, str] | None = None
+        self, name: str, context: dict[str, Any], *, status_code: int = 200, headers: Mapping[str, str] | None = None
     ) -> Response:
         html = self.env.get_template(name).render(**context)
         return HTMLResponse(html, status_code=status_code, headers=headers)
