@@ -78,7 +78,10 @@ def find_target(session: Session, services: Services, url: str | None) -> Target
             known[slug] = session.connection().execute(_LIVE_POST_BY_SLUG, {"slug": slug}).scalar()
         post_id = known[slug]
         return Target(post_id, None) if post_id is not None else None
-    deferred.flush(session)  # the parent may be a reply of this same batch
+    # the parent may be a reply of this same batch (deferred), or changed by an earlier activity of
+    # the batch through the ORM (a Delete): the lookup below is Core, which does not autoflush
+    session.flush()
+    deferred.flush(session)
     comment_id = services.urls.match_comment(url)
     conn = session.connection()  # Core: skips the ORM layer, 4x cheaper for these one-row reads
     row = (conn.execute(_COMMENT_BY_ID, {"id": comment_id}) if comment_id is not None

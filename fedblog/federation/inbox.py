@@ -38,6 +38,8 @@ from fedblog.store.tables import DeadLetter, InboxItem, ModerationRule, ObjectMa
 log = logging.getLogger("fedblog.inbox")
 MAX_DEPTH = 32
 MAX_ADDRESSEES = 500
+MAX_URL = 2048  # an activity, actor or key id
+MAX_HOST, MAX_LABELS = 253, 127  # what DNS allows
 
 
 # the hot statements, built once
@@ -108,6 +110,24 @@ def id_of(value: Any) -> str | None:
     return None
 
 
+def url_problem(url: str, what: str) -> str | None:
+    """A URL we will look up or match rules against: bounded, with a host name DNS could hold.
+
+    Checked before anything else is done with it: block rules are matched against the host and
+    every parent domain, so an absurd host would otherwise cost work (and query parameters)
+    before the signature is even checked.
+    """
+    if len(url) > MAX_URL:
+        return f"the {what} is longer than {MAX_URL} characters"
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not host or len(host) > MAX_HOST or host.count(".") >= MAX_LABELS:
+        return f"the {what} has no valid host name"
+    return None
+
+
 def _shape_error(doc: Any) -> str | None:
     if not isinstance(doc, dict):
         return "the body is not a JSON object"
@@ -118,8 +138,11 @@ def _shape_error(doc: Any) -> str | None:
             return f"the activity has no {name}"
     if not doc["id"].startswith(("https://", "http://")):
         return "the activity id is not an http(s) URL"
-    if id_of(doc.get("actor")) is None:
+    actor = id_of(doc.get("actor"))
+    if actor is None:
         return "the activity has no actor"
+    if problem := url_problem(doc["id"], "activity id") or url_problem(actor, "actor id"):
+        return problem
     count = sum(len(v) if isinstance(v, list) else 1 for k in ("to", "cc", "bto", "bcc", "audience", "tag")
                 if (v := doc.get(k)) is not None)
     obj = doc.get("object")
@@ -146,8 +169,9 @@ class Inbox:
         self.remote = services.remote
         self.expected_host = urlsplit(services.settings.base_url).netloc
         # group commit (store/groupcommit.py): the POSTs ready in one loop turn share their round trips
-        self.prechecks: Coalescer[tuple[str, list[str]], tuple[bool, bool]] = Coalescer(self._precheck_many)
+        self.prechecks: Coalescer[tuple[str, list[str]], tuple[bool, bool] | None] = Coalescer(self._precheck_many)
         self.commits: Coalescer[Delivery, InboxResult] = Coalescer(self._apply_many)
+        self.split_batches = 0  # batches rolled back and applied again in halves
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
                       scheme: str, recipient: str | None) -> InboxResult:
@@ -164,11 +188,12 @@ class Inbox:
                                            expected_host=self.expected_host)
         if isinstance(sig, httpsig.VerifyFailure):
             return InboxResult(sig.status, f"Signature refused ({sig.reason.value}): {sig.detail}")
-        try:
-            blocked, seen = await self.prechecks.submit((doc["id"], moderation.block_targets((actor, sig.key_id))))
-        except SQLAlchemyError:
-            log.exception("inbox pre-check failed for %s", doc["id"])
+        if problem := url_problem(sig.key_id, "signature's keyId"):
+            return InboxResult(400, f"Refused: {problem}.")
+        checked = await self.prechecks.submit((doc["id"], moderation.block_targets((actor, sig.key_id))))
+        if checked is None:
             return InboxResult(503, "The database is unavailable; nothing was stored. Please retry later.")
+        blocked, seen = checked
         if blocked:
             return InboxResult(403, "Refused: this actor or its domain is blocked here.")
         if seen:  # dedupe early: a redelivery costs a share of one SELECT, not a signature check
@@ -223,8 +248,22 @@ class Inbox:
                 return "the embedded object is attributed to someone else"
         return None
 
-    def _precheck_many(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool]]:
-        """(blocked, already received) for each (activity id, block targets): one statement for the batch."""
+    def _precheck_many(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool] | None]:
+        """(blocked, already received) for each (activity id, block targets): one statement for the batch.
+
+        None for an item whose check could not run (the database failed): if the batch's query fails,
+        each item is checked on its own, so one item cannot take the others down with it.
+        """
+        try:
+            return self._precheck_query(items)
+        except SQLAlchemyError:
+            if len(items) == 1:
+                log.exception("inbox pre-check failed for %s", items[0][0])
+                return [None]
+            log.warning("inbox pre-check of a batch of %d failed; checking each on its own", len(items), exc_info=True)
+        return [self._precheck_many([item])[0] for item in items]
+
+    def _precheck_query(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool] | None]:
         params = {"ids": sorted({ap_id for ap_id, _ in items}), "targets": sorted({t for _, ts in items for t in ts})}
         with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
             rows = conn.execute(_PRECHECK, params).all()
@@ -248,13 +287,20 @@ class Inbox:
         return await self.commits.submit(d)
 
     def _apply_many(self, ds: list[Delivery]) -> list[InboxResult]:
-        """Apply a batch in one transaction; if anything in it fails, each one again in its own."""
-        if len(ds) > 1:
-            try:
-                return self._apply_together(ds)
-            except Exception:  # a refusal, a duplicate, a bug: which one is not known, so isolate them
-                log.debug("a batch of %d activities failed; applying them one by one", len(ds), exc_info=True)
-        return [self._apply_one(d) for d in ds]
+        """Apply a batch in one transaction. If anything in it fails (a refusal, a duplicate, a bug:
+        which one is not known), the transaction is rolled back and each half is applied again the
+        same way, down to one activity in its own transaction: one bad activity among n costs about
+        2 log2(n) extra transactions, not n, and every sender gets the answer it would have had alone."""
+        if len(ds) == 1:
+            return [self._apply_one(ds[0])]
+        try:
+            return self._apply_together(ds)
+        except Exception as exc:
+            self.split_batches += 1
+            log.info("a batch of %d activities failed (%s: %s); applying it in halves",
+                     len(ds), type(exc).__name__, str(exc)[:200])
+        half = len(ds) // 2
+        return self._apply_many(ds[:half]) + self._apply_many(ds[half:])
 
     def _apply_together(self, ds: list[Delivery]) -> list[InboxResult]:
         now = self.services.clock.now()

@@ -25,6 +25,8 @@ MAX_BATCH = 128  # bounds one flush's transaction (and how long it holds the loo
 
 class Coalescer(Generic[T, R]):
     def __init__(self, flush: Callable[[list[T]], Sequence[R]], *, max_batch: int = MAX_BATCH) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, not {max_batch}")
         self._flush = flush
         self._max = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -45,20 +47,27 @@ class Coalescer(Generic[T, R]):
         return await future
 
     def _run(self) -> None:
-        self._scheduled = False
-        while self._pending:
-            batch, self._pending = self._pending[: self._max], self._pending[self._max :]
-            self.batches += 1
-            self.items += len(batch)
-            try:
-                results = self._flush([item for item, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # the caller may have gone (client disconnect): the work stands
-                    future.set_result(result)
+        batch, self._pending = self._pending[: self._max], self._pending[self._max :]
+        if self._pending:  # more than one batch waiting: the next one after the loop's other work
+            assert self._loop is not None
+            self._loop.call_soon(self._run)
+        else:
+            self._scheduled = False
+        if not batch:
+            return
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            results = self._flush([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
+        except BaseException as exc:  # every caller of the batch hears of it; nobody waits forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # the caller may have gone (client disconnect): the work stands
+                future.set_result(result)

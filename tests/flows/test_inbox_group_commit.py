@@ -128,7 +128,7 @@ async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(
     twice, _ = builders.reply(carol, POST, "<p>sent twice in one batch</p>", services.clock.now())
     good = [builders.reply(carol, POST, f"<p>good {i}</p>", services.clock.now())[0] for i in range(5)]
     box = inbox_of(fediverse)
-    batches = box.commits.batches
+    batches, splits = box.commits.batches, box.split_batches
     sends = [
         (carol, good[0]),
         (bob, forged),
@@ -139,6 +139,7 @@ async def test_a_refusal_and_a_duplicate_in_a_batch_are_isolated(
     ]
     results = await send_together(masto, sends)
     assert box.commits.batches - batches == 1  # all eight in one batch, which then had to be split
+    assert 1 <= box.split_batches - splits <= 6  # in halves (2 log2 8 at most), not one by one
     statuses = [r.status_code for r in results]
     assert statuses[1] == 403 and results[1].text == "Refused: only the author of a comment can edit it."
     assert statuses[:1] + statuses[2:] == [202] * 7
@@ -189,8 +190,11 @@ async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(
     actors = [masto.actor(f"user{i}") for i in range(3)]
     await warm(masto, actors, services)
     sends = [(a, builders.reply(a, POST, f"<p>kept {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    box = inbox_of(fediverse)
+    batches = box.commits.batches
     with table_gone(services, "interaction"):  # where replies go
         results = await send_together(masto, sends)
+    assert box.commits.batches - batches == 1  # they failed together, then each alone
     assert [r.status_code for r in results] == [202] * 3
     assert {r.text for r in results} == {"Accepted (stored for review)."}
     with Session(services.engine) as s:
@@ -212,8 +216,11 @@ async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(
     actors = [masto.actor(f"user{i}") for i in range(3)]
     await warm(masto, actors, services)
     sends = [(a, builders.reply(a, POST, f"<p>retried {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    box = inbox_of(fediverse)
+    batches = box.prechecks.batches
     with table_gone(services, "inbox_item"):  # what the pre-check reads
         results = await send_together(masto, sends)
+    assert box.prechecks.batches - batches == 1  # checked together, then each alone: each its own 503
     assert [r.status_code for r in results] == [503] * 3
     assert all(r.headers["retry-after"] == "60" and "retry" in r.text for r in results)
     assert count(services, Interaction, kind="reply") == 3  # only the warm-up replies
@@ -221,3 +228,35 @@ async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(
     again = await send_together(masto, sends)
     assert [r.text for r in again] == ["Accepted."] * 3
     assert all(count(services, Interaction, content_html=f"<p>retried {i}</p>") == 1 for i in range(3))
+
+
+async def test_absurd_actor_hosts_are_refused_before_any_work_and_spare_their_batch(
+    services: Services, fediverse: FakeFediverse
+) -> None:
+    """Block rules are matched against every parent domain of the actor's host, before the signature
+    is checked: a host with thousands of labels must be refused up front, not make the batch's
+    shared query (and the honest senders in it) fail."""
+    masto = FakeInstance("mastodon.test", fediverse)
+    honest = [masto.actor(f"user{i}") for i in range(3)]
+    await warm(masto, honest, services)
+    mallory = masto.actor("mallory")
+    sends: list[tuple[FakeActor, dict[str, Any]]] = []
+    for i in range(30):
+        deep = "https://" + "a." * (2500 if i % 2 else 600) + f"evil{i}.test/users/x"  # too long / too deep
+        create, _ = builders.reply(mallory, POST, "<p>deep</p>", services.clock.now())
+        sends.append((mallory, {**create, "actor": deep}))
+    long_key = builders.reply(honest[0], POST, "<p>long keyId</p>", services.clock.now())[0]
+    good = [(a, builders.reply(a, POST, f"<p>honest {i}</p>", services.clock.now())[0]) for i, a in enumerate(honest)]
+    results = await asyncio.gather(
+        *[masto.post(a, INBOX, doc) for a, doc in [*sends[:15], *good, *sends[15:]]],
+        masto.post(honest[0], INBOX, long_key, key_id="https://" + "k." * 200 + "mastodon.test/users/user0#main-key"),
+    )
+    refused, accepted, keyed = [*results[:15], *results[18:33]], results[15:18], results[33]
+    assert {(r.status_code, r.text) for r in refused} == {
+        (400, "Refused: the actor id has no valid host name."),
+        (400, "Refused: the actor id is longer than 2048 characters."),
+    }
+    assert [r.text for r in accepted] == ["Accepted."] * 3
+    assert (keyed.status_code, keyed.text) == (400, "Refused: the signature's keyId has no valid host name.")
+    assert count(services, Interaction, content_html="<p>deep</p>") == 0
+    assert all(count(services, Interaction, content_html=f"<p>honest {i}</p>") == 1 for i in range(3))
