@@ -119,6 +119,8 @@ def url_problem(url: str, what: str) -> str | None:
     """
     if len(url) > MAX_URL:
         return f"the {what} is longer than {MAX_URL} characters"
+    if len(url) <= MAX_HOST and url.count(".") < MAX_LABELS:
+        return None  # its host cannot be too long or too deep (whether it has one is checked later)
     try:
         host = urlsplit(url).hostname
     except ValueError:
@@ -128,10 +130,11 @@ def url_problem(url: str, what: str) -> str | None:
     return None
 
 
-def _shape_error(doc: Any) -> str | None:
+def _shape_error(doc: Any, body: bytes) -> str | None:
     if not isinstance(doc, dict):
         return "the body is not a JSON object"
-    if not json_depth_ok(doc, MAX_DEPTH):
+    # a document cannot nest deeper than it has brackets: most activities have fewer than the cap
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and not json_depth_ok(doc, MAX_DEPTH):
         return f"the JSON nests deeper than {MAX_DEPTH} levels"
     for name in ("id", "type"):
         if not isinstance(doc.get(name), str) or not doc[name]:
@@ -179,7 +182,7 @@ class Inbox:
             doc = json.loads(body)
         except (ValueError, RecursionError):
             return InboxResult(400, "The body is not valid JSON.")
-        problem = _shape_error(doc)
+        problem = _shape_error(doc, body)
         if problem:
             return InboxResult(400, f"Refused: {problem}.")
         actor = id_of(doc["actor"])
