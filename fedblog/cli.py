@@ -3,6 +3,7 @@
     fedblog serve [--demo] [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
     fedblog init
     fedblog post publish FILE.md | post list | post delete SLUG
+    fedblog worker [--once] | deliveries | moderation ACTION | inbox failed | inbox retry ID... | --all
 
 Every failure prints one line that says what to do, and exits with status 2.
 """
@@ -26,6 +27,8 @@ from fedblog.blog.demo import load_demo
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import PostSourceError, parse_post_source
 from fedblog.federation import moderation
+from fedblog.federation.handlers import build_handlers
+from fedblog.federation.inbox import Inbox
 from fedblog.federation.publishing import publish, unpublish
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
@@ -235,9 +238,65 @@ def cmd_moderation(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_arg(value: str | None) -> int:
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """Activities whose processing failed (a bug or an outage of ours): list them, apply them again."""
+    with _opened() as services:
+        with session_scope(services.engine) as session:
+            failed = fed_store.list_failed_inbox_items(session)
+            listed = [(i.id or 0, i.received_at, i.type, i.actor_ap_id, i.error or "") for i in failed]
+        if args.action == "failed":
+            if not listed:
+                print("No failed inbox activities.")
+                return 0
+            for item_id, received, kind, actor, error in listed[: args.limit]:
+                print(f"{item_id:>6}  {received:%Y-%m-%d %H:%M}  {kind:8} {actor}")
+                print(f"        {error.splitlines()[0][:160] if error else ''}")
+            if len(listed) > args.limit:
+                print(f"... and {len(listed) - args.limit} more")
+            print("Fix the cause (see the server log), then: fedblog inbox retry ID ... (or --all)")
+            return 0
+        if args.all:
+            ids = [item_id for item_id, *_ in listed]
+        elif args.ids:
+            ids = [_int_arg(v, "an inbox item id: see 'fedblog inbox failed'") for v in args.ids]
+            unknown = sorted(set(ids) - {item_id for item_id, *_ in listed})
+            if unknown:
+                raise CliError(f"no failed inbox item {', '.join(map(str, unknown))}: see 'fedblog inbox failed'")
+        else:
+            raise CliError("retry needs inbox item ids or --all: see 'fedblog inbox failed'")
+        if not ids:
+            print("No failed inbox activities.")
+            return 0
+        states = asyncio.run(_retry_inbox(services, ids, quiet=args.quiet))
+    for item_id, state in states.items():
+        print(f"{item_id:>6}  {state}")
+    still = [i for i, state in states.items() if state.startswith("failed")]
+    if still:
+        raise CliError(f"{len(still)} of {len(states)} still fail: see 'fedblog inbox failed' for why, fix it, retry")
+    return 0
+
+
+async def _retry_inbox(services: Services, ids: list[int], *, quiet: bool) -> dict[int, str]:
+    inbox = Inbox(services, build_handlers())
+    out: dict[int, str] = {}
+    try:
+        with tqdm(total=len(ids), unit="activity", disable=quiet or len(ids) < 2) as bar:
+            for item_id in ids:
+                try:
+                    out[item_id] = await inbox.retry_failed(item_id)
+                except LookupError as exc:
+                    out[item_id] = f"skipped: {exc.args[0]}"
+                bar.update(1)
+    finally:
+        await services.http.aclose()
+    with session_scope(services.engine) as session:  # the error of those that failed again
+        errors = {i.id: i.error for i in fed_store.list_failed_inbox_items(session)}
+    return {i: f"failed again: {errors.get(i) or ''}"[:200] if s == "failed" else s for i, s in out.items()}
+
+
+def _int_arg(value: str | None, what: str = "a comment id: see 'fedblog moderation list'") -> int:
     if value is None or not value.isdigit():
-        raise CliError(f"{value!r} is not a comment id: see 'fedblog moderation list'")
+        raise CliError(f"{value!r} is not {what}")
     return int(value)
 
 
@@ -303,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("action", choices=["list", "approve", "reject", "block"])
     mod.add_argument("target", nargs="?", help="a comment ID (approve/reject), or an actor URL or domain (block)")
     mod.set_defaults(func=cmd_moderation)
+
+    inbox = sub.add_parser("inbox", help="activities whose processing failed: list them, apply them again")
+    inbox.add_argument("action", choices=["failed", "retry"])
+    inbox.add_argument("ids", nargs="*", help="inbox item ids to retry (see 'fedblog inbox failed')")
+    inbox.add_argument("--all", action="store_true", help="retry every failed activity")
+    inbox.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
+    inbox.add_argument("--quiet", action="store_true", help="no progress bar")
+    inbox.set_defaults(func=cmd_inbox)
     return parser
 
 

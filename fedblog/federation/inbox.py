@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, literal_column, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.selectable import CompoundSelect
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from fedblog.activitypub import httpsig
 from fedblog.federation import moderation
@@ -403,6 +403,69 @@ class Inbox:
             log.exception("could not store a failed inbox item")
             return InboxResult(503, "Could not store the activity; please retry later.")
         return InboxResult(202, "Accepted (stored for review).")
+
+    # -- dead letters ------------------------------------------------------------------------------
+    async def retry_failed(self, item_id: int) -> str:
+        """Apply a dead-lettered activity again, once its cause is fixed; returns its new state.
+
+        The activity was verified when it arrived (the stored row holds the signer and scheme), so
+        it is not verified again: it goes through ``prepare`` and ``apply`` as on the first day. On
+        success (or when it turns out to be a duplicate, or is refused now) the row leaves the
+        ``failed`` state and its dead letter is removed; if it fails again, both stay, with the new
+        error. Raises LookupError for an id that is not a failed inbox item.
+        """
+        with Session(self.services.engine) as session:
+            row = session.get(InboxItem, item_id)
+            if row is None or row.state != "failed":
+                raise LookupError(f"no failed inbox item {item_id}: see 'fedblog inbox failed'")
+            raw, actor, key_id, scheme = row.raw, row.actor_ap_id, row.signer_key_id, row.signature_scheme
+        try:
+            activity = json.loads(raw)
+        except ValueError:
+            return self._settle(item_id, "failed", "the stored activity is not valid JSON")
+        d = Delivery(activity=activity, actor=actor, key_id=key_id, scheme=scheme, raw=raw.encode(), recipient=None)
+        handler = self.handlers.get(activity.get("type", ""))
+        try:
+            if handler is not None:
+                await handler.prepare(self.services, d)
+        except (Refused, ActorError) as exc:  # a fetch failed, say: keep it for a later retry
+            return self._settle(item_id, "failed", f"cannot prepare it: {getattr(exc, 'reason', exc)}")
+        try:
+            with Session(self.services.engine) as session:
+                outcome = self._outcome(session, d, bool(self._marked(session, [d])))
+                deferred.flush(session)
+                state = "processed" if outcome == "processed" else "ignored"
+                self._settle_in(session, item_id, state, None if state == "processed" else outcome)
+                session.commit()
+            return state
+        except IntegrityError:
+            return self._settle(item_id, "ignored", "ignored: already applied under another activity")
+        except Refused as exc:  # not acceptable (someone else's comment, say): as it would have been answered
+            return self._settle(item_id, "ignored", f"ignored: refused on retry ({exc.status}): {exc.reason}")
+        except Exception as exc:
+            log.exception("retrying inbox item %s failed", item_id)
+            return self._settle(item_id, "failed", f"{type(exc).__name__}: {exc}"[:1000])
+
+    def _settle(self, item_id: int, state: str, error: str | None) -> str:
+        with Session(self.services.engine) as session:
+            self._settle_in(session, item_id, state, error)
+            session.commit()
+        return state
+
+    def _settle_in(self, session: Session, item_id: int, state: str, error: str | None) -> None:
+        row = session.get(InboxItem, item_id)
+        assert row is not None
+        row.state, row.error, row.processed_at = state, error, self.services.clock.now()
+        session.add(row)
+        letters = session.exec(
+            select(DeadLetter).where(col(DeadLetter.source) == "inbox", col(DeadLetter.ref) == row.ap_id)
+        ).all()
+        for letter in letters:
+            if state == "failed":
+                letter.error = error or letter.error
+                session.add(letter)
+            else:
+                session.delete(letter)
 
 
 def _marker_ids(d: Delivery) -> list[str]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
-from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
+from fedblog.store.tables import Activity, Delivery, Follower, HostHealth, InboxItem
 
 
 def count_followers(session: Session) -> int:
@@ -60,3 +60,9 @@ def clear_host_failures(session: Session, host: str, now: datetime) -> None:
         .values(failure_days="", unavailable=False, last_success_at=now)
     )
     session.connection().execute(stmt)
+
+
+def list_failed_inbox_items(session: Session, *, limit: int | None = None) -> Sequence[InboxItem]:
+    """Inbox activities whose processing failed (dead letters), oldest first."""
+    stmt = select(InboxItem).where(col(InboxItem.state) == "failed").order_by(col(InboxItem.id))
+    return session.exec(stmt.limit(limit) if limit else stmt).all()
