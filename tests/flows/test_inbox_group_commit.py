@@ -60,6 +60,17 @@ async def warm(masto: FakeInstance, actors: list[FakeActor], services: Services)
         assert (await masto.post(a, INBOX, create)).status_code == 202
 
 
+async def three_senders(
+    services: Services, fediverse: FakeFediverse, label: str
+) -> tuple[FakeInstance, list[tuple[FakeActor, dict[str, Any]]]]:
+    """Three warmed-up actors of one instance, each with a fresh reply "<p>{label} {i}</p>" to send."""
+    masto = FakeInstance("mastodon.test", fediverse)
+    actors = [masto.actor(f"user{i}", f"User {i}") for i in range(3)]
+    await warm(masto, actors, services)
+    now = services.clock.now()
+    return masto, [(a, builders.reply(a, POST, f"<p>{label} {i}</p>", now)[0]) for i, a in enumerate(actors)]
+
+
 def count(services: Services, model: Any, **where: object) -> int:
     with Session(services.engine) as s:
         stmt = select(func.count()).select_from(model)
@@ -189,10 +200,7 @@ async def test_markers_hold_inside_a_batch(services: Services, fediverse: FakeFe
 async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(
     services: Services, fediverse: FakeFediverse
 ) -> None:
-    masto = FakeInstance("mastodon.test", fediverse)
-    actors = [masto.actor(f"user{i}") for i in range(3)]
-    await warm(masto, actors, services)
-    sends = [(a, builders.reply(a, POST, f"<p>kept {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    masto, sends = await three_senders(services, fediverse, "kept")
     box = inbox_of(fediverse)
     batches = box.commits.batches
     with table_gone(services, "interaction"):  # where replies go
@@ -215,10 +223,7 @@ async def test_a_failure_of_ours_keeps_every_activity_of_the_batch(
 async def test_a_database_failure_before_anything_is_stored_asks_for_a_retry(
     services: Services, fediverse: FakeFediverse
 ) -> None:
-    masto = FakeInstance("mastodon.test", fediverse)
-    actors = [masto.actor(f"user{i}") for i in range(3)]
-    await warm(masto, actors, services)
-    sends = [(a, builders.reply(a, POST, f"<p>retried {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    masto, sends = await three_senders(services, fediverse, "retried")
     box = inbox_of(fediverse)
     batches = box.prechecks.batches
     with table_gone(services, "inbox_item"):  # what the pre-check reads
@@ -271,10 +276,7 @@ async def test_dead_letters_are_listed_and_applied_again_from_the_cli(
 ) -> None:
     """`fedblog inbox failed` shows what a bug of ours left; once it is fixed, `fedblog inbox retry`
     applies the kept activities and they appear on the page, as if they had just arrived."""
-    masto = FakeInstance("mastodon.test", fediverse)
-    actors = [masto.actor(f"user{i}", f"User {i}") for i in range(3)]
-    await warm(masto, actors, services)
-    sends = [(a, builders.reply(a, POST, f"<p>late {i}</p>", services.clock.now())[0]) for i, a in enumerate(actors)]
+    masto, sends = await three_senders(services, fediverse, "late")
     with table_gone(services, "interaction"):
         assert {r.text for r in await send_together(masto, sends)} == {"Accepted (stored for review)."}
         for k, v in {"FEDBLOG_BASE_URL": "https://blog.test", "FEDBLOG_DATABASE_URL": services.settings.database_url,
@@ -284,7 +286,7 @@ async def test_dead_letters_are_listed_and_applied_again_from_the_cli(
         assert await anyio.to_thread.run_sync(main, ["inbox", "failed"]) == 0
         listing = capsys.readouterr().out
         ids = [line.split()[0] for line in listing.splitlines() if "Create" in line]
-        assert len(ids) == 3 and all(a.id in listing for a in actors) and "interaction" in listing
+        assert len(ids) == 3 and all(a.id in listing for a, _ in sends) and "interaction" in listing
         assert "fedblog inbox retry" in listing
         # the cause is not fixed yet: they fail again, and the command says what to do
         assert await anyio.to_thread.run_sync(main, ["inbox", "retry", "--all", "--quiet"]) == 2
