@@ -8,17 +8,12 @@ land in ``test-artifacts/`` for a human to look at.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.servers import clean_env, fedblog_serve, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,33 +22,8 @@ CHROMIUM_ARGS = [
 ]
 DEMO = "/posts/china-sent-back-north-korean-defectors"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-STARTUP_TIMEOUT_S = 60.0
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"fedblog serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(
-        f"fedblog serve did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n"
-        f"{log.read_text(errors='replace')[-3000:]}"
-    )
 
 
 @contextlib.contextmanager
@@ -61,45 +31,15 @@ def demo_server(tmp_path: Path, database_url: str) -> Iterator[str]:
     """``python -m fedblog serve --demo`` on a free port; yields its base URL; always stopped."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FEDBLOG_")},  # no settings leak in from the shell
-        "FEDBLOG_BASE_URL": base,
-        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
-        "FEDBLOG_DATABASE_URL": database_url,
-        "FEDBLOG_WORKER": "off",
-    }
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fedblog",
-                "serve",
-                "--demo",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_until_up(proc, base + DEMO, log)
+    port = free_port()
+    env = clean_env(  # no settings leak in from the shell
+        FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}",
+        FEDBLOG_DATA_DIR=str(tmp_path / "data"),
+        FEDBLOG_DATABASE_URL=database_url,
+        FEDBLOG_WORKER="off",
+    )
+    with fedblog_serve(env, port, tmp_path / "server.log", DEMO, "--demo") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,42 +27,21 @@ from fedblog.store.db import migrate, session_scope
 from fedblog.store.tables import Actor, DeadLetter, InboxItem, Interaction
 from tests.fediverse import builders, signing
 from tests.fediverse.instance import FakeActor
-from tests.flows.test_browser import _free_port, _wait_until_up
+from tests.servers import clean_env, fedblog_serve, free_port
 
 SLUG = "two-servers"
 
 
-@contextmanager
-def serve(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fedblog", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(proc, f"{base}/posts/{SLUG}", log)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def test_the_same_activities_at_two_servers_at_once_have_one_effect_each(tmp_path: Path, database_url: str) -> None:
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     public = f"http://127.0.0.1:{ports[0]}"  # both processes are this one blog
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FEDBLOG_")},
-        "FEDBLOG_BASE_URL": public,
-        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
-        "FEDBLOG_DATABASE_URL": database_url,
-        "FEDBLOG_WORKER": "off",
-        "FEDBLOG_MODERATION": "approve-all",
-    }
+    env = clean_env(
+        FEDBLOG_BASE_URL=public,
+        FEDBLOG_DATA_DIR=str(tmp_path / "data"),
+        FEDBLOG_DATABASE_URL=database_url,
+        FEDBLOG_WORKER="off",
+        FEDBLOG_MODERATION="approve-all",
+    )
     services = build_services(load_settings(env))
     actors = [FakeActor("mastodon.test", f"user{i}", f"User {i}") for i in range(10)]
     now = datetime.now(UTC)
@@ -95,7 +70,8 @@ def test_the_same_activities_at_two_servers_at_once_have_one_effect_each(tmp_pat
             return str(activity["id"]), int(r.status), r.read().decode()
 
     with ExitStack() as stack:
-        bases = [stack.enter_context(serve(env, p, tmp_path / f"server{n}.log")) for n, p in enumerate(ports)]
+        bases = [stack.enter_context(fedblog_serve(env, p, tmp_path / f"server{n}.log", f"/posts/{SLUG}"))
+                 for n, p in enumerate(ports)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:
             jobs = [pool.submit(send, base, a, doc) for a, doc in activities for base in bases]
             answers = [j.result() for j in jobs]
