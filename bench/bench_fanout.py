@@ -61,7 +61,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchlib import fmt, free_port, med  # noqa: E402
+from benchlib import finish_workdir, fmt, free_port, med  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -510,11 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     finally:
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
+        finish_workdir(workdir, args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())

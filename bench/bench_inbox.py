@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -61,7 +60,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 import gen_inbox_requests as gen  # noqa: E402
-from benchlib import cpu_ticks, fmt, free_port, med, native_modules, stop_group  # noqa: E402
+from benchlib import Server, finish_workdir, fmt, free_port, med  # noqa: E402
 
 POST_SLUG = "bench-inbox-target"
 POST_SOURCE = f"""---
@@ -76,8 +75,6 @@ SERVERS = ("fedblog", "ceiling")
 TARGET_RATIO = 0.8  # fedblog / ceiling req/s: target
 FLOOR_RATIO = 0.5  # never below (bench-ceilings.md anchor A5)
 CPU_RATIO_MAX = 2.0  # anchor A6
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 MAX_FILE_AGE_S = 45 * 60  # Dates are accepted for 65 minutes: regenerate well before
 
 
@@ -218,24 +215,6 @@ def check_ceiling_db(db: Path, accepted: int, sent: int) -> dict[str, Any]:
 # Processes
 
 
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    pid: int  # the Python server process (differs from proc.pid under strace)
-    base: str
-    log: Path
-
-    def cpu_ticks(self) -> int:
-        return cpu_ticks(self.pid)
-
-    def native_modules(self) -> dict[str, bool]:
-        return native_modules(self.pid)
-
-    def stop(self) -> None:
-        stop_group(self.proc, STOP_TIMEOUT_S)
-
-
 def server_command(name: str, port: int) -> list[str]:
     if name == "fedblog":
         return [
@@ -307,26 +286,9 @@ def start_server(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = Server(name, proc, proc.pid, f"http://127.0.0.1:{port}", log)
-    if wrap:
-        server.pid = _python_child(proc.pid)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"{name} exited with {proc.returncode} at start:\n{log.read_text(errors='replace')[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(server.base + ready_path, timeout=5) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise SystemExit(
-        f"{name} did not answer {ready_path} within {START_TIMEOUT_S:.0f} s; see {log}"
-    )
+    server = Server(name, proc, f"http://127.0.0.1:{port}", log, pid=_python_child(proc.pid) if wrap else 0)
+    server.wait_ready(ready_path)
+    return server
 
 
 def run_wrk(
@@ -1222,11 +1184,7 @@ def main(argv: list[str] | None = None) -> int:
         bad_trace = bool(trace) and (trace["outbound_requests"] or set(trace["statuses"]) != {202})
         return 1 if args.check and (not summary["pass"] or bad_outbound or bad_trace) else 0
     finally:
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
+        finish_workdir(workdir, args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())

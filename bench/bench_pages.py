@@ -29,15 +29,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchlib import cpu_ticks, fmt, free_port, med, native_modules, stop_group  # noqa: E402
+from benchlib import Server, finish_workdir, fmt, free_port, med  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -49,8 +47,6 @@ PAGES = {"demo": DEMO_SLUG, "post300": BIG_SLUG}
 SERVERS = ("fedblog", "ceiling")
 TARGET_RPS_RATIO = 0.5  # ours / ceiling req/s, c50: at least
 TARGET_P50_RATIO = 2.0  # ours / ceiling unloaded p50, c1: at most
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 10.0
 
 # wrk prints one JSON line from its done() hook; latencies are in microseconds.
 WRK_LUA = r"""
@@ -191,37 +187,6 @@ def build_database(database_url: str) -> dict[str, Any]:
 # Processes
 
 
-@dataclass
-class Server:
-    name: str
-    proc: subprocess.Popen[bytes]
-    base: str
-    log: Path
-
-    def cpu_ticks(self) -> int:
-        """user + sys of the server process (all its threads), in clock ticks."""
-        return cpu_ticks(self.proc.pid)
-
-    def wait_idle(self, timeout: float = 20.0) -> None:
-        """Wait until the server stops burning CPU: requests wrk left queued at the end of the
-        warm-up are still being served after wrk disconnects, and must not count in the window."""
-        deadline = time.monotonic() + timeout
-        last = self.cpu_ticks()
-        while time.monotonic() < deadline:
-            time.sleep(0.25)
-            now = self.cpu_ticks()
-            if now - last <= 1:  # at most one tick (10 ms) of CPU in 250 ms
-                return
-            last = now
-        raise SystemExit(f"{self.name} did not go idle within {timeout:.0f} s after the warm-up")
-
-    def native_modules(self) -> dict[str, bool]:
-        return native_modules(self.proc.pid)
-
-    def stop(self) -> None:
-        stop_group(self.proc, STOP_TIMEOUT_S)
-
-
 def server_command(name: str, port: int) -> list[str]:
     if name == "fedblog":
         return [sys.executable, "-m", "fedblog", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -237,21 +202,7 @@ def start_server(name: str, port: int, env: dict[str, str], workdir: Path, url_p
         proc = subprocess.Popen(server_command(name, port), env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(name, proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"{name} exited with {proc.returncode} at start:\n{log.read_text(errors='replace')[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(server.base + url_path, timeout=5) as r:
-                if r.status == 200:
-                    return server, r.read()
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise SystemExit(f"{name} did not answer {url_path} within {START_TIMEOUT_S:.0f} s; see {log}")
+    return server, server.wait_ready(url_path)
 
 
 def run_wrk(url: str, conns: int, seconds: float, lua: Path) -> dict[str, Any]:
@@ -472,11 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {errors} wrk errors (non-2xx, timeouts or socket errors)", file=sys.stderr)
         return 1 if args.check and (failed or errors) else 0
     finally:
-        if args.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
+        finish_workdir(workdir, args.keep)
 
 if __name__ == "__main__":
     sys.exit(main())

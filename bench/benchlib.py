@@ -1,4 +1,4 @@
-"""Helpers every benchmark script shares: ports, process CPU, shutdown, median formatting.
+"""Helpers every benchmark script shares: ports, server processes, process CPU, shutdown, medians.
 
 Scripts run as ``python bench/<script>.py``, so this folder is on ``sys.path``.
 """
@@ -6,12 +6,18 @@ Scripts run as ``python bench/<script>.py``, so this folder is on ``sys.path``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
@@ -52,3 +58,67 @@ def fmt(xs: list[float], digits: int = 0) -> str:
     """``median [min-max]`` with thousands separators."""
     f = f"{{:,.{digits}f}}"
     return f"{f.format(med(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
+
+
+@dataclass
+class Server:
+    """A server process started in its own process group (``start_new_session=True``)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    base: str
+    log: Path
+    pid: int = 0  # the Python server process: proc.pid, unless it runs under a wrapper (strace)
+
+    def __post_init__(self) -> None:
+        self.pid = self.pid or self.proc.pid
+
+    def cpu_ticks(self) -> int:
+        """user + sys of the server process (all its threads), in clock ticks."""
+        return cpu_ticks(self.pid)
+
+    def native_modules(self) -> dict[str, bool]:
+        return native_modules(self.pid)
+
+    def wait_ready(self, path: str, timeout: float = START_TIMEOUT_S) -> bytes:
+        """Poll ``path`` until it answers 200; its body. Exits the bench if the server dies or never answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(
+                    f"{self.name} exited with {self.proc.returncode} at start:\n"
+                    f"{self.log.read_text(errors='replace')[-3000:]}"
+                )
+            try:
+                with urllib.request.urlopen(self.base + path, timeout=5) as r:
+                    if r.status == 200:
+                        return bytes(r.read())
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise SystemExit(f"{self.name} did not answer {path} within {timeout:.0f} s; see {self.log}")
+
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Wait until the server stops burning CPU: requests wrk left queued at the end of the
+        warm-up are still being served after wrk disconnects, and must not count in the window."""
+        deadline = time.monotonic() + timeout
+        last = self.cpu_ticks()
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = self.cpu_ticks()
+            if now - last <= 1:  # at most one tick (10 ms) of CPU in 250 ms
+                return
+            last = now
+        raise SystemExit(f"{self.name} did not go idle within {timeout:.0f} s after the warm-up")
+
+    def stop(self) -> None:
+        stop_group(self.proc, STOP_TIMEOUT_S)
+
+
+def finish_workdir(workdir: Path, keep: bool) -> None:
+    """Remove a bench's temporary directory, or say where it was kept (--keep)."""
+    if keep:
+        print(f"kept {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
