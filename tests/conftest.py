@@ -97,6 +97,19 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> dict[str, str]:
+    """The environment ``fedblog`` commands see: the blog, database and data dir of ``settings``."""
+    env = {
+        "FEDBLOG_BASE_URL": BASE_URL,
+        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
+        "FEDBLOG_DATABASE_URL": database_url,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
 

@@ -15,18 +15,6 @@ from fedblog.settings import load_settings
 from fedblog.store.tables import Post, PostTag, Tag
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> dict[str, str]:
-    env = {
-        "FEDBLOG_BASE_URL": "https://blog.test",
-        "FEDBLOG_DATA_DIR": str(tmp_path / "data"),
-        "FEDBLOG_DATABASE_URL": database_url,
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
-
-
 def _counts(env: dict[str, str]) -> tuple[int, int, int]:
     svc = build_services(load_settings(env))
     with Session(svc.engine) as s:

@@ -358,7 +358,7 @@ async def test_first_contact_moderation(
     fediverse: FakeFediverse,
     client: httpx.AsyncClient,
     post: str,
-    monkeypatch: pytest.MonkeyPatch,
+    cli_env: dict[str, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     object.__setattr__(services.settings, "moderation", "first-contact")
@@ -368,9 +368,6 @@ async def test_first_contact_moderation(
     assert (await masto.post(alice, INBOX, create)).status_code == 202
     assert "Alice A." not in _comments((await client.get("/posts/hello")).text)
     assert (await client.get("/posts/hello/replies?page=1", headers={"Accept": AP})).json()["orderedItems"] == []
-    for k, v in {"FEDBLOG_BASE_URL": "https://blog.test", "FEDBLOG_DATABASE_URL": services.settings.database_url,
-                 "FEDBLOG_DATA_DIR": str(services.settings.data_dir)}.items():
-        monkeypatch.setenv(k, v)
     assert main(["moderation", "list"]) == 0
     listing = capsys.readouterr().out
     assert "Alice A." in listing and "first words" in listing

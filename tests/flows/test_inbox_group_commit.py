@@ -272,16 +272,14 @@ async def test_absurd_actor_hosts_are_refused_before_any_work_and_spare_their_ba
 
 async def test_dead_letters_are_listed_and_applied_again_from_the_cli(
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`fedblog inbox failed` shows what a bug of ours left; once it is fixed, `fedblog inbox retry`
     applies the kept activities and they appear on the page, as if they had just arrived."""
     masto, sends = await three_senders(services, fediverse, "late")
     with table_gone(services, "interaction"):
         assert {r.text for r in await send_together(masto, sends)} == {"Accepted (stored for review)."}
-        for k, v in {"FEDBLOG_BASE_URL": "https://blog.test", "FEDBLOG_DATABASE_URL": services.settings.database_url,
-                     "FEDBLOG_DATA_DIR": str(services.settings.data_dir), "FEDBLOG_MODERATION": "approve-all"}.items():
-            monkeypatch.setenv(k, v)  # the server's settings
+        monkeypatch.setenv("FEDBLOG_MODERATION", "approve-all")  # the server's setting; cli_env holds the rest
         capsys.readouterr()
         assert await anyio.to_thread.run_sync(main, ["inbox", "failed"]) == 0
         listing = capsys.readouterr().out

@@ -9,7 +9,6 @@ backend, transport, client, fetch) runs for real.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import socket
 import ssl
@@ -22,10 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpcore
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from fedblog import __version__
 from fedblog.net.client import GuardedHTTPTransport, build_http_client, make_user_agent
@@ -52,6 +47,7 @@ from fedblog.net.safety import (
     GuardedNetworkBackend,
     UrlPolicy,
 )
+from tests.interop.tls import TestCA
 
 pytestmark = pytest.mark.anyio
 
@@ -373,37 +369,10 @@ async def test_next_vetted_address_is_tried_when_one_fails(server: LocalServer) 
 # --- TLS: the vetted IP is dialled, but SNI and certificate checks use the hostname ----------
 
 
-def write_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 async def test_tls_uses_hostname_for_sni_and_verification(tmp_path: Path) -> None:
-    cert_path, key_path = write_self_signed(tmp_path, "evil.test")
+    ca = TestCA.create()
+    cert_path, key_path = ca.issue(["evil.test"], tmp_path / "evil")
+    ca_path = ca.write_ca(tmp_path / "ca.pem")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert_path, key_path)
     srv = LocalServer(ssl_context=server_ctx)
@@ -412,7 +381,7 @@ async def test_tls_uses_hostname_for_sni_and_verification(tmp_path: Path) -> Non
         dns = FakeDNS({"evil.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
         allow = frozenset({"evil.test", "other.test"})
         async with build_http_client(
-            user_agent=UA, allow_private_hosts=allow, resolver=dns, ssl_cert_file=str(cert_path)
+            user_agent=UA, allow_private_hosts=allow, resolver=dns, ssl_cert_file=str(ca_path)
         ) as client:
             response = await client.get(f"https://evil.test:{srv.port}/json")
             assert response.status_code == 200
