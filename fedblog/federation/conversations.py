@@ -29,10 +29,10 @@ from fedblog.federation.actors import (
     upsert_actor,
 )
 from fedblog.federation.cache import ActorSnapshot
-from fedblog.federation.inbox import Delivery, Handler, Refused, id_of
+from fedblog.federation.inbox import Delivery, Handler, Refused, id_of, mark
 from fedblog.services import Services
 from fedblog.store import deferred
-from fedblog.store.tables import Actor, Interaction, ObjectMarker, Post
+from fedblog.store.tables import Actor, Interaction, Post
 
 REPLY_TYPES = frozenset({"Note", "Article", "Page", "Question"})
 
@@ -154,9 +154,6 @@ async def _author_if_ours(services: Services, d: Delivery, target_url: str | Non
 
 
 def apply_create(session: Session, services: Services, d: Delivery) -> str:
-    if "ignore" in d.notes:
-        reason: str = d.notes["ignore"]
-        return "ignored: " + reason
     obj = d.activity["object"]
     target = find_target(session, services, d.notes["in_reply_to"])
     if target is None:
@@ -232,9 +229,6 @@ async def prepare_update(services: Services, d: Delivery) -> None:
 
 
 def apply_update(session: Session, services: Services, d: Delivery) -> str:
-    if "ignore" in d.notes:
-        reason: str = d.notes["ignore"]
-        return "ignored: " + reason
     if "actor_doc" in d.notes:
         return _update_actor(session, services, d)
     obj = d.activity["object"]
@@ -286,20 +280,12 @@ def apply_delete_object(session: Session, services: Services, d: Delivery) -> st
     return "processed"
 
 
-def mark(session: Session, services: Services, ap_id: str, actor: str, reason: str) -> None:
-    if session.exec(select(ObjectMarker.id).where(ObjectMarker.ap_id == ap_id)).first() is None:
-        session.add(ObjectMarker(ap_id=ap_id, actor_ap_id=actor, reason=reason, created_at=services.clock.now()))
-
-
 # -- Like / Announce / Undo -----------------------------------------------------------------------
 async def prepare_reaction(services: Services, d: Delivery) -> None:
     await _author_if_ours(services, d, id_of(d.activity.get("object")), "not about this blog")
 
 
 def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
-    if "ignore" in d.notes:
-        reason: str = d.notes["ignore"]
-        return "ignored: " + reason
     kind = "like" if d.activity["type"] == "Like" else "repost"
     target = find_target(session, services, id_of(d.activity.get("object")))
     if target is None:

@@ -6,9 +6,9 @@ from sqlmodel import Session, col, delete, select
 
 from fedblog.federation import outbox, serialize
 from fedblog.federation.actors import ensure_actor
-from fedblog.federation.inbox import Delivery, Handler, id_of
+from fedblog.federation.inbox import Delivery, Handler, id_of, mark
 from fedblog.services import Services
-from fedblog.store.tables import Actor, Follower, Interaction, ObjectMarker
+from fedblog.store.tables import Actor, Follower, Interaction
 
 
 async def prepare_follow(services: Services, d: Delivery) -> None:
@@ -21,9 +21,6 @@ async def prepare_follow(services: Services, d: Delivery) -> None:
 
 
 def apply_follow(session: Session, services: Services, d: Delivery) -> str:
-    if "ignore" in d.notes:
-        reason: str = d.notes["ignore"]
-        return "ignored: " + reason
     if not d.notes.get("inbox"):
         return "ignored: the follower has no inbox"
     now = services.clock.now()
@@ -47,7 +44,7 @@ def apply_undo_follow(session: Session, services: Services, d: Delivery) -> str:
         session.delete(row)
         return "processed"
     if follow_id:
-        _mark(session, services, follow_id, d.actor, "undone")
+        mark(session, services, follow_id, d.actor, "undone")
     return "ignored: no such follow (marker kept)"
 
 
@@ -61,11 +58,6 @@ def apply_delete_actor(session: Session, services: Services, d: Delivery) -> str
         session.exec(delete(Interaction).where(col(Interaction.actor_id) == actor.id))
         session.delete(actor)
     return "processed"
-
-
-def _mark(session: Session, services: Services, ap_id: str, actor: str, reason: str) -> None:
-    if session.exec(select(ObjectMarker.id).where(ObjectMarker.ap_id == ap_id)).first() is None:
-        session.add(ObjectMarker(ap_id=ap_id, actor_ap_id=actor, reason=reason, created_at=services.clock.now()))
 
 
 FOLLOW = Handler(prepare_follow, apply_follow)

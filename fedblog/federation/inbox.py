@@ -54,7 +54,7 @@ _PRECHECK: "CompoundSelect[Any, str]" = union_all(  # noqa: UP037 (SQLAlchemy 2.
 )
 _INSERT_ITEM = insert(InboxItem)
 _MARKED = sa_select(col(ObjectMarker.ap_id)).where(col(ObjectMarker.ap_id).in_(bindparam("ids", expanding=True)))
-MARKER_WRITERS = frozenset({"Delete", "Undo"})  # the types whose handlers may leave an ObjectMarker
+_MARKERS_WRITTEN = "fedblog.markers_written"  # session.info key: ids marked in this transaction
 
 
 @dataclass(frozen=True)
@@ -309,50 +309,32 @@ class Inbox:
         now = self.services.clock.now()
         results, items = [], []
         with Session(self.services.engine) as session:
-            marked = self._marked(session, ds)  # one query for the batch ...
-            markers_written = False
-            for d in ds:  # ... valid until a Delete or Undo of this batch may have left a new marker
-                if markers_written:
-                    session.flush()  # the marker may still be a pending ORM object; the check is Core
-                    deferred.flush(session)
-                    dropped = bool(self._marked(session, [d]))
-                else:
-                    dropped = not marked.isdisjoint(_marker_ids(d))
+            marked = self._marked(session, ds)  # one query for the batch; mark() adds what the batch marks
+            for d in ds:
+                written: set[str] = session.info.get(_MARKERS_WRITTEN, set())
+                dropped = not (marked.isdisjoint(_marker_ids(d)) and written.isdisjoint(_marker_ids(d)))
                 outcome = self._outcome(session, d, dropped)
-                markers_written = markers_written or d.activity["type"] in MARKER_WRITERS
                 items.append(self._item(d, outcome, now))
                 results.append(_accepted(outcome))
             deferred.flush(session)  # the replies, one executemany
             session.connection().execute(_INSERT_ITEM, items)  # one executemany
             hosts = self._hosts_to_clear(ds)
-            for host in hosts:
-                clear_host_failures(session, host, now)
+            clear_host_failures(session, hosts, now)
             session.commit()
         self._cleared(hosts)
         return results
 
     def _apply_one(self, d: Delivery) -> InboxResult:
-        now = self.services.clock.now()
-        item: dict[str, Any] = self._item(d, "ignored: not applied", now)
+        """One activity in its own transaction: the answers a batch cannot give (race, refusal, bug)."""
         try:
-            with Session(self.services.engine) as session:
-                outcome = self._outcome(session, d, bool(self._marked(session, [d])))
-                item = self._item(d, outcome, now)
-                deferred.flush(session)
-                session.connection().execute(_INSERT_ITEM, item)
-                hosts = self._hosts_to_clear([d])
-                for host in hosts:
-                    clear_host_failures(session, host, now)
-                session.commit()
-            self._cleared(hosts)
+            return self._apply_together([d])[0]
         except IntegrityError:
             return InboxResult(202, "Already received.")  # a concurrent copy won the race
         except Refused as exc:
             return InboxResult(exc.status, exc.reason)
         except Exception as exc:  # a bug of ours: keep the activity for the admin, never 2xx-and-drop
             log.exception("inbox handler failed for %s", d.activity.get("id"))
-            return self._dead_letter(d, item, exc)
-        return _accepted(outcome)
+            return self._dead_letter(d, self._item(d, "failed", self.services.clock.now()), exc)
 
     def _outcome(self, session: Session, d: Delivery, dropped: bool) -> str:
         handler = self.handlers.get(d.activity["type"])
@@ -360,6 +342,8 @@ class Inbox:
             return f"ignored: {d.activity['type']} is not handled"
         if dropped:
             return "ignored: deleted or undone before it arrived"
+        if "ignore" in d.notes:  # prepare() found nothing of ours to act on
+            return f"ignored: {d.notes['ignore']}"
         if handler.flush_first:
             deferred.flush(session)
         return handler.apply(session, self.services, d)
@@ -466,6 +450,14 @@ class Inbox:
                 session.add(letter)
             else:
                 session.delete(letter)
+
+
+def mark(session: Session, services: Services, ap_id: str, actor: str, reason: str) -> None:
+    """A Delete or Undo named ``ap_id`` before its original arrived: leave a persistent marker, so the
+    late original is dropped (invariant 9), by this transaction's later activities too."""
+    if session.exec(select(ObjectMarker.id).where(col(ObjectMarker.ap_id) == ap_id)).first() is None:
+        session.add(ObjectMarker(ap_id=ap_id, actor_ap_id=actor, reason=reason, created_at=services.clock.now()))
+    session.info.setdefault(_MARKERS_WRITTEN, set()).add(ap_id)
 
 
 def _marker_ids(d: Delivery) -> list[str]:

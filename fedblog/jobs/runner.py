@@ -301,8 +301,7 @@ class DeliveryRunner:
             sent = [item for item, out in batch if out.kind == "sent"]
             queue.mark_sent(session, [item.id for item in sent], worker=w, now=now)
             counts["sent"] = len(sent)
-            for host in {item.host for item in sent}:
-                clear_host_failures(session, host, now)
+            clear_host_failures(session, {item.host for item in sent}, now)
             for item, out in batch:
                 if out.kind == "sent":
                     continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, or_, update
@@ -50,12 +50,15 @@ def pending_count(session: Session, *, due_only: bool = False, now: object = Non
     return session.exec(stmt).one()
 
 
-def clear_host_failures(session: Session, host: str, now: datetime) -> None:
-    """We heard from ``host``: forget its failures. One UPDATE that touches nothing when healthy."""
+def clear_host_failures(session: Session, hosts: Collection[str], now: datetime) -> None:
+    """We heard from ``hosts``: forget their failures. One UPDATE that touches nothing when healthy."""
+    if not hosts:
+        return
     stmt = (
         update(HostHealth)
         .where(
-            col(HostHealth.host) == host, or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True))
+            col(HostHealth.host).in_(list(hosts)),
+            or_(col(HostHealth.failure_days) != "", col(HostHealth.unavailable).is_(True)),
         )
         .values(failure_days="", unavailable=False, last_success_at=now)
     )
