@@ -8,7 +8,6 @@ and failed fetches are remembered for 5 minutes so a bad sender cannot make us h
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -155,11 +154,11 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
     failed = cache.failure(doc_url)
     if failed:
         raise ActorError(failed)
-    cache.last_refetch[key_id] = time.monotonic()
+    cache.note_refetch(key_id)
     try:
         doc = await _fetch_key_owner(services, key_id, doc_url)
     except ActorError as exc:
-        cache.failed[doc_url] = (time.monotonic(), exc.reason)
+        cache.note_failure(doc_url, exc.reason)
         raise
     pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
     with Session(services.engine) as session:
@@ -219,11 +218,6 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
     if cache is not None and handle:
         cache.put_actor(snap)
     return snap
-
-
-async def fetch_object(services: Services, url: str) -> dict[str, Any]:
-    """GET an object by id from its origin (signed); it must carry exactly that id."""
-    return await fetch_exact(services, url)
 
 
 async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:

@@ -45,18 +45,26 @@ class ResolvedKey:
 
 class RemoteCache:
     def __init__(self) -> None:
-        self.last_refetch: dict[str, float] = {}
-        self.failed: dict[str, tuple[float, str]] = {}
+        self._last_refetch: dict[str, float] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
         self._keys: dict[str, tuple[float, ResolvedKey]] = {}
         self._actors: dict[str, tuple[float, ActorSnapshot]] = {}
         self._hosts_cleared: dict[str, float] = {}
 
     # -- refetch policy -------------------------------------------------------------------------
     def may_refetch(self, key_id: str) -> bool:
-        return time.monotonic() - self.last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
+        return time.monotonic() - self._last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
+
+    def note_refetch(self, key_id: str) -> None:
+        self._trim(self._last_refetch)  # bounded: senders choose the keyIds
+        self._last_refetch[key_id] = time.monotonic()
+
+    def note_failure(self, url: str, reason: str) -> None:
+        self._trim(self._failed)
+        self._failed[url] = (time.monotonic(), reason)
 
     def failure(self, url: str) -> str | None:
-        hit = self.failed.get(url)
+        hit = self._failed.get(url)
         if hit and time.monotonic() - hit[0] < NEGATIVE_TTL:
             return hit[1]
         return None

@@ -23,7 +23,7 @@ from fedblog.federation import moderation, outbox
 from fedblog.federation.actors import (
     ActorError,
     ensure_actor,
-    fetch_object,
+    fetch_exact,
     host_of,
     public_keys,
     upsert_actor,
@@ -123,7 +123,7 @@ def initial_status(session: Session, services: Services, actor_ap_id: str) -> st
 async def prepare_create(services: Services, d: Delivery) -> None:
     obj = d.activity.get("object")
     if isinstance(obj, str):  # a bare id: fetch it from its origin (signed)
-        obj = await fetch_object(services, obj)
+        obj = await fetch_exact(services, obj)
         d.activity = {**d.activity, "object": obj}
     if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
         d.notes["ignore"] = "not a reply-like object"

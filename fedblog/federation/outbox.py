@@ -6,8 +6,7 @@ are committed together by the caller, so a crash can lose none of them (DESIGN.m
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from fedblog.activitypub import vocab
 from fedblog.store.tables import Activity, Delivery, Follower
 
 
@@ -33,13 +33,14 @@ def enqueue(
     object_ap_id: str | None = None,
 ) -> Activity:
     """Store ``doc`` and a pending delivery to each distinct inbox (not committed)."""
-    activity = Activity(
-        ap_id=doc["id"],
-        type=doc["type"],
-        object_ap_id=object_ap_id,
-        body=json.dumps(doc, ensure_ascii=False, separators=(",", ":")),
-        created_at=now,
-    )
+    return _store(session, doc, vocab.dumps(doc).decode(), inboxes, now=now, object_ap_id=object_ap_id)
+
+
+def _store(
+    session: Session, doc: dict[str, Any], body: str, inboxes: Iterable[str], *, now: datetime,
+    object_ap_id: str | None = None,
+) -> Activity:
+    activity = Activity(ap_id=doc["id"], type=doc["type"], object_ap_id=object_ap_id, body=body, created_at=now)
     session.add(activity)
     session.flush()
     rows = [
@@ -54,9 +55,10 @@ def enqueue(
     return activity
 
 
-def enqueue_to_followers(session: Session, doc: dict[str, Any], *, now: datetime, object_ap_id: str | None = None,
-                         extra_inboxes: Sequence[str] = ()) -> Activity:
-    return enqueue(session, doc, [*follower_inboxes(session), *extra_inboxes], now=now, object_ap_id=object_ap_id)
+def enqueue_to_followers(
+    session: Session, doc: dict[str, Any], *, now: datetime, object_ap_id: str | None = None
+) -> Activity:
+    return enqueue(session, doc, follower_inboxes(session), now=now, object_ap_id=object_ap_id)
 
 
 def enqueue_raw(
@@ -65,14 +67,4 @@ def enqueue_raw(
     """Forward a received activity byte for byte (its LD signature must stay intact)."""
     if session.exec(select(Activity.id).where(Activity.ap_id == doc["id"])).first() is not None:
         return None  # already forwarded
-    activity = Activity(ap_id=doc["id"], type=doc["type"], object_ap_id=None, body=raw.decode("utf-8"), created_at=now)
-    session.add(activity)
-    session.flush()
-    rows = [
-        {"activity_id": activity.id, "inbox": inbox, "host": (urlsplit(inbox).hostname or "").lower(),
-         "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
-        for inbox in dict.fromkeys(inboxes)
-    ]
-    if rows:
-        session.execute(insert(Delivery), rows)
-    return activity
+    return _store(session, doc, raw.decode("utf-8"), inboxes, now=now)

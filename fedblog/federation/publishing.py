@@ -38,10 +38,8 @@ def article_activity(session: Session, services: Services, post: Post, kind: str
 def unpublish(session: Session, services: Services, slug: str) -> Post:
     """Delete the post (its URL answers 410) and tell followers with Delete(Tombstone)."""
     now = services.clock.now()
-    existing = post_store.get_post_by_slug(session, slug)
-    was_public = existing is not None and existing.deleted_at is None and not existing.draft
-    post = delete_post(session, slug, now=now)
-    if was_public:
+    post = delete_post(session, slug, now=now)  # raises LookupError unless the post is live
+    if not post.draft:  # a draft was never sent: nothing to take back
         url = services.urls.post(post.slug)
         doc = serialize.delete_post_activity(url, services.urls, serialize.iso(now))
         outbox.enqueue_to_followers(session, doc, now=now, object_ap_id=url)

@@ -16,15 +16,6 @@ from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
 
-STATES = ("pending", "sent", "gave_up", "cancelled")
-TRANSITIONS = {
-    "pending": {"sent", "gave_up", "cancelled", "pending"},
-    "sent": set(),
-    "gave_up": set(),
-    "cancelled": set(),
-}
-assert set(TRANSITIONS) == set(STATES)
-
 
 @dataclass(frozen=True)
 class Claimed:

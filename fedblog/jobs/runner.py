@@ -21,15 +21,16 @@ import logging
 import os
 import socket
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
 from sqlmodel import Session
 
+from fedblog.clock import utc
 from fedblog.jobs import queue
 from fedblog.jobs.delivery import Outcome, deliver_one
 from fedblog.jobs.retry import UNAVAILABLE_AFTER_DAYS, next_attempt
@@ -49,7 +50,6 @@ class RunStats:
     retried: int = 0
     gave_up: int = 0
     gone: int = 0
-    by_host_failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @property
     def settled(self) -> int:
@@ -320,7 +320,7 @@ class DeliveryRunner:
                     at = next_attempt(
                         item.attempts + 1,
                         now,
-                        item.created_at if item.created_at.tzinfo else item.created_at.replace(tzinfo=now.tzinfo),
+                        utc(item.created_at),
                         retry_after=out.retry_after,
                         host_unavailable=unavailable[item.host],
                     )
