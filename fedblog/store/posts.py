@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func
@@ -62,6 +63,11 @@ def list_all_posts(session: Session, *, include_drafts: bool = True) -> Sequence
     if not include_drafts:
         stmt = stmt.where(col(Post.draft).is_(False))
     return session.exec(stmt.order_by(col(Post.published_at).desc())).all()
+
+
+def earliest_published(session: Session) -> datetime | None:
+    """When the first post not deleted (drafts included) was published; None if there is none."""
+    return session.exec(select(func.min(col(Post.published_at))).where(col(Post.deleted_at).is_(None))).one()
 
 
 def list_posts_for_tag(session: Session, tag_name: str, *, offset: int, limit: int) -> Sequence[Post]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,8 +26,8 @@ PAGE_SIZE = 20
 
 def _published(services: Services) -> object:
     with Session(services.engine) as session:
-        first = post_store.list_all_posts(session, include_drafts=True)
-    return min((p.published_at for p in first), default=services.clock.now())
+        first = post_store.earliest_published(session)  # one MIN(), not every post loaded
+    return first if first is not None else services.clock.now()
 
 
 async def actor(request: Request) -> Response:
@@ -127,7 +126,7 @@ async def activity(request: Request) -> Response:
         row = fed_store.get_activity(session, ap_id)
     if row is None:
         raise HTTPException(404, "There is no activity with this id.")
-    return ActivityJSONResponse(json.loads(row.body))
+    return ActivityJSONResponse(row.body.encode())  # stored as sent: the exact bytes we signed
 
 
 def post_json(request: Request, services: Services, slug: str) -> Response:

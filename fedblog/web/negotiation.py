@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fedblog.activitypub import vocab
 from fedblog.activitypub.context import ACTIVITY_JSON
 
 AP_TYPES = ("application/activity+json", "application/ld+json")
@@ -46,7 +46,7 @@ class ActivityJSONResponse(Response):
         super().__init__(content, status_code=status_code, headers=merged)
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return content if isinstance(content, bytes) else vocab.dumps(content)  # bytes: already our JSON
 
 
 class JRDResponse(ActivityJSONResponse):
