@@ -212,14 +212,14 @@ def ordered_collection_page(id: str, *, part_of: str, items: Sequence[Any], next
     return doc
 
 
-def webfinger_document(*, subject: str, actor_id: str, profile_url: str, interact_template: str) -> dict[str, Any]:
+def webfinger_document(*, subject: str, actor_id: str, profile_url: str) -> dict[str, Any]:
+    """No OStatus ``subscribe`` template: it is for a server's own readers, and a blog has none."""
     return {
         "subject": subject,
         "aliases": [actor_id, profile_url],
         "links": [
             {"rel": "self", "type": "application/activity+json", "href": actor_id},
             {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": profile_url},
-            {"rel": "http://ostatus.org/schema/1.0/subscribe", "template": interact_template},
         ],
     }
 

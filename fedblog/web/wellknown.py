@@ -37,7 +37,6 @@ async def webfinger(request: Request) -> Response:
         subject=f"acct:{s.handle}@{s.domain}",
         actor_id=urls.actor(),
         profile_url=urls.home(),
-        interact_template=f"{s.base_url}/authorize_interaction?uri={{uri}}",
     )
     return JRDResponse(doc)
 

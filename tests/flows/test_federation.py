@@ -51,6 +51,9 @@ async def test_webfinger_and_actor(client: httpx.AsyncClient) -> None:
         assert r.headers["access-control-allow-origin"] == "*"
         self_link = [link for link in r.json()["links"] if link["rel"] == "self"][0]
         assert self_link == {"rel": "self", "type": "application/activity+json", "href": "https://blog.test/users/blog"}
+        for link in r.json()["links"]:  # everything we advertise answers here (no template to a missing route)
+            assert "href" in link, link
+            assert (await client.get(link["href"].removeprefix("https://blog.test"))).status_code == 200, link
     assert (await client.get("/.well-known/webfinger?resource=acct:nobody@blog.test")).status_code == 404
     r = await client.get("/users/blog", headers={"Accept": AP})
     assert r.headers["content-type"].startswith(AP) and r.headers["vary"] == "Accept"
