@@ -65,6 +65,12 @@ def list_all_posts(session: Session, *, include_drafts: bool = True) -> Sequence
     return session.exec(stmt.order_by(col(Post.published_at).desc())).all()
 
 
+def list_archive(session: Session) -> Sequence[Row[Any]]:
+    """(slug, title, published_at) of every live post, newest first: what the archive page shows."""
+    stmt = sa_select(col(Post.slug), col(Post.title), col(Post.published_at)).where(*_live())
+    return session.execute(stmt.order_by(col(Post.published_at).desc())).all()
+
+
 def earliest_published(session: Session) -> datetime | None:
     """When the first post not deleted (drafts included) was published; None if there is none."""
     return session.exec(select(func.min(col(Post.published_at))).where(col(Post.deleted_at).is_(None))).one()

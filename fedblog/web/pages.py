@@ -94,9 +94,9 @@ async def tag_page(request: Request) -> Response:
 async def archive(request: Request) -> Response:
     services = services_of(request)
     with Session(services.engine) as session:
-        posts = post_store.list_all_posts(session, include_drafts=False)
+        posts = post_store.list_archive(session)  # three columns, not every body
         all_tags = post_store.list_tags_with_counts(session)
-    years: dict[int, list[Post]] = {}
+    years: dict[int, list[Any]] = {}
     for p in posts:
         years.setdefault(p.published_at.year, []).append(p)
     return renderer_of(request).page("archive.html", {"years": years, "all_tags": all_tags})
