@@ -57,11 +57,10 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchlib import finish_workdir, fmt, free_port, med  # noqa: E402
+from benchlib import finish_workdir, fmt, free_port, git, med, package_versions  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -421,23 +420,12 @@ def summarize(runs: list[Run], cases: list[str], concs: list[int]) -> tuple[str,
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for pkg in ("httpx", "httpcore", "anyio", "sniffio", "uvicorn", "uvloop", "httptools", "sqlalchemy", "cryptography",
-                "fedblog"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "fedblog/jobs"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", ""
-    return {"python": platform.python_version(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "git": commit,
-            "fedblog_jobs_uncommitted_changes": bool(dirty), "versions": versions}
-
+    versions = package_versions(("httpx", "httpcore", "anyio", "sniffio", "uvicorn", "uvloop", "httptools",
+                                 "sqlalchemy", "cryptography", "fedblog"))
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+            "git": git("rev-parse", "--short", "HEAD"),
+            "fedblog_jobs_uncommitted_changes": bool(git("status", "--porcelain", "fedblog/jobs")),
+            "versions": versions}
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

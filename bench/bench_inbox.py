@@ -47,7 +47,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 import gen_inbox_requests as gen  # noqa: E402
-from benchlib import Server, finish_workdir, fmt, free_port, med  # noqa: E402
+from benchlib import Server, finish_workdir, fmt, free_port, git, med, package_versions, wrk_version  # noqa: E402
 
 POST_SLUG = "bench-inbox-target"
 POST_SOURCE = f"""---
@@ -961,41 +960,17 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for pkg in (
-        "starlette",
-        "uvicorn",
-        "uvloop",
-        "httptools",
-        "sqlalchemy",
-        "sqlmodel",
-        "cryptography",
-        "fedblog",
-    ):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
-        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
-        "git": commit,
+        "wrk": wrk_version(),
+        "git": git("rev-parse", "--short", "HEAD"),
         "sqlite": sqlite3.sqlite_version,
-        "versions": versions,
+        "versions": package_versions(
+            ("starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "sqlmodel", "cryptography", "fedblog")
+        ),
     }
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(

@@ -31,11 +31,10 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchlib import Server, finish_workdir, fmt, free_port, med  # noqa: E402
+from benchlib import Server, finish_workdir, fmt, free_port, git, med, package_versions, wrk_version  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -308,34 +307,13 @@ def summarize(ms: list[Measurement], rounds: int, sizes: dict[str, int]) -> tupl
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for pkg in (
-        "starlette",
-        "uvicorn",
-        "uvloop",
-        "httptools",
-        "jinja2",
-        "markupsafe",
-        "sqlalchemy",
-        "sqlmodel",
-        "fedblog",
-    ):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    versions = package_versions(
+        ("starlette", "uvicorn", "uvloop", "httptools", "jinja2", "markupsafe", "sqlalchemy", "sqlmodel", "fedblog")
+    )
     return {
         "python": platform.python_version(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
-        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "", "git": commit,
-        "versions": versions,
+        "wrk": wrk_version(), "git": git("rev-parse", "--short", "HEAD"), "versions": versions,
     }
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

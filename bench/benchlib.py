@@ -15,8 +15,10 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
@@ -122,3 +124,28 @@ def finish_workdir(workdir: Path, keep: bool) -> None:
         print(f"kept {workdir}", file=sys.stderr)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def package_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for pkg in packages:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
+def git(*args: str) -> str:
+    """``git -C REPO ARGS`` output, stripped ("" if git is unavailable)."""
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
+def wrk_version() -> str:
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    out = wrk.stdout + wrk.stderr
+    return out.splitlines()[0] if out else ""
