@@ -7,8 +7,12 @@ engine connects on first use, keys load on first use, the HTTP client connects o
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -24,6 +28,10 @@ from fedblog.settings import Settings
 from fedblog.store.db import make_engine
 from fedblog.urls import Urls
 
+P = ParamSpec("P")
+T = TypeVar("T")
+DB_THREADS = 16  # bounded: PostgreSQL's pool (10 + 20 overflow) always has a connection for each
+
 
 @dataclass(frozen=True)
 class Services:
@@ -36,6 +44,16 @@ class Services:
     keys: KeyRing
     client_factory: Callable[[int], httpx.AsyncClient]
     remote: RemoteCache  # per-process memory of remote keys and actors
+    db_pool: ThreadPoolExecutor  # database work runs here, never on the event loop
+
+    async def run_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking database work ``fn(*args, **kwargs)`` in the bounded database thread pool.
+
+        The event loop never waits on the database: a locked SQLite file or a slow PostgreSQL
+        query holds one pool thread, not every request of the process.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_pool, functools.partial(fn, *args, **kwargs))
 
     def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:
         """Another guarded client with the same settings (delivery workers keep one each)."""
@@ -47,6 +65,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        self.db_pool.shutdown(wait=True)
         self.engine.dispose()
 
 
@@ -80,4 +99,5 @@ def build_services(
         keys=KeyRing(engine, clock.now),
         client_factory=client_factory,
         remote=RemoteCache(),
+        db_pool=ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="fedblog-db"),
     )
