@@ -61,7 +61,7 @@ def _announce_profile(services: Services) -> None:
     with session_scope(services.engine) as session:
         done = announce_profile_change(session, services)
     if done.outcome == "announced":
-        print(f"Profile changed: Update queued for {done.inboxes} follower inbox(es)")
+        print(f"Profile changed: Update queued for {done.inboxes} follower inbox(es)", flush=True)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -5,7 +5,10 @@ reaches followers as a signed Update(Person) when the blog restarts."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +28,7 @@ from fedblog.store.tables import Activity
 from tests.fediverse.instance import FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
 from tests.helpers import NS, parse_html
+from tests.servers import clean_env, fedblog_serve, free_port
 
 pytestmark = pytest.mark.anyio
 AP = "application/activity+json"
@@ -140,3 +144,22 @@ async def test_changed_profile_reaches_followers_as_update_on_restart(
     assert _updates(services) == 1
     await DeliveryRunner(services, concurrency=4).run_until_idle()
     assert len(inst.received) == received + 1
+
+
+async def test_fedblog_serve_announces_a_changed_profile_at_start(
+    services: Services, fediverse: FakeFediverse, clock: FrozenClock, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    inst = FakeInstance("mastodon.test", fediverse)
+    alice = inst.actor("alice")
+    assert (await inst.post(alice, ACTOR + "/inbox", follow(alice, ACTOR))).status_code == 202
+    await DeliveryRunner(services, concurrency=4).run_until_idle()
+    env = clean_env(**cli_env, FEDBLOG_WORKER="off")  # deliveries are made below, on the fake network
+    assert subprocess.run([sys.executable, "-m", "fedblog", "init"], env=env, timeout=60).returncode == 0
+    log = tmp_path / "serve.log"
+    with fedblog_serve({**env, "FEDBLOG_DESCRIPTION": "Now about gardens"}, free_port(), log, "/about"):
+        pass
+    assert "Update queued for 1 follower inbox(es)" in log.read_text()
+    clock.advance((datetime.now(UTC) - clock.now()).total_seconds() + 60)
+    await DeliveryRunner(services, concurrency=4).run_until_idle()
+    updates = inst.activities("Update")
+    assert len(updates) == 1 and updates[0]["object"]["summary"] == "<p>Now about gardens</p>"
