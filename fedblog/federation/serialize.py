@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Sequence
 from html import escape
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, PUBLIC
@@ -43,6 +44,7 @@ def blog_actor(settings: Settings, urls: Urls, keys: KeyPair) -> dict[str, Any]:
         image_url=urls.header_image(),
         published=iso(keys.created_at),
         domain=settings.domain,
+        host=urlsplit(settings.base_url).hostname or "",
     )
     return vocab.actor_document(info)
 

@@ -89,12 +89,16 @@ async def resolve_handle(http: httpx.AsyncClient, handle: str) -> tuple[str, str
     return acct, _self_href(doc)
 
 
-async def fetch_actor_and_loop_back(http: httpx.AsyncClient, actor_id: str) -> str:
-    """FetchRemoteActorService: fetch by id, then check_webfinger! from preferredUsername@host of the id."""
+async def fetch_actor_and_loop_back(http: httpx.AsyncClient, actor_id: str, *, fep_2c59: bool = False) -> str:
+    """FetchRemoteActorService: fetch by id, then check_webfinger! from preferredUsername@host of the id
+    (Mastodon 4.5), or from the actor's FEP-2c59 ``webfinger`` property when it has one (4.6)."""
     actor = (await http.get(actor_id, headers={"Accept": "application/activity+json"})).json()
     if actor.get("id") != actor_id:
         raise ResolveError("actor id mismatch")
-    acct, doc = await _confirmed(http, actor["preferredUsername"], httpx.URL(actor["id"]).host)
+    username, domain = actor["preferredUsername"], httpx.URL(actor["id"]).host
+    if fep_2c59 and isinstance(actor.get("webfinger"), str):
+        username, domain = actor["webfinger"].removeprefix("acct:").split("@")
+    acct, doc = await _confirmed(http, username, domain)
     if _self_href(doc) != actor_id:
         raise ResolveError(f"WebFinger for {acct} does not loop back to {actor_id}")
     return acct
@@ -132,6 +136,10 @@ async def test_mastodon_resolution_round_trips_on_a_split_domain(http: httpx.Asy
     assert await resolve_handle(http, "@blog@blog.test") == ("blog@example.test", ACTOR)
     # the actor, fetched by id, loops back through WebFinger to itself under the handle domain
     assert await fetch_actor_and_loop_back(http, ACTOR) == "blog@example.test"
+    assert await fetch_actor_and_loop_back(http, ACTOR, fep_2c59=True) == "blog@example.test"
+    actor = (await http.get(ACTOR, headers={"Accept": "application/activity+json"})).json()
+    assert actor["webfinger"] == "blog@example.test"
+    assert actor["attributionDomains"] == ["example.test", "blog.test"]  # fediverse:creator on the blog's pages
     # the pages show the handle domain
     home = await http.get("https://blog.test/")
     assert "@blog@example.test" in home.text
