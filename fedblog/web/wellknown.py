@@ -22,8 +22,8 @@ from fedblog.web.negotiation import JRDResponse
 CORS = {"Access-Control-Allow-Origin": "*"}
 
 
-def _resources(settings: Settings, urls: Urls) -> set[str]:
-    """Every name this blog's account answers to, lower-cased.
+def _answers_to(resource: str, settings: Settings, urls: Urls) -> bool:
+    """Whether ``resource`` names the blog's account: its acct names (any case), or its URLs.
 
     The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
     ``acct:{preferredUsername}@{host of the actor id}`` on the blog itself first, then the
@@ -33,8 +33,8 @@ def _resources(settings: Settings, urls: Urls) -> set[str]:
     parts = urlsplit(settings.base_url)
     domains = {settings.domain, (parts.hostname or "").lower(), parts.netloc.lower()}
     accounts = {f"{settings.handle}@{d}".lower() for d in domains if d}
-    forms = {f"acct:{a}" for a in accounts} | accounts | {f"@{a}" for a in accounts}
-    return forms | {urls.actor().lower(), urls.home().lower(), settings.base_url.lower()}
+    names = {f"acct:{a}" for a in accounts} | accounts | {f"@{a}" for a in accounts}
+    return resource.lower() in names or resource in (urls.actor(), urls.home(), settings.base_url)
 
 
 async def webfinger(request: Request) -> Response:
@@ -43,7 +43,7 @@ async def webfinger(request: Request) -> Response:
     resource = unquote(request.query_params.get("resource", "")).strip()
     if not resource:
         raise HTTPException(400, "Missing ?resource=acct:user@domain")
-    if resource.lower() not in _resources(s, urls):
+    if not _answers_to(resource, s, urls):
         raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{s.handle}@{s.domain}")
     # Always the handle domain as subject, whichever name was asked: that is the account's canonical
     # name, and the one Mastodon confirms with its second lookup.
