@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,12 +21,14 @@ from fedblog.app import create_app
 from fedblog.blog.posts import parse_post_source
 from fedblog.cli import main
 from fedblog.clock import FrozenClock
+from fedblog.federation.profile import announce_profile_change
 from fedblog.federation.publishing import publish
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Activity
+from tests.conftest import is_postgres
 from tests.fediverse.instance import FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
 from tests.flows.test_jsonld import _check as check_jsonld
@@ -165,3 +169,42 @@ async def test_fedblog_serve_announces_a_changed_profile_at_start(
     await DeliveryRunner(services, concurrency=4).run_until_idle()
     updates = inst.activities("Update")
     assert len(updates) == 1 and updates[0]["object"]["summary"] == "<p>Now about gardens</p>"
+
+
+@pytest.mark.skipif(not is_postgres(), reason="needs PostgreSQL to watch the second process wait on the row lock")
+async def test_two_processes_starting_at_once_announce_a_change_once(
+    services: Services, fediverse: FakeFediverse, clock: FrozenClock, settings: Settings
+) -> None:
+    inst = FakeInstance("mastodon.test", fediverse)
+    alice = inst.actor("alice")
+    assert (await inst.post(alice, ACTOR + "/inbox", follow(alice, ACTOR))).status_code == 202
+    with session_scope(services.engine) as session:
+        assert announce_profile_change(session, services).outcome == "first run"
+    renamed = build_services(settings.replace(name="Renamed Blog"), clock=clock, engine=services.engine)
+    first = Session(services.engine)
+    try:
+        assert announce_profile_change(first, renamed).outcome == "announced"  # not committed yet
+        with ThreadPoolExecutor(1) as pool:
+            def second() -> str:
+                with session_scope(renamed.engine) as session:
+                    return announce_profile_change(session, renamed).outcome
+
+            outcome = pool.submit(second)
+            deadline = time.monotonic() + 30  # wait until the second one is blocked on the fingerprint row
+            while _waiting_on_locks(services) == 0:
+                assert time.monotonic() < deadline and not outcome.done(), "the second start did not wait"
+                time.sleep(0.01)
+            first.commit()
+            assert outcome.result(timeout=30) == "unchanged"
+    finally:
+        first.close()
+        await renamed.http.aclose()
+        renamed.db_pool.shutdown()
+    assert _updates(services) == 1
+
+
+def _waiting_on_locks(services: Services) -> int:
+    with Session(services.engine) as session:
+        stmt = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return int(session.execute(stmt).scalar_one())
