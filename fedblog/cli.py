@@ -29,6 +29,7 @@ from fedblog.blog.posts import PostSourceError, parse_post_source
 from fedblog.federation import moderation
 from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
+from fedblog.federation.profile import announce_profile_change
 from fedblog.federation.publishing import publish, unpublish
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
@@ -55,9 +56,18 @@ def _opened(**overrides: object) -> Iterator[Services]:
         services.engine.dispose()
 
 
+def _announce_profile(services: Services) -> None:
+    """If the actor document changed since it was last announced, queue Update(Person) to followers."""
+    with session_scope(services.engine) as session:
+        done = announce_profile_change(session, services)
+    if done.outcome == "announced":
+        print(f"Profile changed: Update queued for {done.inboxes} follower inbox(es)", flush=True)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     with _opened() as services:
         services.keys.get()
+        _announce_profile(services)
         print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
         print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
     return 0
@@ -71,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
         services.keys.get()
+        _announce_profile(services)
         if args.demo:
             with session_scope(services.engine) as session:
                 post = load_demo(session, default_language=services.settings.language)

@@ -7,7 +7,7 @@ in one line, so the CLI can print it as is.
 | variable | default | meaning |
 | --- | --- | --- |
 | FEDBLOG_BASE_URL | http://127.0.0.1:8000 | public URL; every ActivityPub id is built from it |
-| FEDBLOG_DOMAIN | host of the base URL | the domain in ``@handle@domain`` (WebFinger) |
+| FEDBLOG_DOMAIN | host of the base URL | the domain in ``@handle@domain`` (WebFinger); may be a parent domain |
 | FEDBLOG_HANDLE | blog | the blog actor's username |
 | FEDBLOG_NAME | fedblog | display name of the blog |
 | FEDBLOG_DESCRIPTION | A blog on the fediverse | shown on the about page and the actor |
@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 MODERATION_MODES = ("first-contact", "approve-all", "hold-all")
 _HANDLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
@@ -111,7 +112,7 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
     """
     base_url = _base_url(str(overrides.pop("base_url", None) or env.get("FEDBLOG_BASE_URL") or "http://127.0.0.1:8000"))
     host = urlsplit(base_url).hostname or ""
-    domain = (env.get("FEDBLOG_DOMAIN") or host).strip().lower()
+    domain = _domain(env.get("FEDBLOG_DOMAIN", ""), host)
     handle = env.get("FEDBLOG_HANDLE", "blog").strip() or "blog"
     if not _HANDLE_RE.match(handle):
         raise SettingsError(
@@ -167,6 +168,18 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
     if overrides:
         settings = settings.replace(**overrides)
     return settings
+
+
+def _domain(raw: str, host: str) -> str:
+    """The handle domain: the base URL's host unless FEDBLOG_DOMAIN names another (split domain)."""
+    domain = raw.strip().lower().rstrip(".")
+    if not domain:
+        return host
+    if not _DOMAIN_RE.match(domain) or len(domain) > 253:
+        raise SettingsError(
+            f"FEDBLOG_DOMAIN={raw!r} is not a domain name: use a bare host such as example.net (no scheme, path or @)"
+        )
+    return domain
 
 
 def _normalise_db_url(url: str) -> str:

@@ -27,6 +27,9 @@ EXTENSIONS: dict[str, Any] = {
     "discoverable": "toot:discoverable",
     "indexable": "toot:indexable",
     "attributionDomains": {"@id": "toot:attributionDomains", "@type": "@id"},
+    # FEP-2c59's term, as its context https://purl.archive.org/socialweb/webfinger defines it
+    "webfinger": {"@id": "https://purl.archive.org/socialweb/webfinger#webfinger",
+                  "@type": "http://www.w3.org/2001/XMLSchema#string"},
     "schema": "http://schema.org#",
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",

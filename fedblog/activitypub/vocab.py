@@ -43,7 +43,8 @@ class ActorInfo:
     icon_url: str
     image_url: str
     published: str
-    domain: str
+    domain: str  # the handle domain: @username@domain
+    host: str = ""  # the host of the actor id, when it differs from the handle domain
     type: str = "Person"
 
 
@@ -72,7 +73,9 @@ def actor_document(a: ActorInfo) -> dict[str, Any]:
         "discoverable": True,
         "indexable": True,
         "published": a.published,
-        "attributionDomains": [a.domain],
+        # FEP-2c59: the handle, stated, so a split domain needs no guessing (Mastodon 4.6 reads it)
+        "webfinger": f"{a.username}@{a.domain}",
+        "attributionDomains": list(dict.fromkeys(d for d in (a.domain, a.host) if d)),
         "attachment": [
             {"type": "PropertyValue", "name": "Website", "value": f'<a href="{a.url}" rel="me">{a.url}</a>'}
         ],

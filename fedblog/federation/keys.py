@@ -2,6 +2,7 @@
 
 Created once (``fedblog init`` or the first ``serve``), stored in the database so every process
 signs with the same key, and loaded lazily: building Services never touches the database.
+The row's creation time is when the blog was set up; the actor serves it as ``published``.
 Private keys are never served and never logged.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from fedblog.activitypub import keys as keylib
+from fedblog.clock import utc
 from fedblog.store.tables import LocalKey
 
 BLOG_OWNER = "blog"
@@ -30,6 +32,7 @@ class KeyPair:
     rsa_public_pem: str
     ed25519: Ed25519PrivateKey
     ed25519_multibase: str
+    created_at: datetime  # when the blog was set up: the actor's ``published`` ("Joined" in Mastodon)
 
     def __repr__(self) -> str:  # never print key material
         return "KeyPair(<redacted>)"
@@ -44,6 +47,7 @@ def _load(row: LocalKey) -> KeyPair:
         rsa_public_pem=keylib.public_key_to_pem(rsa.public_key()),
         ed25519=ed,
         ed25519_multibase=keylib.ed25519_public_key_to_multibase(ed.public_key()),
+        created_at=utc(row.created_at),
     )
 
 
@@ -82,4 +86,8 @@ class KeyRing:
             with self._lock:
                 if self._keys is None:
                     self._keys = ensure_keys(self._engine, self._now())
+        return self._keys
+
+    def cached(self) -> KeyPair | None:
+        """The keys if this process has loaded them already (no database work), else None."""
         return self._keys

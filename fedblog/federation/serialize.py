@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Sequence
 from html import escape
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, PUBLIC
@@ -20,7 +21,9 @@ def iso(dt: Any) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def blog_actor(settings: Settings, urls: Urls, keys: KeyPair, published: Any) -> dict[str, Any]:
+def blog_actor(settings: Settings, urls: Urls, keys: KeyPair) -> dict[str, Any]:
+    """The public actor document. ``published`` is when the blog was set up (its keys were made),
+    which Mastodon shows as "Joined"; not the date of the oldest (perhaps imported) post."""
     info = vocab.ActorInfo(
         id=urls.actor(),
         username=settings.handle,
@@ -39,8 +42,9 @@ def blog_actor(settings: Settings, urls: Urls, keys: KeyPair, published: Any) ->
         ed25519_multibase=keys.ed25519_multibase,
         icon_url=urls.avatar(),
         image_url=urls.header_image(),
-        published=iso(published),
+        published=iso(keys.created_at),
         domain=settings.domain,
+        host=urlsplit(settings.base_url).hostname or "",
     )
     return vocab.actor_document(info)
 

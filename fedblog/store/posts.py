@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func
@@ -69,11 +68,6 @@ def list_archive(session: Session) -> Sequence[Row[Any]]:
     """(slug, title, published_at) of every live post, newest first: what the archive page shows."""
     stmt = sa_select(col(Post.slug), col(Post.title), col(Post.published_at)).where(*_live())
     return session.execute(stmt.order_by(col(Post.published_at).desc())).all()
-
-
-def earliest_published(session: Session) -> datetime | None:
-    """When the first post not deleted (drafts included) was published; None if there is none."""
-    return session.exec(select(func.min(col(Post.published_at))).where(col(Post.deleted_at).is_(None))).one()
 
 
 def list_posts_for_tag(session: Session, tag_name: str, *, offset: int, limit: int) -> Sequence[Post]:

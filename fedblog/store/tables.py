@@ -209,3 +209,16 @@ class DeadLetter(SQLModel, table=True):
     error: str
     payload: str | None = None
     created_at: datetime = Field(sa_column=_dt())
+
+
+# ---------------------------------------------------------------------------------------------
+# Revision 0005_profile: small facts about the blog itself
+
+
+class BlogState(SQLModel, table=True):
+    """One named fact about the blog, e.g. the fingerprint of the actor document last announced."""
+
+    __tablename__ = "blog_state"
+    key: str = Field(max_length=100, primary_key=True)
+    value: str
+    updated_at: datetime = Field(sa_column=_dt())

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
 from fedblog.federation import serialize
+from fedblog.federation.keys import KeyPair
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
 from fedblog.store import interactions as interaction_store
@@ -24,22 +25,27 @@ from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 PAGE_SIZE = 20
 
 
-def _published(services: Services) -> object:
-    with Session(services.engine) as session:
-        first = post_store.earliest_published(session)  # one MIN(), not every post loaded
-    return first if first is not None else services.clock.now()
+async def blog_keys(services: Services) -> KeyPair:
+    """The blog's keys; loaded from the database off the event loop the first time."""
+    keys = services.keys.cached()
+    return keys if keys is not None else await services.run_db(services.keys.get)
 
 
 async def actor(request: Request) -> Response:
     services = services_of(request)
     if request.path_params["handle"] != services.settings.handle:
         raise HTTPException(404, "There is no such account here.")
+    keys = await blog_keys(services)
     if not wants_activitypub(request):
-        with Session(services.engine) as session:
-            total = post_store.count_posts(session)
-        return renderer_of(request).page("about.html", {"post_count": total}, headers={"Vary": "Accept"})
-    doc = serialize.blog_actor(services.settings, services.urls, services.keys.get(), _published(services))
-    return ActivityJSONResponse(doc)
+        total = await services.run_db(_count_posts, services)
+        return renderer_of(request).page("about.html", {"post_count": total, "joined": keys.created_at},
+                                         headers={"Vary": "Accept"})
+    return ActivityJSONResponse(serialize.blog_actor(services.settings, services.urls, keys))
+
+
+def _count_posts(services: Services) -> int:
+    with Session(services.engine) as session:
+        return post_store.count_posts(session)
 
 
 def _paged(

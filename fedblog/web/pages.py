@@ -11,10 +11,11 @@ from starlette.responses import RedirectResponse, Response
 
 from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
+from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.web.activitypub import post_json
+from fedblog.web.activitypub import blog_keys, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import wants_activitypub
 
@@ -104,9 +105,14 @@ async def archive(request: Request) -> Response:
 
 async def about(request: Request) -> Response:
     services = services_of(request)
+    keys = await blog_keys(services)
+    total = await services.run_db(_count_posts, services)
+    return renderer_of(request).page("about.html", {"post_count": total, "joined": keys.created_at})
+
+
+def _count_posts(services: Services) -> int:
     with Session(services.engine) as session:
-        total = post_store.count_posts(session)
-    return renderer_of(request).page("about.html", {"post_count": total})
+        return post_store.count_posts(session)
 
 
 async def comment_permalink(request: Request) -> Response:

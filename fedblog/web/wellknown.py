@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -12,12 +12,29 @@ from starlette.responses import JSONResponse, Response
 
 from fedblog import __version__
 from fedblog.activitypub import vocab
+from fedblog.settings import Settings
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Interaction
+from fedblog.urls import Urls
 from fedblog.web.common import services_of
 from fedblog.web.negotiation import JRDResponse
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def _answers_to(resource: str, settings: Settings, urls: Urls) -> bool:
+    """Whether ``resource`` names the blog's account: its acct names (any case), or its URLs.
+
+    The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
+    ``acct:{preferredUsername}@{host of the actor id}`` on the blog itself first, then the
+    ``subject`` it was told, on the handle domain (Mastodon app/services/resolve_account_service.rb
+    ``process_webfinger!``; app/services/activitypub/fetch_remote_actor_service.rb ``check_webfinger!``).
+    """
+    parts = urlsplit(settings.base_url)
+    domains = {settings.domain, (parts.hostname or "").lower(), parts.netloc.lower()}
+    accounts = {f"{settings.handle}@{d}".lower() for d in domains if d}
+    names = {f"acct:{a}" for a in accounts} | accounts | {f"@{a}" for a in accounts}
+    return resource.lower() in names or resource in (urls.actor(), urls.home(), settings.base_url)
 
 
 async def webfinger(request: Request) -> Response:
@@ -26,13 +43,10 @@ async def webfinger(request: Request) -> Response:
     resource = unquote(request.query_params.get("resource", "")).strip()
     if not resource:
         raise HTTPException(400, "Missing ?resource=acct:user@domain")
-    candidates = {
-        f"acct:{s.handle}@{s.domain}".lower(),
-        f"{s.handle}@{s.domain}".lower(),
-        f"@{s.handle}@{s.domain}".lower(),
-    }
-    if resource.lower() not in candidates and resource not in (urls.actor(), urls.home(), s.base_url):
+    if not _answers_to(resource, s, urls):
         raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{s.handle}@{s.domain}")
+    # Always the handle domain as subject, whichever name was asked: that is the account's canonical
+    # name, and the one Mastodon confirms with its second lookup.
     doc = vocab.webfinger_document(
         subject=f"acct:{s.handle}@{s.domain}",
         actor_id=urls.actor(),

@@ -37,6 +37,12 @@ def test_environment_and_overrides() -> None:
     assert load_settings({"FEDBLOG_DATA_DIR": "/srv/blog"}).database_url == "sqlite:////srv/blog/fedblog.db"
 
 
+def test_handle_domain_may_differ_from_the_blog_host() -> None:
+    s = load_settings({"FEDBLOG_BASE_URL": "https://blog.example.net", "FEDBLOG_DOMAIN": " Example.NET. "})
+    assert s.domain == "example.net" and s.base_url == "https://blog.example.net"
+    assert load_settings({"FEDBLOG_BASE_URL": "https://blog.example.net"}).domain == "blog.example.net"
+
+
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
@@ -49,6 +55,9 @@ def test_environment_and_overrides() -> None:
         ({"FEDBLOG_DATABASE_URL": "mysql://x"}, "is not supported"),
         ({"SSL_CERT_FILE": "/no/such/ca.pem"}, "does not exist"),
         ({"FEDBLOG_LANGUAGE": "english!"}, "not a language tag"),
+        ({"FEDBLOG_DOMAIN": "https://example.net"}, "is not a domain name"),
+        ({"FEDBLOG_DOMAIN": "blog@example.net"}, "is not a domain name"),
+        ({"FEDBLOG_DOMAIN": "example.net/blog"}, "is not a domain name"),
     ],
 )
 def test_wrong_settings_give_one_line_fixes(env: dict[str, str], fragment: str) -> None:
