@@ -174,10 +174,12 @@ async def test_publishing_again_under_a_deleted_slug_mints_a_new_id(
 ) -> None:
     inst, alice = await _follower(services, fediverse)
     _publish(services, "---\ntitle: Hello\nslug: hello\n---\nFirst life.\n")
+    await _deliver(services)
     like = builders.like(alice, "https://blog.test/posts/hello")
     assert (await inst.post(alice, INBOX, like)).status_code == 202
     with session_scope(services.engine) as session:
         unpublish(session, services, "hello")
+    await _deliver(services)
     services.clock.advance(600)  # type: ignore[attr-defined]
     _publish(services, "---\ntitle: Hello again\nslug: hello\n---\nSecond life.\n")
     await _deliver(services)
