@@ -255,8 +255,8 @@ def apply_update(session: Session, services: Services, d: Delivery) -> str:
     new_time = parse_time(obj.get("updated"), now)
     # Order edits by the sender's own clock, as sent; only the time shown is clamped to ours. A
     # sender whose clock runs ahead would otherwise see its older edit win once we clamp the newer
-    # one (Mastodon applies an edit only if `updated` is later than the last known edit:
-    # ProcessStatusUpdateService#call).
+    # one. Mastodon does the same: ProcessStatusUpdateService#already_updated_more_recently?
+    # compares the stored `edited_at` (the sender's `updated`, unclamped) with the incoming one.
     known = item.remote_updated_at or item.updated_at or item.published_at
     if new_time <= utc(known):
         return "ignored: not newer than what we have"
