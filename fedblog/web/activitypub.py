@@ -43,15 +43,16 @@ async def actor(request: Request) -> Response:
     return ActivityJSONResponse(doc)
 
 
-def _paged(
+async def _paged(
     request: Request, collection_id: str, total: int, items_for_page: Callable[[int, int], Sequence[object]]
 ) -> Response:
+    """The collection, or one page of it; ``items_for_page`` reads the database in the database pool."""
     if "page" not in request.query_params:
         last = max(1, -(-total // PAGE_SIZE))
         return ActivityJSONResponse(vocab.ordered_collection(
             collection_id, total=total, first=f"{collection_id}?page=1", last=f"{collection_id}?page={last}"))
     page = page_number(request)
-    items = items_for_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    items = await services_of(request).run_db(items_for_page, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     has_next = page * PAGE_SIZE < total
     return ActivityJSONResponse(vocab.ordered_collection_page(
         f"{collection_id}?page={page}", part_of=collection_id, items=items, total=total,
@@ -77,9 +78,11 @@ async def outbox(request: Request) -> Response:
             out.append(doc)
         return out
 
-    with Session(services.engine) as session:
-        total = post_store.count_posts(session)
-    return _paged(request, urls.outbox(), total, items)
+    def count() -> int:
+        with Session(services.engine) as session:
+            return post_store.count_posts(session)
+
+    return await _paged(request, urls.outbox(), await services.run_db(count), items)
 
 
 async def followers(request: Request) -> Response:
@@ -91,12 +94,12 @@ async def followers(request: Request) -> Response:
 
     with Session(services.engine) as session:
         total = fed_store.count_followers(session)
-    return _paged(request, services.urls.followers(), total, items)
+    return await _paged(request, services.urls.followers(), total, items)
 
 
 async def following(request: Request) -> Response:
     services = services_of(request)
-    return _paged(request, services.urls.following(), 0, lambda offset, limit: [])
+    return await _paged(request, services.urls.following(), 0, lambda offset, limit: [])
 
 
 async def featured(request: Request) -> Response:
@@ -129,8 +132,7 @@ def post_ap_path(request: Request) -> str:
     return post_path(request.path_params["slug"], version)
 
 
-def post_json(request: Request, services: Services, ap_path: str) -> Response:
-    """The Article whose id has this path; a deleted one is a Tombstone (410): ids are never reused."""
+def _post_document(services: Services, ap_path: str) -> Response:
     with Session(services.engine) as session:
         post = post_store.get_post_by_ap_path(session, ap_path)
         if post is None or post.draft:
@@ -142,6 +144,11 @@ def post_json(request: Request, services: Services, ap_path: str) -> Response:
     return ActivityJSONResponse(vocab.with_context(article))
 
 
+async def post_json(request: Request, services: Services, ap_path: str) -> Response:
+    """The Article whose id has this path; a deleted one is a Tombstone (410): ids are never reused."""
+    return await services.run_db(_post_document, services, ap_path)
+
+
 def _live_post(session: Session, ap_path: str) -> Post:
     post = post_store.get_post_by_ap_path(session, ap_path)
     if post is None or post.draft or post.deleted_at is not None:
@@ -149,15 +156,19 @@ def _live_post(session: Session, ap_path: str) -> Post:
     return post
 
 
+def _live_post_replies(services: Services, ap_path: str) -> tuple[int, int]:
+    """(post id, number of visible fediverse replies in its thread) of a live post."""
+    with Session(services.engine) as session:
+        post = _live_post(session, ap_path)
+        assert post.id is not None
+        return post.id, interaction_store.count_reply_ids(session, post.id, whole_thread=True)
+
+
 async def post_replies(request: Request) -> Response:
     """Every visible fediverse reply in the thread, paged; what Mastodon 4.5 crawls (INTEROP §5.3)."""
     services = services_of(request)
     ap_path = post_ap_path(request)
-    with Session(services.engine) as session:
-        post = _live_post(session, ap_path)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True)
-    post_id = post.id
+    post_id, total = await services.run_db(_live_post_replies, services, ap_path)
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:
@@ -165,7 +176,7 @@ async def post_replies(request: Request) -> Response:
                 interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit)
             )
 
-    return _paged(request, services.urls.replies(services.urls.post_id(ap_path)), total, items)
+    return await _paged(request, services.urls.replies(services.urls.post_id(ap_path)), total, items)
 
 
 async def comment_replies(request: Request) -> Response:
@@ -183,18 +194,15 @@ async def comment_replies(request: Request) -> Response:
             return list(interaction_store.list_reply_ids(session, post_id, parent_id=parent_id, whole_thread=False,
                                                          offset=offset, limit=limit))
 
-    return _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
+    return await _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
 
 
 async def post_context(request: Request) -> Response:
     """FEP-7888: the whole conversation, the post first."""
     services = services_of(request)
     ap_path = post_ap_path(request)
-    with Session(services.engine) as session:
-        post = _live_post(session, ap_path)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True) + 1
-    post_id, post_url = post.id, services.urls.post_id(ap_path)
+    post_id, replies = await services.run_db(_live_post_replies, services, ap_path)
+    total, post_url = replies + 1, services.urls.post_id(ap_path)
 
     def items(offset: int, limit: int) -> list[str]:
         with Session(services.engine) as session:
@@ -203,7 +211,7 @@ async def post_context(request: Request) -> Response:
                                                     offset=max(0, offset - 1), limit=limit - len(head))
             return head + list(rest)
 
-    return _paged(request, services.urls.context(post_url), total, items)
+    return await _paged(request, services.urls.context(post_url), total, items)
 
 
 async def post_reactions(request: Request) -> Response:
@@ -212,11 +220,14 @@ async def post_reactions(request: Request) -> Response:
     if which not in ("likes", "shares"):
         raise HTTPException(404, "Not a collection.")
     ap_path = post_ap_path(request)
-    with Session(services.engine) as session:
-        post = _live_post(session, ap_path)
-        assert post.id is not None
-        counts = interaction_store.reaction_counts(session, post.id)
-    total = counts.get("like" if which == "likes" else "repost", 0)
+
+    def count() -> dict[str, int]:
+        with Session(services.engine) as session:
+            post = _live_post(session, ap_path)
+            assert post.id is not None
+            return interaction_store.reaction_counts(session, post.id)
+
+    total = (await services.run_db(count)).get("like" if which == "likes" else "repost", 0)
     post_id = services.urls.post_id(ap_path)
     url = services.urls.likes(post_id) if which == "likes" else services.urls.shares(post_id)
     return ActivityJSONResponse({"@context": AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})

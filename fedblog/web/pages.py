@@ -56,7 +56,7 @@ async def post_page(request: Request) -> Response:
     services = services_of(request)
     slug = request.path_params["slug"]
     if wants_activitypub(request):  # the id of the slug's first post: live, or 410 if it was deleted
-        return post_json(request, services, post_path(slug))
+        return await post_json(request, services, post_path(slug))
     with Session(services.engine) as session:
         post = live_post_or_error(session, slug)
         assert post.id is not None
@@ -76,14 +76,18 @@ async def post_version(request: Request) -> Response:
     services = services_of(request)
     ap_path = post_ap_path(request)
     if wants_activitypub(request):
-        return post_json(request, services, ap_path)
-    with Session(services.engine) as session:
-        post = post_store.get_post_by_ap_path(session, ap_path)
-        if post is None or post.draft:
-            raise HTTPException(404, "There is no such post.")
-        if post.deleted_at is not None:
-            raise HTTPException(410, "This post was deleted by its author.")
-        page = services.urls.post(post.slug)
+        return await post_json(request, services, ap_path)
+
+    def page_of_post() -> str:
+        with Session(services.engine) as session:
+            post = post_store.get_post_by_ap_path(session, ap_path)
+            if post is None or post.draft:
+                raise HTTPException(404, "There is no such post.")
+            if post.deleted_at is not None:
+                raise HTTPException(410, "This post was deleted by its author.")
+            return services.urls.post(post.slug)
+
+    page = await services.run_db(page_of_post)
     return RedirectResponse(page, status_code=302, headers={"Vary": "Accept"})
 
 
