@@ -106,9 +106,9 @@ def cmd_post_publish(args: argparse.Namespace) -> int:
         with session_scope(services.engine) as session:
             result = publish(session, services, draft, send_as_new=args.send_as_new)
             url, published = services.urls.post(result.post.slug), result.post.published_at
-            queued = pending_count(session)
+            ap_id, queued = services.urls.post_id(result.post.ap_path), pending_count(session)
         state = "draft saved" if draft.draft else ("published" if result.created else "updated")
-        print(f"{state}: {url}")
+        print(f"{state}: {url}" + (f" (fediverse id {ap_id}: a deleted post had this slug)" if ap_id != url else ""))
         if result.quiet:
             print(quiet_notice(published))
         elif not draft.draft:

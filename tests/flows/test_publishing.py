@@ -222,6 +222,29 @@ async def test_publishing_again_under_a_deleted_slug_mints_a_new_id(
     assert (await client.get("/posts/hello/2")).status_code == 410
 
 
+async def test_cli_republish_after_delete_names_the_new_id_and_followers_get_it(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, cli_env: dict[str, str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    inst, _ = await _follower(services, fediverse)
+    src = tmp_path / "again.md"
+    src.write_text("---\ntitle: Again\nslug: again\n---\nOnce.\n")
+    assert main(["post", "publish", str(src)]) == 0
+    assert main(["post", "delete", "again"]) == 0
+    capsys.readouterr()
+    assert main(["post", "publish", str(src)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == ("published: https://blog.test/posts/again "
+                     "(fediverse id https://blog.test/posts/again/2: a deleted post had this slug)")
+    _catch_up(services.clock)  # type: ignore[arg-type]
+    await _deliver(services)
+    assert sorted((a["type"], a["object"]["id"]) for a in inst.activities()) == [
+        ("Create", "https://blog.test/posts/again"), ("Create", "https://blog.test/posts/again/2"),
+        ("Delete", "https://blog.test/posts/again")]
+    assert (await client.get("/posts/again", headers={"Accept": AP})).status_code == 410
+    assert (await client.get("/posts/again/2", headers={"Accept": AP})).json()["name"] == "Again"
+
+
 # -- counts ---------------------------------------------------------------------------------------
 @contextmanager
 def _statements(services: Services) -> Iterator[list[str]]:
