@@ -2,7 +2,7 @@
 
     fedblog serve [--demo] [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
     fedblog init
-    fedblog post publish FILE.md | post list | post delete SLUG
+    fedblog post publish FILE.md [--send-as-new] | post list | post delete SLUG
     fedblog worker [--once] | deliveries | moderation ACTION | inbox failed | inbox retry ID... | --all
 
 Every failure prints one line that says what to do, and exits with status 2.
@@ -30,7 +30,7 @@ from fedblog.federation import moderation
 from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.federation.profile import announce_profile_change
-from fedblog.federation.publishing import publish, unpublish
+from fedblog.federation.publishing import publish, quiet_notice, unpublish
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
 from fedblog.settings import SettingsError, ensure_secret_key, load_settings
@@ -115,12 +115,14 @@ def cmd_post_publish(args: argparse.Namespace) -> int:
     with _opened() as services:
         services.keys.get()
         with session_scope(services.engine) as session:
-            result = publish(session, services, draft)
-            url, created = services.urls.post(result.post.slug), result.created
-            queued = pending_count(session)
-        state = "draft saved" if draft.draft else ("published" if created else "updated")
-        print(f"{state}: {url}")
-        if not draft.draft:
+            result = publish(session, services, draft, send_as_new=args.send_as_new)
+            url, published = services.urls.post(result.post.slug), result.post.published_at
+            ap_id, queued = services.urls.post_id(result.post.ap_path), pending_count(session)
+        state = "draft saved" if draft.draft else ("published" if result.created else "updated")
+        print(f"{state}: {url}" + (f" (fediverse id {ap_id}: a deleted post had this slug)" if ap_id != url else ""))
+        if result.quiet:
+            print(quiet_notice(published))
+        elif not draft.draft:
             print(f"{queued} deliveries queued; the worker in 'fedblog serve' (or 'fedblog worker') sends them")
     return 0
 
@@ -344,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         "image, language.",
     )
     publish.add_argument("file", metavar="FILE.md")
+    publish.add_argument("--send-as-new", action="store_true", help="a post dated more than 6 hours ago: publish it "
+                         "dated now and send it to followers (by default it is published quietly, as history)")
     publish.set_defaults(func=cmd_post_publish)
     post_sub.add_parser("list", help="list posts, newest first").set_defaults(func=cmd_post_list)
     delete = post_sub.add_parser("delete", help="delete a post (its URL then answers 410 Gone)")

@@ -10,6 +10,22 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 
+def post_path(slug: str, version: int = 1) -> str:
+    """The path of a post's ActivityPub id: ``/posts/slug`` for the first incarnation of a slug,
+    ``/posts/slug/2``, ``/posts/slug/3``... for a post published again after a deletion.
+
+    A deleted id is never reused: Mastodon keeps a tombstone for it and refuses a later Create
+    with the same id (``ActivityPub::Activity::Create#perform``, ``tombstone_exists?``).
+    """
+    return f"/posts/{quote(slug)}" if version <= 1 else f"/posts/{quote(slug)}/{version}"
+
+
+def post_path_version(path: str) -> int:
+    """The incarnation number in a path made by ``post_path``."""
+    last = path.rsplit("/", 1)[-1]
+    return int(last) if path.count("/") == 3 and last.isdigit() else 1
+
+
 @dataclass(frozen=True)
 class Urls:
     base_url: str
@@ -20,8 +36,12 @@ class Urls:
         return self.base_url + "/" + (f"?page={page}" if page > 1 else "")
 
     def post(self, slug: str) -> str:
-        """The post page, which is also the Article's ActivityPub id."""
+        """The post page (the Article's ``url``); also the id of a slug's first incarnation."""
         return f"{self.base_url}/posts/{quote(slug)}"
+
+    def post_id(self, ap_path: str) -> str:
+        """A post's ActivityPub id, from the path stored with the post (``Post.ap_path``)."""
+        return self.base_url + ap_path
 
     def comment_anchor(self, slug: str, comment_id: int) -> str:
         return f"{self.post(slug)}#comment-{comment_id}"
@@ -85,14 +105,14 @@ class Urls:
     def replies(self, object_url: str) -> str:
         return object_url + "/replies"
 
-    def context(self, slug: str) -> str:
-        return self.post(slug) + "/context"
+    def context(self, post_id: str) -> str:
+        return post_id + "/context"
 
-    def likes(self, slug: str) -> str:
-        return self.post(slug) + "/likes"
+    def likes(self, post_id: str) -> str:
+        return post_id + "/likes"
 
-    def shares(self, slug: str) -> str:
-        return self.post(slug) + "/shares"
+    def shares(self, post_id: str) -> str:
+        return post_id + "/shares"
 
     def activity(self, token: str) -> str:
         return f"{self.base_url}/activities/{token}"
@@ -109,12 +129,17 @@ class Urls:
         return parts.path
 
     def match_post(self, url: str) -> str | None:
-        """The slug of the post ``url`` names, or None."""
+        """The id path (``Post.ap_path``) of the post ``url`` names, or None: ``/posts/slug`` or
+        ``/posts/slug/N`` (N >= 2); collections under them are not posts."""
         path = self._local_path(url)
         if path is None or not path.startswith("/posts/"):
             return None
-        rest = path[len("/posts/") :]
-        return rest if rest and "/" not in rest else None
+        parts = path[len("/posts/") :].split("/")
+        if len(parts) == 1 and parts[0]:
+            return path
+        if len(parts) == 2 and parts[0] and parts[1].isdigit() and int(parts[1]) >= 2:
+            return path if parts[1] == str(int(parts[1])) else None
+        return None
 
     def match_comment(self, url: str) -> int | None:
         """The id of the comment ``url`` names, or None."""

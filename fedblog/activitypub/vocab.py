@@ -104,6 +104,7 @@ class ArticleInfo:
     replies_id: str = ""
     replies_first_items: Sequence[str] = ()
     replies_next: str | None = None
+    replies_count: int | None = None
     context_id: str | None = None
     likes_id: str = ""
     likes_count: int = 0
@@ -147,6 +148,8 @@ def article_object(a: ArticleInfo) -> dict[str, Any]:
         if a.replies_next:
             first["next"] = a.replies_next
         doc["replies"] = {"id": a.replies_id, "type": "Collection", "first": first}
+        if a.replies_count is not None:
+            doc["replies"]["totalItems"] = a.replies_count
     if a.likes_id:
         doc["likes"] = {"id": a.likes_id, "type": "Collection", "totalItems": a.likes_count}
     if a.shares_id:

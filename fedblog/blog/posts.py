@@ -10,15 +10,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import frontmatter
 import yaml
 from sqlmodel import Session
 
 from fedblog.blog.markup import MarkdownRenderer, html_to_text
+from fedblog.clock import utc
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
+from fedblog.urls import post_path, post_path_version
 
 KNOWN_KEYS = {"title", "slug", "date", "tags", "summary", "draft", "author", "author_url", "image", "language"}
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -35,6 +37,7 @@ class PostDraft:
     slug: str
     body_markdown: str
     published_at: datetime | None = None
+    date_only: bool = False  # ``date: 2026-12-02`` without a time: published_at is that midnight, UTC
     tags: tuple[str, ...] = ()
     summary: str | None = None
     draft: bool = False
@@ -117,12 +120,17 @@ def parse_post_source(text: str, *, where: str = "post") -> PostDraft:
     body = doc.content
     if not body.strip():
         raise PostSourceError(f"{where}: the post has no body: write Markdown after the front matter")
-    published = _as_datetime(meta["date"], where) if meta.get("date") is not None else None
+    raw_date = meta.get("date")
+    published = _as_datetime(raw_date, where) if raw_date is not None else None
+    date_only = (isinstance(raw_date, date) and not isinstance(raw_date, datetime)) or (
+        isinstance(raw_date, str) and len(raw_date.strip()) == len("2026-12-02")
+    )
     return PostDraft(
         title=title.strip(),
         slug=slug,
         body_markdown=body,
         published_at=published,
+        date_only=date_only,
         tags=tags,
         summary=summary.strip() if summary else None,
         draft=draft,
@@ -140,18 +148,66 @@ class SaveResult:
     was_public: bool  # it was visible (published, not draft) before this save
 
 
+# A date without a time names a calendar day, and the author's day may not be UTC's: the day is
+# "today" while it is that date anywhere on Earth (time zones run from UTC-12 to UTC+14).
+_EARLIEST_ZONE, _LATEST_ZONE = timedelta(hours=14), timedelta(hours=12)
+
+
+def is_today_somewhere(day: date, now: datetime) -> bool:
+    midnight = datetime.combine(day, time(0, 0), tzinfo=UTC)
+    return midnight - _EARLIEST_ZONE <= utc(now) < midnight + timedelta(days=1) + _LATEST_ZONE
+
+
+def resolve_published(
+    draft: PostDraft, *, now: datetime, previous: datetime | None, was_public: bool, published_now: bool = False
+) -> datetime:
+    """When the post counts as published, by these rules (docs/publishing.md):
+
+    - a post already public keeps its time, unless the front matter names another one;
+    - a post becoming public (new, or a draft published now) is published now, unless ``date``
+      names another moment; ``published_now`` (``--send-as-new``) ignores ``date`` here;
+    - a date without a time that is today means "now" (for a post already public: its time);
+    - a draft's time is the time it was last saved: it is set again when the draft is published.
+    """
+    if published_now and not was_public:
+        return now
+    given = draft.published_at
+    if given is None:
+        return utc(previous) if was_public and previous is not None else now
+    if not draft.date_only:
+        return given
+    day = given.date()
+    if was_public and previous is not None and utc(previous).date() == day:
+        return utc(previous)  # an edit of a post dated today keeps the moment it went out
+    return now if is_today_somewhere(day, now) else given
+
+
 def save_post(
-    session: Session, draft: PostDraft, *, now: datetime, default_author: str, default_language: str
+    session: Session, draft: PostDraft, *, now: datetime, default_author: str, default_language: str,
+    published_now: bool = False,
 ) -> SaveResult:
-    """Insert or update the post with ``draft.slug``; tags included. Caller commits."""
+    """Insert or update the post with ``draft.slug``; tags included. Caller commits.
+
+    Saving over a deleted post makes a new post with a new ActivityPub id (``/posts/slug/2``...):
+    the deleted one keeps its row, under a slug no author can type, so its id answers 410 and
+    its comments and reactions stay with it.
+    """
     html = _renderer.render(draft.body_markdown)
     post = post_store.get_post_by_slug(session, draft.slug)
-    created = post is None or post.deleted_at is not None
-    was_public = post is not None and post.deleted_at is None and not post.draft
+    ap_path = post_path(draft.slug)
+    if post is not None and post.deleted_at is not None:
+        ap_path = post_path(draft.slug, post_path_version(post.ap_path) + 1)
+        post.slug = f"~{post.id}"  # slugs are [a-z0-9-]: this one never meets an author's
+        session.add(post)
+        session.flush()
+        post = None
+    created = post is None
+    was_public = post is not None and not post.draft
+    previous = post.published_at if post is not None else None
     if post is None:
         post = Post(
-            slug=draft.slug, title=draft.title, content_md="", content_html="", author_name="",
-            published_at=draft.published_at or now, updated_at=now,
+            slug=draft.slug, ap_path=ap_path, title=draft.title, content_md="", content_html="", author_name="",
+            published_at=now, updated_at=now,
         )
     post.title = draft.title
     post.content_md = draft.body_markdown
@@ -162,12 +218,10 @@ def save_post(
     post.image_url = draft.image_url
     post.language = draft.language or default_language
     post.draft = draft.draft
-    post.deleted_at = None
-    if draft.published_at is not None:
-        post.published_at = draft.published_at
-    elif created:
-        post.published_at = now
-    post.updated_at = now if not created else (draft.published_at or now)
+    post.published_at = resolve_published(
+        draft, now=now, previous=previous, was_public=was_public, published_now=published_now
+    )
+    post.updated_at = now if was_public else post.published_at
     session.add(post)
     session.flush()
     tags = [post_store.get_or_create_tag(session, tag_name(label), label) for label in draft.tags]

@@ -54,8 +54,8 @@ class Target:
 
 
 # light lookups (ids and flags only), built once: they run for every incoming reply
-_LIVE_POST_BY_SLUG = sa_select(col(Post.id)).where(
-    col(Post.slug) == bindparam("slug"), col(Post.deleted_at).is_(None), col(Post.draft).is_(False))
+_LIVE_POST_BY_AP_PATH = sa_select(col(Post.id)).where(
+    col(Post.ap_path) == bindparam("ap_path"), col(Post.deleted_at).is_(None), col(Post.draft).is_(False))
 _COMMENT = (
     sa_select(col(Interaction.id), col(Interaction.post_id))
     .join(Post, col(Post.id) == col(Interaction.post_id))
@@ -64,19 +64,19 @@ _COMMENT = (
 _COMMENT_BY_ID = _COMMENT.where(col(Interaction.id) == bindparam("id"))
 _COMMENT_BY_AP_ID = _COMMENT.where(col(Interaction.ap_id) == bindparam("ap_id"))
 _INSERT_INTERACTION = insert(Interaction)
-_POST_IDS = "fedblog.live_post_ids"  # session.info key: slug -> live post id, for one transaction
+_POST_IDS = "fedblog.live_post_ids"  # session.info key: id path -> live post id, for one transaction
 
 
 def find_target(session: Session, services: Services, url: str | None) -> Target | None:
     """What ``url`` (an inReplyTo or an object) names in our threads: a live post or a comment."""
     if not url:
         return None
-    slug = services.urls.match_post(url)
-    if slug is not None:
+    ap_path = services.urls.match_post(url)  # the post's stored id: a reply to a deleted id finds nothing
+    if ap_path is not None:
         known: dict[str, int | None] = session.info.setdefault(_POST_IDS, {})  # a batch replies to few posts
-        if slug not in known:  # the inbox changes no post: the answer holds for the whole transaction
-            known[slug] = session.connection().execute(_LIVE_POST_BY_SLUG, {"slug": slug}).scalar()
-        post_id = known[slug]
+        if ap_path not in known:  # the inbox changes no post: the answer holds for the whole transaction
+            known[ap_path] = session.connection().execute(_LIVE_POST_BY_AP_PATH, {"ap_path": ap_path}).scalar()
+        post_id = known[ap_path]
         return Target(post_id, None) if post_id is not None else None
     # the parent may be a reply of this same batch (deferred), or changed by an earlier activity of
     # the batch through the ORM (a Delete): the lookup below is Core, which does not autoflush
@@ -184,12 +184,25 @@ def apply_create(session: Session, services: Services, d: Delivery) -> str:
         source_url=_html_url(obj),
         published_at=min(parse_time(obj.get("published"), now), now),
         updated_at=None,
+        remote_updated_at=_sender_time(obj),
         raw=d.raw.decode("utf-8", "replace")[:200_000],
         **_author_fields(actor),
     ))
     if status == "visible":
         _forward_if_signed(session, services, d)
     return "processed"
+
+
+def _sender_time(obj: dict[str, Any]) -> datetime | None:
+    """The note's last edit (or creation) time on the sender's clock, as sent."""
+    for key in ("updated", "published"):
+        value = obj.get(key)
+        if isinstance(value, str):
+            try:
+                return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    return None
 
 
 def _html_url(obj: dict[str, Any]) -> str | None:
@@ -240,9 +253,15 @@ def apply_update(session: Session, services: Services, d: Delivery) -> str:
         raise Refused(403, "Refused: only the author of a comment can edit it.")
     now = services.clock.now()
     new_time = parse_time(obj.get("updated"), now)
-    if new_time <= utc(item.updated_at or item.published_at):
+    # Order edits by the sender's own clock, as sent; only the time shown is clamped to ours. A
+    # sender whose clock runs ahead would otherwise see its older edit win once we clamp the newer
+    # one. Mastodon does the same: ProcessStatusUpdateService#already_updated_more_recently?
+    # compares the stored `edited_at` (the sender's `updated`, unclamped) with the incoming one.
+    known = item.remote_updated_at or item.updated_at or item.published_at
+    if new_time <= utc(known):
         return "ignored: not newer than what we have"
     item.content_html, item.updated_at = _content_of(obj), min(new_time, now)
+    item.remote_updated_at = new_time
     item.raw = json.dumps(obj)[:200_000]
     session.add(item)
     return "processed"

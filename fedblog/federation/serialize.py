@@ -59,22 +59,35 @@ class TagLike(Protocol):
     def label(self) -> str: ...
 
 
-def post_to_article(
-    post: Post,
-    tags: Sequence[TagLike],
-    urls: Urls,
-    *,
-    reply_ids: Sequence[str] = (),
-    replies_next: str | None = None,
-    likes: int = 0,
-    shares: int = 0,
-) -> dict[str, Any]:
-    """The Article for ``post``; ``reply_ids`` fill the first page of its replies collection."""
-    post_url = urls.post(post.slug)
+class StatsLike(Protocol):
+    """What post_to_article reads of a thread: a store.interactions.ThreadStats."""
+
+    @property
+    def likes(self) -> int: ...
+
+    @property
+    def shares(self) -> int: ...
+
+    @property
+    def replies(self) -> int: ...
+
+    @property
+    def first_replies(self) -> tuple[str, ...]: ...
+
+
+def post_to_article(post: Post, tags: Sequence[TagLike], urls: Urls, stats: StatsLike) -> dict[str, Any]:
+    """The Article for ``post``, with the real counts of its thread and its first replies.
+
+    Mastodon 4.4+ shows ``likes``/``shares`` ``totalItems`` as the status's favourite and boost
+    counts (mastodon/mastodon#32620), so every copy we hand out carries the real numbers.
+    """
+    post_id = urls.post_id(post.ap_path)
     updated = post.updated_at if utc(post.updated_at) > utc(post.published_at) else None
+    replies_id = urls.replies(post_id)
+    first = stats.first_replies
     info = vocab.ArticleInfo(
-        id=post_url,
-        url=post_url,
+        id=post_id,
+        url=urls.post(post.slug),
         attributed_to=urls.actor(),
         followers=urls.followers(),
         name=post.title,
@@ -84,14 +97,15 @@ def post_to_article(
         updated=iso(updated) if updated else None,
         tags=[vocab.HashtagInfo(name=t.label.replace(" ", ""), href=urls.tag(t.name)) for t in tags],
         image_url=post.image_url,
-        replies_id=urls.replies(post_url),
-        replies_first_items=reply_ids,
-        replies_next=replies_next,
-        context_id=urls.context(post.slug),
-        likes_id=urls.likes(post.slug),
-        likes_count=likes,
-        shares_id=urls.shares(post.slug),
-        shares_count=shares,
+        replies_id=replies_id,
+        replies_first_items=first,
+        replies_next=f"{replies_id}?page=2" if stats.replies > len(first) else None,
+        replies_count=stats.replies,
+        context_id=urls.context(post_id),
+        likes_id=urls.likes(post_id),
+        likes_count=stats.likes,
+        shares_id=urls.shares(post_id),
+        shares_count=stats.shares,
     )
     return vocab.article_object(info)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func
+from sqlalchemy import Row, and_, bindparam, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -98,3 +99,57 @@ def reaction_counts(session: Session, post_id: int) -> dict[str, int]:
         .group_by(col(Interaction.kind))
     )
     return dict(session.exec(stmt).all())
+
+
+@dataclass(frozen=True)
+class ThreadStats:
+    """What an Article says of its thread: reaction counts, and its public replies' ids."""
+
+    likes: int = 0
+    shares: int = 0
+    replies: int = 0
+    first_replies: tuple[str, ...] = ()
+
+
+def _is_public_reply() -> Any:
+    return and_(col(Interaction.kind) == "reply", col(Interaction.via) == "activitypub",
+                col(Interaction.ap_id).is_not(None))
+
+
+def _how_many(cond: Any) -> Any:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+def thread_stats(session: Session, post_ids: Sequence[int], *, first_page: int) -> dict[int, ThreadStats]:
+    """Counts and the first ``first_page`` reply ids of many posts: two queries whatever their number."""
+    if not post_ids:
+        return {}
+    counts = session.connection().execute(
+        sa_select(col(Interaction.post_id), _how_many(Interaction.kind == "like"),
+                  _how_many(Interaction.kind == "repost"), _how_many(_is_public_reply()))
+        .where(col(Interaction.post_id).in_(post_ids), col(Interaction.status) == VISIBLE,
+               col(Interaction.kind).in_(("like", "repost", "reply")))
+        .group_by(col(Interaction.post_id))
+    ).all()
+    stats = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in counts}
+    with_replies = [pid for pid, (_, _, n) in stats.items() if n]
+    first: dict[int, list[str]] = {pid: [] for pid in with_replies}
+    if len(with_replies) == 1:  # one thread (a post's own JSON): a LIMIT, served by the index
+        first[with_replies[0]] = list_reply_ids(session, with_replies[0], whole_thread=True, offset=0,
+                                                limit=first_page)
+    elif with_replies:  # a page of posts: one windowed query
+        rank = func.row_number().over(partition_by=col(Interaction.post_id),
+                                      order_by=(col(Interaction.published_at), col(Interaction.id))).label("rank")
+        sub = (sa_select(col(Interaction.post_id), col(Interaction.ap_id), rank)
+               .where(col(Interaction.post_id).in_(with_replies), col(Interaction.status) == VISIBLE,
+                      _is_public_reply())
+               .subquery())
+        rows = session.connection().execute(
+            sa_select(sub.c.post_id, sub.c.ap_id).where(sub.c.rank <= first_page).order_by(sub.c.post_id, sub.c.rank)
+        ).all()
+        for post_id, ap_id in rows:
+            first[post_id].append(ap_id)
+    return {
+        pid: ThreadStats(likes=likes, shares=shares, replies=replies, first_replies=tuple(first.get(pid, ())))
+        for pid, (likes, shares, replies) in stats.items()
+    }

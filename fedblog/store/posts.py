@@ -33,8 +33,16 @@ _POST_ROW_BY_SLUG = sa_select(
 ).where(col(Post.slug) == bindparam("slug"))
 
 
+_POST_BY_AP_PATH = select(Post).where(col(Post.ap_path) == bindparam("ap_path"))
+
+
 def get_post_by_slug(session: Session, slug: str) -> Post | None:
     return session.exec(_POST_BY_SLUG, params={"slug": slug}).first()
+
+
+def get_post_by_ap_path(session: Session, ap_path: str) -> Post | None:
+    """The post whose ActivityPub id has this path, deleted ones included (they answer 410)."""
+    return session.exec(_POST_BY_AP_PATH, params={"ap_path": ap_path}).first()
 
 
 def get_post_row(session: Session, slug: str) -> Row[*tuple[Any, ...]] | None:

@@ -27,6 +27,9 @@ def _dt(*, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
 class Post(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=200, sa_column_kwargs={"unique": True}, index=True)
+    # the path of the post's ActivityPub id (fedblog.urls.post_path): /posts/slug, or /posts/slug/2...
+    # after a deletion; a deleted incarnation keeps its row (slug renamed) so its id answers 410
+    ap_path: str = Field(max_length=300, unique=True, index=True)
     title: str = Field(max_length=500)
     summary: str | None = Field(default=None)
     content_md: str
@@ -98,6 +101,8 @@ class Interaction(SQLModel, table=True):
     source_url: str | None = Field(default=None, max_length=2000)
     published_at: datetime = Field(sa_column=_dt(index=True))
     updated_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    # the sender's own `updated` (or `published`), unclamped: edits are ordered by it
+    remote_updated_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
     raw: str | None = None
 
 

@@ -12,17 +12,18 @@ from starlette.responses import Response
 
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
-from fedblog.federation import serialize
+from fedblog.federation import publishing, serialize
 from fedblog.federation.keys import KeyPair
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
+from fedblog.urls import post_path
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 
-PAGE_SIZE = 20
+PAGE_SIZE = publishing.COLLECTION_PAGE_SIZE
 
 
 async def blog_keys(services: Services) -> KeyPair:
@@ -48,15 +49,16 @@ def _count_posts(services: Services) -> int:
         return post_store.count_posts(session)
 
 
-def _paged(
+async def _paged(
     request: Request, collection_id: str, total: int, items_for_page: Callable[[int, int], Sequence[object]]
 ) -> Response:
+    """The collection, or one page of it; ``items_for_page`` reads the database in the database pool."""
     if "page" not in request.query_params:
         last = max(1, -(-total // PAGE_SIZE))
         return ActivityJSONResponse(vocab.ordered_collection(
             collection_id, total=total, first=f"{collection_id}?page=1", last=f"{collection_id}?page={last}"))
     page = page_number(request)
-    items = items_for_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    items = await services_of(request).run_db(items_for_page, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     has_next = page * PAGE_SIZE < total
     return ActivityJSONResponse(vocab.ordered_collection_page(
         f"{collection_id}?page={page}", part_of=collection_id, items=items, total=total,
@@ -72,19 +74,21 @@ async def outbox(request: Request) -> Response:
     def items(offset: int, limit: int) -> list[dict[str, Any]]:
         with Session(services.engine) as session:
             posts = post_store.list_posts(session, offset=offset, limit=limit)
-            tags = post_store.tags_for_posts(session, [p.id for p in posts if p.id is not None])
+            articles = publishing.article_documents(session, services, posts)  # real counts, O(1) queries
         out = []
         for p in posts:
-            article = serialize.post_to_article(p, tags.get(p.id or 0, []), urls)
-            doc = vocab.wrap("Create", id=urls.post(p.slug) + "#create", actor=urls.actor(), obj=article,
+            article = articles[p.id or 0]
+            doc = vocab.wrap("Create", id=article["id"] + "#create", actor=urls.actor(), obj=article,
                              published=serialize.iso(p.published_at), to=[PUBLIC], cc=[urls.followers()])
             doc.pop("@context")
             out.append(doc)
         return out
 
-    with Session(services.engine) as session:
-        total = post_store.count_posts(session)
-    return _paged(request, urls.outbox(), total, items)
+    def count() -> int:
+        with Session(services.engine) as session:
+            return post_store.count_posts(session)
+
+    return await _paged(request, urls.outbox(), await services.run_db(count), items)
 
 
 async def followers(request: Request) -> Response:
@@ -96,12 +100,12 @@ async def followers(request: Request) -> Response:
 
     with Session(services.engine) as session:
         total = fed_store.count_followers(session)
-    return _paged(request, services.urls.followers(), total, items)
+    return await _paged(request, services.urls.followers(), total, items)
 
 
 async def following(request: Request) -> Response:
     services = services_of(request)
-    return _paged(request, services.urls.following(), 0, lambda offset, limit: [])
+    return await _paged(request, services.urls.following(), 0, lambda offset, limit: [])
 
 
 async def featured(request: Request) -> Response:
@@ -109,19 +113,10 @@ async def featured(request: Request) -> Response:
     return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=0, items=[]))
 
 
-def article_response(services: Services, session: Session, post: Post, reply_ids: list[str], replies_next: str | None,
-                     likes: int, shares: int) -> Response:
-    assert post.id is not None
-    tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
-    article = serialize.post_to_article(post, tags, services.urls, reply_ids=reply_ids, replies_next=replies_next,
-                                        likes=likes, shares=shares)
-    return ActivityJSONResponse(vocab.with_context(article))
-
-
 def tombstone_response(services: Services, post: Post) -> Response:
     deleted = serialize.iso(post.deleted_at) if post.deleted_at else None
     return ActivityJSONResponse(
-        vocab.with_context(vocab.tombstone(services.urls.post(post.slug), deleted=deleted)), status_code=410
+        vocab.with_context(vocab.tombstone(services.urls.post_id(post.ap_path), deleted=deleted)), status_code=410
     )
 
 
@@ -135,40 +130,51 @@ async def activity(request: Request) -> Response:
     return ActivityJSONResponse(row.body.encode())  # stored as sent: the exact bytes we signed
 
 
-def post_json(request: Request, services: Services, slug: str) -> Response:
-    """The Article for a post URL asked for as ActivityStreams; a deleted post is a Tombstone."""
+def post_ap_path(request: Request) -> str:
+    """The id path a /posts/{slug}[/{version}]/... request names; version 1 has no number."""
+    version = request.path_params.get("version", 1)
+    if version < 2 and "version" in request.path_params:
+        raise HTTPException(404, "There is no such post.")
+    return post_path(request.path_params["slug"], version)
+
+
+def _post_document(services: Services, ap_path: str) -> Response:
     with Session(services.engine) as session:
-        post = post_store.get_post_by_slug(session, slug)
+        post = post_store.get_post_by_ap_path(session, ap_path)
         if post is None or post.draft:
             raise HTTPException(404, "There is no post here.")
         if post.deleted_at is not None:
             return tombstone_response(services, post)
         assert post.id is not None
-        first = interaction_store.list_reply_ids(session, post.id, whole_thread=True, offset=0, limit=PAGE_SIZE + 1)
-        replies_id = services.urls.replies(services.urls.post(slug))
-        nxt = f"{replies_id}?page=2" if len(first) > PAGE_SIZE else None
-        counts = interaction_store.reaction_counts(session, post.id)
-        return article_response(
-            services, session, post, first[:PAGE_SIZE], nxt, counts.get("like", 0), counts.get("repost", 0)
-        )
+        article = publishing.article_documents(session, services, [post])[post.id]
+    return ActivityJSONResponse(vocab.with_context(article))
 
 
-def _live_post(session: Session, slug: str) -> Post:
-    post = post_store.get_post_by_slug(session, slug)
+async def post_json(request: Request, services: Services, ap_path: str) -> Response:
+    """The Article whose id has this path; a deleted one is a Tombstone (410): ids are never reused."""
+    return await services.run_db(_post_document, services, ap_path)
+
+
+def _live_post(session: Session, ap_path: str) -> Post:
+    post = post_store.get_post_by_ap_path(session, ap_path)
     if post is None or post.draft or post.deleted_at is not None:
         raise HTTPException(404, "There is no such post.")
     return post
 
 
+def _live_post_replies(services: Services, ap_path: str) -> tuple[int, int]:
+    """(post id, number of visible fediverse replies in its thread) of a live post."""
+    with Session(services.engine) as session:
+        post = _live_post(session, ap_path)
+        assert post.id is not None
+        return post.id, interaction_store.count_reply_ids(session, post.id, whole_thread=True)
+
+
 async def post_replies(request: Request) -> Response:
     """Every visible fediverse reply in the thread, paged; what Mastodon 4.5 crawls (INTEROP §5.3)."""
     services = services_of(request)
-    slug = request.path_params["slug"]
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True)
-    post_id = post.id
+    ap_path = post_ap_path(request)
+    post_id, total = await services.run_db(_live_post_replies, services, ap_path)
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:
@@ -176,7 +182,7 @@ async def post_replies(request: Request) -> Response:
                 interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit)
             )
 
-    return _paged(request, services.urls.replies(services.urls.post(slug)), total, items)
+    return await _paged(request, services.urls.replies(services.urls.post_id(ap_path)), total, items)
 
 
 async def comment_replies(request: Request) -> Response:
@@ -194,18 +200,15 @@ async def comment_replies(request: Request) -> Response:
             return list(interaction_store.list_reply_ids(session, post_id, parent_id=parent_id, whole_thread=False,
                                                          offset=offset, limit=limit))
 
-    return _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
+    return await _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
 
 
 async def post_context(request: Request) -> Response:
     """FEP-7888: the whole conversation, the post first."""
     services = services_of(request)
-    slug = request.path_params["slug"]
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True) + 1
-    post_id, post_url = post.id, services.urls.post(slug)
+    ap_path = post_ap_path(request)
+    post_id, replies = await services.run_db(_live_post_replies, services, ap_path)
+    total, post_url = replies + 1, services.urls.post_id(ap_path)
 
     def items(offset: int, limit: int) -> list[str]:
         with Session(services.engine) as session:
@@ -214,18 +217,23 @@ async def post_context(request: Request) -> Response:
                                                     offset=max(0, offset - 1), limit=limit - len(head))
             return head + list(rest)
 
-    return _paged(request, services.urls.context(slug), total, items)
+    return await _paged(request, services.urls.context(post_url), total, items)
 
 
 async def post_reactions(request: Request) -> Response:
     services = services_of(request)
-    slug, which = request.path_params["slug"], request.path_params["which"]
+    which = request.path_params["which"]
     if which not in ("likes", "shares"):
         raise HTTPException(404, "Not a collection.")
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        counts = interaction_store.reaction_counts(session, post.id)
-    total = counts.get("like" if which == "likes" else "repost", 0)
-    url = services.urls.likes(slug) if which == "likes" else services.urls.shares(slug)
+    ap_path = post_ap_path(request)
+
+    def count() -> dict[str, int]:
+        with Session(services.engine) as session:
+            post = _live_post(session, ap_path)
+            assert post.id is not None
+            return interaction_store.reaction_counts(session, post.id)
+
+    total = (await services.run_db(count)).get("like" if which == "likes" else "repost", 0)
+    post_id = services.urls.post_id(ap_path)
+    url = services.urls.likes(post_id) if which == "likes" else services.urls.shares(post_id)
     return ActivityJSONResponse({"@context": AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})

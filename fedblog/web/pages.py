@@ -15,7 +15,8 @@ from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.web.activitypub import blog_keys, post_json
+from fedblog.urls import post_path
+from fedblog.web.activitypub import blog_keys, post_ap_path, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import wants_activitypub
 
@@ -55,8 +56,8 @@ async def home(request: Request) -> Response:
 async def post_page(request: Request) -> Response:
     services = services_of(request)
     slug = request.path_params["slug"]
-    if wants_activitypub(request):
-        return post_json(request, services, slug)
+    if wants_activitypub(request):  # the id of the slug's first post: live, or 410 if it was deleted
+        return await post_json(request, services, post_path(slug))
     with Session(services.engine) as session:
         post = live_post_or_error(session, slug)
         assert post.id is not None
@@ -65,9 +66,30 @@ async def post_page(request: Request) -> Response:
     return renderer_of(request).page(
         "post.html",
         {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)},
-        headers={"Link": f'<{services.urls.post(post.slug)}>; rel="alternate"; type="application/activity+json"',
+        headers={"Link": f'<{services.urls.post_id(post.ap_path)}>; rel="alternate"; type="application/activity+json"',
                  "Vary": "Accept"},
     )
+
+
+async def post_version(request: Request) -> Response:
+    """/posts/{slug}/{n}: the id of a post published again after a deletion. Fediverse servers get
+    the Article (or 410 if this one was deleted too); browsers go to the post's page."""
+    services = services_of(request)
+    ap_path = post_ap_path(request)
+    if wants_activitypub(request):
+        return await post_json(request, services, ap_path)
+
+    def page_of_post() -> str:
+        with Session(services.engine) as session:
+            post = post_store.get_post_by_ap_path(session, ap_path)
+            if post is None or post.draft:
+                raise HTTPException(404, "There is no such post.")
+            if post.deleted_at is not None:
+                raise HTTPException(410, "This post was deleted by its author.")
+            return services.urls.post(post.slug)
+
+    page = await services.run_db(page_of_post)
+    return RedirectResponse(page, status_code=302, headers={"Vary": "Accept"})
 
 
 async def tag_page(request: Request) -> Response:

@@ -12,9 +12,14 @@ def build_routes() -> list[BaseRoute]:
     return [
         Route("/", pages.home, name="home"),
         Route("/posts/{slug}", pages.post_page, name="post"),
+        Route("/posts/{slug}/{version:int}", pages.post_version, name="post_version"),
         Route("/posts/{slug}/replies", activitypub.post_replies, name="post_replies"),
         Route("/posts/{slug}/context", activitypub.post_context, name="post_context"),
         Route("/posts/{slug}/{which}", activitypub.post_reactions, name="post_reactions"),
+        # a post published again under a deleted post's slug: /posts/{slug}/2... (fedblog.urls.post_path)
+        Route("/posts/{slug}/{version:int}/replies", activitypub.post_replies, name="post_v_replies"),
+        Route("/posts/{slug}/{version:int}/context", activitypub.post_context, name="post_v_context"),
+        Route("/posts/{slug}/{version:int}/{which}", activitypub.post_reactions, name="post_v_reactions"),
         Route("/comments/{comment_id}/replies", activitypub.comment_replies, name="comment_replies"),
         Route("/comments/{comment_id}", pages.comment_permalink, name="comment"),
         Route("/tags/{tag}", pages.tag_page, name="tag"),

@@ -89,3 +89,6 @@ async def test_upgrade_from_first_revision_keeps_data(empty_engine: Engine, tmp_
         assert r.text.index("First!") < r.text.index("Welcome, Bob.")
         assert '<ol class="replies">' in r.text
         assert "An old post" in (await c.get("/tags/history")).text
+        # a post published before ids were stored keeps the id it went out under
+        doc = (await c.get("/posts/old-post", headers={"Accept": "application/activity+json"})).json()
+        assert doc["id"] == "https://blog.test/posts/old-post"
