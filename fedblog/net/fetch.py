@@ -5,7 +5,7 @@ Every fetch (SECURITY.md invariants 5 and 6, parameter P5):
 * checks each URL, including every redirect hop, with ``UrlPolicy`` *before* requesting it;
   connect-time address checks happen underneath, in the client's transport;
 * follows at most ``max_redirects`` redirects, never loops, never downgrades https → http,
-  never to another scheme than http(s), and with ``same_origin=True`` never off the URL's origin;
+  and with ``same_origin=True`` never leaves the URL's origin (other schemes fail the policy);
 * streams the body and stops as soon as it passes ``max_bytes`` (or when Content-Length already
   says it will);
 * runs under one wall-clock ``deadline`` covering DNS, connects, redirects and the body;
@@ -299,6 +299,8 @@ async def _follow_redirects(
             policy.check_url(current)
         except BlockedURL as exc:
             raise Blocked(str(exc), current) from exc
+        if same_origin and not origin.same_origin(current, url):
+            raise Blocked(f"redirected to another origin ({current[:200]}), refused", current)
         outcome = await _get_once(
             client,
             current,
@@ -310,8 +312,6 @@ async def _follow_redirects(
         if isinstance(outcome, _Body):
             return outcome
         current = str(outcome)
-        if same_origin and not origin.same_origin(current, url):
-            raise Blocked(f"redirected to another origin ({current[:200]})", url)
         if current in seen:
             raise TooManyRedirects(f"redirect loop back to {current}", url)
         seen.add(current)
@@ -376,8 +376,6 @@ def _redirect_target(response: httpx.Response, url: str) -> httpx.URL:
         target = response.url.join(location).copy_with(fragment=None)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise Blocked(f"redirect to an invalid URL {location[:200]!r}", url) from None
-    if target.scheme not in ("http", "https"):
-        raise Blocked(f"redirect to scheme {target.scheme[:20]!r} refused (only http and https)", url)
     if response.url.scheme == "https" and target.scheme == "http":
         raise Blocked(f"redirect from https to http ({target}) refused", url)
     return target
