@@ -159,12 +159,11 @@ def _store_key_owner(engine: Engine, doc: dict[str, Any], key: dict[str, Any], n
         session.commit()
 
 
-async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False,
-                      actor: str | None = None) -> ResolvedKey:
+async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
     """The public key ``key_id`` names and the actor that owns it (memory, table, then a fetch).
 
-    ``actor``: the activity's actor, if known; a GoToSocial key stub must name it as owner.
-    Concurrent calls for one key id share one fetch. Raises ``ActorError``.
+    Concurrent calls for one key id share one fetch. Raises ``ActorError``. The caller checks that
+    the owner is the activity's actor: that check depends on the request, so it is never cached.
     """
     now = services.clock.now()
     if not refresh:
@@ -182,7 +181,7 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
     failed = cache.failure(doc_url)
     if failed:
         raise ActorError(failed[0], temporary=failed[1])
-    return await cache.single_flight(key_id, lambda: _fetch_key(services, cache, key_id, doc_url, actor))
+    return await cache.single_flight(key_id, lambda: _fetch_key(services, cache, key_id, doc_url))
 
 
 async def refetch_key(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey | None:
@@ -195,10 +194,9 @@ async def refetch_key(services: Services, cache: RemoteCache, key_id: str) -> Re
     return await resolve_key(services, cache, key_id, refresh=True)
 
 
-async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_url: str,
-                     actor: str | None) -> ResolvedKey:
+async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_url: str) -> ResolvedKey:
     try:
-        doc = await _fetch_key_owner(services, key_id, doc_url, actor)
+        doc = await _fetch_key_owner(services, key_id, doc_url)
     except ActorError as exc:
         cache.note_failure(doc_url, exc.reason, temporary=exc.temporary)
         raise
@@ -210,13 +208,13 @@ async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_ur
     return key
 
 
-async def _fetch_key_owner(services: Services, key_id: str, doc_url: str, actor: str | None) -> dict[str, Any]:
+async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
     doc = await _fetch(services, doc_url, what=f"key {key_id}")
     doc_id = doc.get("id")
     if not isinstance(doc_id, str):
         raise ActorError(f"{doc_url} answered with a document without an id")
     if not same_id(doc_id, doc_url):  # GoToSocial: the key's URL answers a stub of its actor
-        doc = await _actor_of_stub(services, key_id, doc_url, doc, actor)
+        doc = await _actor_of_stub(services, key_id, doc_url, doc)
     elif doc.get("type") not in ACTOR_TYPES:  # a standalone key document: follow its owner
         owner = doc.get("owner") or doc.get("controller")
         if not isinstance(owner, str) or not same_origin(owner, doc_url):
@@ -227,13 +225,12 @@ async def _fetch_key_owner(services: Services, key_id: str, doc_url: str, actor:
     return doc
 
 
-async def _actor_of_stub(services: Services, key_id: str, doc_url: str, stub: dict[str, Any],
-                         actor: str | None) -> dict[str, Any]:
+async def _actor_of_stub(services: Services, key_id: str, doc_url: str, stub: dict[str, Any]) -> dict[str, Any]:
     """GoToSocial serves, at a key id like ``https://host/users/alice/main-key``, a stub of the actor
     whose ``id`` is the actor's URL (GoToSocial docs, federation/http_signatures.md, "Quirks").
-    Taken only as a pointer: its ``publicKey`` must be the key asked for, owned by the stub's id
-    (and by the activity's actor), all on the key's origin. The key is then read from the full
-    actor, fetched (signed) at its own id."""
+    Taken only as a pointer: its ``publicKey`` must be the key asked for, owned by the stub's id,
+    all on the key's origin. The key is then read from the full actor, fetched (signed) at its own
+    id; the inbox then requires that actor to be the activity's actor."""
     owner = stub["id"]
     pk = stub.get("publicKey")
     if not (
@@ -242,8 +239,6 @@ async def _actor_of_stub(services: Services, key_id: str, doc_url: str, stub: di
     ):
         raise ActorError(f"{doc_url} answered with a document whose id is {owner[:200]!r}, "
                          f"not a stub of the key's owner on {host_of(doc_url)}")
-    if actor is not None and not same_id(owner, actor):
-        raise ActorError(f"key {key_id} belongs to {owner[:200]}, not to the activity's actor")
     return await fetch_actor_document(services, owner)
 
 

@@ -216,7 +216,7 @@ class Inbox:
     async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | str:
         """The verified signer's id, or the refusal: 503 + Retry-After when the key cannot be had now."""
         try:
-            key = await resolve_key(self.services, self.remote, sig.key_id, actor=actor)
+            key = await resolve_key(self.services, self.remote, sig.key_id)
         except ActorError as exc:
             if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
                 return InboxResult(202, "Ignored: a Delete of an actor we never knew.")

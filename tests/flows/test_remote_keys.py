@@ -131,6 +131,18 @@ async def test_key_stub_on_another_host_naming_someone_else_is_refused(
     assert not [u for m, u in fediverse.log if u.startswith("https://gts.test/")]  # no fetch on its word
 
 
+async def test_key_stub_owner_must_be_the_activitys_actor(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    gts = GoToSocial("gts.test", fediverse)
+    alice, bob = gts.actor("alice"), gts.actor("bob")
+    r = await _signed_post(fediverse, builders.like(alice, post), bob.key, bob.key_id, "hs2019")
+    assert r.status_code == 401 and f"signed by {bob.id}" in r.text, r.text
+    # the refusal depended on that request only: bob's own key is not refused for it
+    assert (await gts.post(bob, INBOX, builders.like(bob, post))).status_code == 202
+    assert _count(services, InboxItem) == 1
+
+
 # -- B. hosts compare after normalisation ---------------------------------------------------------
 @pytest.mark.parametrize(("actor_host", "key_host", "route_host"), [
     ("GOOD.test", "good.test", "good.test"),
