@@ -203,6 +203,16 @@ async def test_key_fetch_redirects_off_origin_or_scheme_are_refused(
     assert _count(services, InboxItem) == 0 and _count(services, Follower) == 0
 
 
+async def test_a_key_id_that_is_not_a_url_is_refused_with_a_reason(
+    services: Services, fediverse: FakeFediverse
+) -> None:
+    """An unparsable key id (here an unclosed IPv6 literal) used to escape as a 500."""
+    alice = FakeActor("keys.test", "alice", "Alice")
+    r = await _signed_post(fediverse, follow(alice, BLOG), alice.key, "http://[::1")
+    assert r.status_code in (400, 401) and "refused" in r.text.lower(), r.text
+    assert _count(services, InboxItem) == 0
+
+
 async def test_stalled_key_server_gets_503_and_one_fetch_then_the_retry_is_accepted(
     services: Services, fediverse: FakeFediverse, clock: FrozenClock, post: str
 ) -> None:
