@@ -98,6 +98,6 @@ def build_services(
         policy=UrlPolicy(allow_private_hosts=settings.allow_private_hosts),
         keys=KeyRing(engine, clock.now),
         client_factory=client_factory,
-        remote=RemoteCache(),
+        remote=RemoteCache.for_clock(clock),
         db_pool=ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="fedblog-db"),
     )

@@ -23,6 +23,7 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
 | FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
+| FEDBLOG_FETCH_DEADLINE | 10 | seconds a key, actor or object fetch on the inbox's request path may take |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
@@ -66,6 +67,7 @@ class Settings:
     delivery_concurrency: int = 50
     delivery_per_host: int = 16
     delivery_lease_seconds: int = 300
+    fetch_deadline: int = 10
     ssl_cert_file: str | None = None
 
     @property
@@ -163,6 +165,7 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
         delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 300, 1, 86400),
+        fetch_deadline=_int(env, "FEDBLOG_FETCH_DEADLINE", 10, 1, 60),
         ssl_cert_file=cert,
     )
     if overrides:

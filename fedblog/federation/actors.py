@@ -1,8 +1,12 @@
 """Remote actors: fetched through the guarded client (signed GET), checked, cached in ``actor``.
 
 AS -> internal: ``actor_fields`` reads what we keep from an actor document. Keys are looked up by
-key id from the cache first; a verification failure may refetch a key once per 5 minutes (P6),
-and failed fetches are remembered for 5 minutes so a bad sender cannot make us hammer a host.
+key id from the cache first, then the table, then fetched: one fetch per key id at a time however
+many requests wait for it. A key must come from its own origin: the document at the key id (no
+redirect off its origin), either the actor itself, a key document whose owner lists the key, or
+GoToSocial's stub of the actor (docs/interop.md). A verification failure may refetch a key once
+per key id per 5 minutes; failed fetches are remembered (cache.py). A failure worth retrying
+(timeout, 5xx, 429) is an ``ActorError`` with ``temporary=True``: the inbox answers 503 for it.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from fedblog.activitypub.keys import load_public_key
@@ -19,6 +23,7 @@ from fedblog.blog.markup import html_to_text, sanitize_remote_html
 from fedblog.clock import utc
 from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
 from fedblog.net.fetch import FetchError, fetch_json
+from fedblog.net.origin import host_of, same_id, same_origin
 from fedblog.services import Services
 from fedblog.store.tables import Actor
 
@@ -26,23 +31,20 @@ ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organizat
 STALE_AFTER = timedelta(days=1)
 
 
-class ActorError(Exception):
-    """An actor or key could not be obtained or is inconsistent; ``reason`` says why."""
+__all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (net/origin.py)
 
-    def __init__(self, reason: str, *, status: int | None = None) -> None:
+
+class ActorError(Exception):
+    """An actor or key could not be obtained or is inconsistent; ``reason`` says why.
+
+    ``temporary``: the failure is worth retrying soon (timeout, unreachable, 5xx, 429).
+    """
+
+    def __init__(self, reason: str, *, status: int | None = None, temporary: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
-
-
-def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
-
-
-def same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    return (pa.scheme, (pa.hostname or "").lower().rstrip("."), pa.port) == (
-        pb.scheme, (pb.hostname or "").lower().rstrip("."), pb.port)
+        self.temporary = temporary
 
 
 def _first_url(value: Any) -> str | None:
@@ -100,14 +102,21 @@ def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | No
     return row
 
 
-async def fetch_exact(services: Services, url: str, what: str = "") -> dict[str, Any]:
-    """GET a document (signed) from its origin; it must carry exactly ``url`` as its id."""
+async def _fetch(services: Services, url: str, what: str = "") -> dict[str, Any]:
+    """GET a document (signed), never following a redirect off ``url``'s origin."""
     try:
-        fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(), deadline=10.0)
+        fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(),
+                                   deadline=float(services.settings.fetch_deadline), same_origin=True)
     except FetchError as exc:
-        raise ActorError(f"could not fetch {what or url}: {exc.reason}", status=getattr(exc, "status", None)) from None
-    doc = fetched.data
-    if doc.get("id") != url:
+        raise ActorError(f"could not fetch {what or url}: {exc.reason}", status=getattr(exc, "status", None),
+                         temporary=exc.temporary) from None
+    return fetched.data
+
+
+async def fetch_exact(services: Services, url: str, what: str = "") -> dict[str, Any]:
+    """GET a document (signed) from its origin; it must carry ``url`` as its id (hosts normalised)."""
+    doc = await _fetch(services, url, what)
+    if not isinstance(doc.get("id"), str) or not same_id(doc["id"], url):
         raise ActorError(f"{url} answered with a document whose id is {str(doc.get('id'))[:200]!r}")
     return doc
 
@@ -135,35 +144,64 @@ def _parsed(key_id: str, owner: str, pem: str) -> ResolvedKey:
     return ResolvedKey(key_id, owner, pem, parsed)
 
 
+def _stored_key(engine: Engine, key_id: str, now: datetime) -> tuple[ResolvedKey, ActorSnapshot | None] | None:
+    with Session(engine) as session:
+        row = session.exec(select(Actor).where(Actor.key_id == key_id)).first()
+        if row is None or not row.public_key_pem:
+            return None
+        fresh = row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
+        return _parsed(key_id, row.ap_id, row.public_key_pem), snapshot(row) if fresh else None
+
+
+def _store_key_owner(engine: Engine, doc: dict[str, Any], key: dict[str, Any], now: datetime) -> None:
+    with Session(engine) as session:
+        upsert_actor(session, doc, key, now)
+        session.commit()
+
+
 async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
-    """The public key ``key_id`` names and the actor that owns it (memory, table, then a fetch)."""
+    """The public key ``key_id`` names and the actor that owns it (memory, table, then a fetch).
+
+    Concurrent calls for one key id share one fetch. Raises ``ActorError``. The caller checks that
+    the owner is the activity's actor: that check depends on the request, so it is never cached.
+    """
     now = services.clock.now()
     if not refresh:
         hit = cache.key(key_id)
         if hit is not None:
             return hit
-        with Session(services.engine) as session:
-            row = session.exec(select(Actor).where(Actor.key_id == key_id)).first()
-            if row is not None and row.public_key_pem:
-                key = _parsed(key_id, row.ap_id, row.public_key_pem)
-                cache.put_key(key)
-                if row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER:
-                    cache.put_actor(snapshot(row))
-                return key
+        stored = await services.run_db(_stored_key, services.engine, key_id, now)
+        if stored is not None:
+            key, snap = stored
+            cache.put_key(key)
+            if snap is not None:
+                cache.put_actor(snap)
+            return key
     doc_url = key_id.split("#", 1)[0]
     failed = cache.failure(doc_url)
     if failed:
-        raise ActorError(failed)
-    cache.note_refetch(key_id)
+        raise ActorError(failed[0], temporary=failed[1])
+    return await cache.single_flight(key_id, lambda: _fetch_key(services, cache, key_id, doc_url))
+
+
+async def refetch_key(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey | None:
+    """After a verification failure (the sender may have rotated its key): the key fetched again,
+    at most once per key id per 5 minutes, or joining a fetch under way; None if not allowed now."""
+    if not cache.fetching(key_id):
+        if not cache.may_refetch(key_id):
+            return None
+        cache.note_refetch(key_id)
+    return await resolve_key(services, cache, key_id, refresh=True)
+
+
+async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_url: str) -> ResolvedKey:
     try:
         doc = await _fetch_key_owner(services, key_id, doc_url)
     except ActorError as exc:
-        cache.note_failure(doc_url, exc.reason)
+        cache.note_failure(doc_url, exc.reason, temporary=exc.temporary)
         raise
     pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
-    with Session(services.engine) as session:
-        upsert_actor(session, doc, pk, now)
-        session.commit()
+    await services.run_db(_store_key_owner, services.engine, doc, pk, services.clock.now())
     cache.forget_actor(doc["id"])  # re-read with its confirmed handle by ensure_actor
     key = _parsed(key_id, doc["id"], pk["publicKeyPem"])
     cache.put_key(key)
@@ -171,15 +209,37 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
 
 
 async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
-    doc = await fetch_exact(services, doc_url, what=f"key {key_id}")
-    if doc.get("type") not in ACTOR_TYPES:  # a standalone key document: follow its owner
+    doc = await _fetch(services, doc_url, what=f"key {key_id}")
+    doc_id = doc.get("id")
+    if not isinstance(doc_id, str):
+        raise ActorError(f"{doc_url} answered with a document without an id")
+    if not same_id(doc_id, doc_url):  # GoToSocial: the key's URL answers a stub of its actor
+        doc = await _actor_of_stub(services, key_id, doc_url, doc)
+    elif doc.get("type") not in ACTOR_TYPES:  # a standalone key document: follow its owner
         owner = doc.get("owner") or doc.get("controller")
         if not isinstance(owner, str) or not same_origin(owner, doc_url):
             raise ActorError(f"key {key_id} has no owner on its own host")
         doc = await fetch_actor_document(services, owner)
-    if not any(k.get("id") == key_id and k.get("owner", doc["id"]) == doc["id"] for k in public_keys(doc)):
+    if not any(k.get("id") == key_id and same_id(str(k.get("owner", doc["id"])), doc["id"]) for k in public_keys(doc)):
         raise ActorError(f"actor {doc['id']} does not list key {key_id} as its own")
     return doc
+
+
+async def _actor_of_stub(services: Services, key_id: str, doc_url: str, stub: dict[str, Any]) -> dict[str, Any]:
+    """GoToSocial serves, at a key id like ``https://host/users/alice/main-key``, a stub of the actor
+    whose ``id`` is the actor's URL (GoToSocial docs, federation/http_signatures.md, "Quirks").
+    Taken only as a pointer: its ``publicKey`` must be the key asked for, owned by the stub's id,
+    all on the key's origin. The key is then read from the full actor, fetched (signed) at its own
+    id; the inbox then requires that actor to be the activity's actor."""
+    owner = stub["id"]
+    pk = stub.get("publicKey")
+    if not (
+        isinstance(pk, dict) and pk.get("id") == key_id and isinstance(pk.get("owner"), str)
+        and same_id(pk["owner"], owner) and same_origin(owner, doc_url)
+    ):
+        raise ActorError(f"{doc_url} answered with a document whose id is {owner[:200]!r}, "
+                         f"not a stub of the key's owner on {host_of(doc_url)}")
+    return await fetch_actor_document(services, owner)
 
 
 async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None = None) -> ActorSnapshot:
@@ -188,8 +248,7 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
     if cache is not None and (hit := cache.actor(ap_id)) is not None:
         return hit
     now = services.clock.now()
-    with Session(services.engine, expire_on_commit=False) as session:
-        row = get_actor(session, ap_id)
+    row = await services.run_db(_load_actor, services.engine, ap_id)
     fresh = row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
     if fresh and row is not None and row.handle:
         snap = snapshot(row)
@@ -204,7 +263,20 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
         assert row is not None  # no document fetched: the row was fresh
         fields = {"preferred_username": row.preferred_username, "host": row.host}
     handle = await confirm_handle(services, ap_id, fields["preferred_username"], fields["host"])
-    with Session(services.engine, expire_on_commit=False) as session:
+    snap = await services.run_db(_store_actor, services.engine, doc, row, handle, now)
+    if cache is not None and handle:
+        cache.put_actor(snap)
+    return snap
+
+
+def _load_actor(engine: Engine, ap_id: str) -> Actor | None:
+    with Session(engine, expire_on_commit=False) as session:
+        return get_actor(session, ap_id)
+
+
+def _store_actor(engine: Engine, doc: dict[str, Any] | None, row: Actor | None, handle: str | None,
+                 now: datetime) -> ActorSnapshot:
+    with Session(engine, expire_on_commit=False) as session:
         if doc is not None:
             keys = public_keys(doc)
             row = upsert_actor(session, doc, keys[0] if keys else None, now)
@@ -214,10 +286,7 @@ async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None
         row.handle = handle
         session.add(row)
         session.commit()
-        snap = snapshot(row)
-    if cache is not None and handle:
-        cache.put_actor(snap)
-    return snap
+        return snapshot(row)
 
 
 async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:
@@ -235,7 +304,8 @@ async def confirm_handle(services: Services, actor_id: str, username: str | None
         return None
     links = fetched.data.get("links")
     if isinstance(links, list) and any(
-        isinstance(link, dict) and link.get("rel") == "self" and link.get("href") == actor_id for link in links
+        isinstance(link, dict) and link.get("rel") == "self" and same_id(str(link.get("href")), actor_id)
+        for link in links
     ):
         subject = str(fetched.data.get("subject", "")).removeprefix("acct:")
         return subject if subject.count("@") == 1 else f"{username}@{host}"

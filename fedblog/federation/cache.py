@@ -1,18 +1,30 @@
 """Per-process memory of remote keys and actors, in front of the ``actor`` table.
 
 Safe for processes to disagree on: a stale key fails verification and is refetched (at most once
-per 5 minutes, P6); a stale display name lives at most ``ACTOR_TTL``. Failed fetches are
-remembered for 5 minutes so a bad sender cannot make us hammer a host.
+per key id per 5 minutes, like Mastodon's circuit breaker); a stale display name lives at most
+``ACTOR_TTL``. A failed fetch is remembered so a bad sender cannot make us hammer a host: a
+permanent failure for 5 minutes, a temporary one (timeout, 5xx, 429) for ``TEMPORARY_TTL``, the
+``Retry-After`` the inbox answers with, so the sender's retry finds a fresh attempt.
+Concurrent fetches of one URL share one request (``single_flight``).
+
+Time is read from ``now`` (monotonic seconds; tests pass their frozen clock's).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from fedblog.clock import Clock, SystemClock
+
+T = TypeVar("T")
 REFETCH_INTERVAL = 300.0
 NEGATIVE_TTL = 300.0
+TEMPORARY_TTL = 60.0  # equals the Retry-After of the inbox's 503 (fedblog/web/inbox.py)
+MAX_IN_FLIGHT = 10_000
 KEY_TTL = 3600.0
 ACTOR_TTL = 600.0
 MAX_ENTRIES = 50_000
@@ -44,64 +56,102 @@ class ResolvedKey:
 
 
 class RemoteCache:
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
         self._last_refetch: dict[str, float] = {}
-        self._failed: dict[str, tuple[float, str]] = {}
+        self._failed: dict[str, tuple[float, str, bool]] = {}
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}
         self._keys: dict[str, tuple[float, ResolvedKey]] = {}
         self._actors: dict[str, tuple[float, ActorSnapshot]] = {}
         self._hosts_cleared: dict[str, float] = {}
 
+    @classmethod
+    def for_clock(cls, clock: Clock) -> RemoteCache:
+        """Monotonic time in production; a test's FrozenClock moves the cache's time too."""
+        if isinstance(clock, SystemClock):
+            return cls()
+        return cls(lambda: clock.now().timestamp())
+
     # -- refetch policy -------------------------------------------------------------------------
     def may_refetch(self, key_id: str) -> bool:
-        return time.monotonic() - self._last_refetch.get(key_id, -1e9) >= REFETCH_INTERVAL
+        """May a key be refetched after a verification failure (once per key id per 5 minutes)?"""
+        return self._now() - self._last_refetch.get(key_id, -1e18) >= REFETCH_INTERVAL
 
     def note_refetch(self, key_id: str) -> None:
         self._trim(self._last_refetch)  # bounded: senders choose the keyIds
-        self._last_refetch[key_id] = time.monotonic()
+        self._last_refetch[key_id] = self._now()
 
-    def note_failure(self, url: str, reason: str) -> None:
+    def note_failure(self, url: str, reason: str, *, temporary: bool = False) -> None:
         self._trim(self._failed)
-        self._failed[url] = (time.monotonic(), reason)
+        self._failed[url] = (self._now(), reason, temporary)
 
-    def failure(self, url: str) -> str | None:
+    def failure(self, url: str) -> tuple[str, bool] | None:
+        """(reason, temporary) of a recent failed fetch of ``url``, else None."""
         hit = self._failed.get(url)
-        if hit and time.monotonic() - hit[0] < NEGATIVE_TTL:
-            return hit[1]
+        if hit and self._now() - hit[0] < (TEMPORARY_TTL if hit[2] else NEGATIVE_TTL):
+            return hit[1], hit[2]
         return None
+
+    def fetching(self, key: str) -> bool:
+        """Is a ``single_flight`` for ``key`` under way?"""
+        return key in self._in_flight
+
+    async def single_flight(self, url: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """``await fetch()``, shared by every concurrent caller for ``url``: one request, one answer.
+
+        The fetch runs as its own task, so a caller that gives up (its client went away) does not
+        cancel it for the others. Bounded: past ``MAX_IN_FLIGHT`` distinct URLs, callers fetch alone.
+        """
+        running = self._in_flight.get(url)
+        if running is None:
+            task = asyncio.ensure_future(fetch())
+            task.add_done_callback(_consume_exception)
+            if len(self._in_flight) < MAX_IN_FLIGHT:
+                self._in_flight[url] = task
+                task.add_done_callback(lambda _: self._in_flight.pop(url, None))
+            running = task
+        result: T = await asyncio.shield(running)
+        return result
 
     # -- entries --------------------------------------------------------------------------------
     def key(self, key_id: str) -> ResolvedKey | None:
         hit = self._keys.get(key_id)
-        return hit[1] if hit and time.monotonic() - hit[0] < KEY_TTL else None
+        return hit[1] if hit and self._now() - hit[0] < KEY_TTL else None
 
     def put_key(self, key: ResolvedKey) -> None:
         self._trim(self._keys)
-        self._keys[key.key_id] = (time.monotonic(), key)
+        self._keys[key.key_id] = (self._now(), key)
 
     def forget_key(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
 
     def actor(self, ap_id: str) -> ActorSnapshot | None:
         hit = self._actors.get(ap_id)
-        return hit[1] if hit and time.monotonic() - hit[0] < ACTOR_TTL else None
+        return hit[1] if hit and self._now() - hit[0] < ACTOR_TTL else None
 
     def put_actor(self, actor: ActorSnapshot) -> None:
         self._trim(self._actors)
-        self._actors[actor.ap_id] = (time.monotonic(), actor)
+        self._actors[actor.ap_id] = (self._now(), actor)
 
     def forget_actor(self, ap_id: str) -> None:
         self._actors.pop(ap_id, None)
 
     def host_clear_due(self, host: str) -> bool:
         """Clear a host's delivery failures at most once a minute per process when we hear from it."""
-        return time.monotonic() - self._hosts_cleared.get(host, -1e9) >= HOST_CLEAR_INTERVAL
+        return self._now() - self._hosts_cleared.get(host, -1e9) >= HOST_CLEAR_INTERVAL
 
     def host_cleared(self, host: str) -> None:
         """Called once the clearing is committed."""
         self._trim(self._hosts_cleared)
-        self._hosts_cleared[host] = time.monotonic()
+        self._hosts_cleared[host] = self._now()
 
     @staticmethod
     def _trim(d: dict[str, Any]) -> None:
         if len(d) >= MAX_ENTRIES:
             d.clear()
+
+
+def _consume_exception(task: asyncio.Future[Any]) -> None:
+    """Every waiter may have gone: mark the exception as seen so asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()

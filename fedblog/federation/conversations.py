@@ -26,6 +26,7 @@ from fedblog.federation.actors import (
     fetch_exact,
     host_of,
     public_keys,
+    same_id,
     upsert_actor,
 )
 from fedblog.federation.cache import ActorSnapshot
@@ -128,7 +129,7 @@ async def prepare_create(services: Services, d: Delivery) -> None:
     if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
         d.notes["ignore"] = "not a reply-like object"
         return
-    if id_of(obj.get("attributedTo")) != d.actor:
+    if not same_id(id_of(obj.get("attributedTo")) or "", d.actor):
         raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
     in_reply_to = id_of(
         obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0]

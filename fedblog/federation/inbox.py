@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from fedblog.activitypub import httpsig
 from fedblog.federation import moderation
-from fedblog.federation.actors import ActorError, host_of, resolve_key
+from fedblog.federation.actors import ActorError, host_of, refetch_key, resolve_key, same_id
 from fedblog.federation.cache import ResolvedKey
 from fedblog.net.fetch import json_depth_ok
 from fedblog.services import Services
@@ -204,6 +204,7 @@ class Inbox:
         verified = await self._verify(sig, doc, actor)
         if isinstance(verified, InboxResult):
             return verified
+        actor = verified  # the signer's id as its own document spells it (hosts compare normalised)
         problem = self._origin_problem(doc, actor)
         if problem:
             return InboxResult(400, f"Refused: {problem}.")
@@ -212,26 +213,30 @@ class Inbox:
         )
         return await self._dispatch(delivery)
 
-    async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | None:
+    async def _verify(self, sig: httpsig.SignatureInput, doc: dict[str, Any], actor: str) -> InboxResult | str:
+        """The verified signer's id, or the refusal: 503 + Retry-After when the key cannot be had now."""
         try:
             key = await resolve_key(self.services, self.remote, sig.key_id)
         except ActorError as exc:
             if exc.status == 410 and doc["type"] == "Delete" and id_of(doc.get("object")) == actor:
                 return InboxResult(202, "Ignored: a Delete of an actor we never knew.")
-            return InboxResult(401, f"Signature refused: cannot get key {sig.key_id}: {exc.reason}")
+            return _key_refusal(sig.key_id, exc)
         result = _verify_with(sig, key)
-        if not result.ok and self.remote.may_refetch(sig.key_id):
-            try:  # the sender may have rotated its key: refetch once (P6)
-                key = await resolve_key(self.services, self.remote, sig.key_id, refresh=True)
-                result = _verify_with(sig, key)
-            except ActorError:
-                pass
+        if not result.ok:
+            try:  # the sender may have rotated its key: refetch it (once per key id per 5 minutes)
+                fresh = await refetch_key(self.services, self.remote, sig.key_id)
+            except ActorError as exc:
+                return _key_refusal(sig.key_id, exc) if exc.temporary else InboxResult(
+                    401, f"Signature refused: the signature does not verify and key {sig.key_id} "
+                         f"cannot be fetched again: {exc.reason}")
+            if fresh is not None:
+                key, result = fresh, _verify_with(sig, fresh)
         if not result.ok:
             detail = result.failure.detail if result.failure else "the signature does not verify"
             return InboxResult(401, f"Signature refused: {detail}")
-        if key.owner != actor:
+        if not same_id(key.owner, actor):
             return InboxResult(401, f"Signature refused: signed by {key.owner}, but the activity's actor is {actor}.")
-        return None
+        return key.owner
 
     @staticmethod
     def _origin_problem(doc: dict[str, Any], actor: str) -> str | None:
@@ -245,7 +250,7 @@ class Inbox:
             author = id_of(obj.get("attributedTo")) or id_of(obj.get("actor"))
             if (
                 author is not None
-                and author != actor
+                and not same_id(author, actor)
                 and obj.get("type") not in ("Person", "Service", "Application", "Group", "Organization")
             ):
                 return "the embedded object is attributed to someone else"
@@ -286,6 +291,8 @@ class Inbox:
         except Refused as exc:
             return InboxResult(exc.status, exc.reason)
         except ActorError as exc:
+            if exc.temporary:
+                return InboxResult(503, f"Cannot fetch what the activity needs now ({exc.reason}); please retry later.")
             return InboxResult(400, f"Refused: {exc.reason}")
         return await self.commits.submit(d)
 
@@ -467,6 +474,12 @@ def _marker_ids(d: Delivery) -> list[str]:
     if obj_id and d.activity["type"] in ("Create", "Follow", "Like", "Announce"):
         ids.append(obj_id)
     return ids
+
+
+def _key_refusal(key_id: str, exc: ActorError) -> InboxResult:
+    if exc.temporary:  # worth retrying: the sender retries after the 503's Retry-After
+        return InboxResult(503, f"Cannot get key {key_id} now ({exc.reason}); nothing was stored. Please retry later.")
+    return InboxResult(401, f"Signature refused: cannot get key {key_id}: {exc.reason}")
 
 
 def _accepted(outcome: str) -> InboxResult:

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
+from fedblog.net.origin import canonical_url, host_of, normalise_host
 from fedblog.store.tables import Actor, Interaction, ModerationRule
 
 
 def _domains(host: str) -> list[str]:
-    parts = host.lower().rstrip(".").split(".")
+    parts = normalise_host(host).split(".")
     return [".".join(parts[i:]) for i in range(len(parts) - 1)] or [host]
 
 
 def _targets(actor_or_url: str) -> list[str]:
-    base = actor_or_url.split("#", 1)[0]
-    host = (urlsplit(base).hostname or "").lower()
+    base = canonical_url(actor_or_url.split("#", 1)[0])  # hosts compare normalised (net/origin.py)
+    host = host_of(base)
     return [base, *_domains(host)] if host else [base]
 
 
@@ -43,11 +43,12 @@ def is_approved(session: Session, actor_or_url: str) -> bool:
 
 
 def normalise_target(value: str) -> str:
-    """An actor URL stays as is (without fragment); anything else is a domain, lowercased."""
+    """An actor URL without fragment, its host normalised; anything else is a domain, normalised
+    (lower case, IDNA, no trailing dot)."""
     value = value.strip()
     if value.startswith(("https://", "http://")):
-        return value.split("#", 1)[0]
-    return value.lower().lstrip("@").rstrip(".").split("@")[-1]
+        return canonical_url(value.split("#", 1)[0])
+    return normalise_host(value.lstrip("@").split("@")[-1])
 
 
 def add_rule(session: Session, action: str, target: str, now: datetime) -> ModerationRule:

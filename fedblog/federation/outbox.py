@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from fedblog.activitypub import vocab
+from fedblog.net.origin import host_of
 from fedblog.store.tables import Activity, Delivery, Follower
 
 
@@ -45,7 +45,7 @@ def _store(
     session.flush()
     rows = [
         {
-            "activity_id": activity.id, "inbox": inbox, "host": (urlsplit(inbox).hostname or "").lower(),
+            "activity_id": activity.id, "inbox": inbox, "host": host_of(inbox),
             "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
         }
         for inbox in dict.fromkeys(inboxes)

@@ -4,13 +4,15 @@ Every fetch (SECURITY.md invariants 5 and 6, parameter P5):
 
 * checks each URL, including every redirect hop, with ``UrlPolicy`` *before* requesting it;
   connect-time address checks happen underneath, in the client's transport;
-* follows at most ``max_redirects`` redirects, never loops, never downgrades https → http;
+* follows at most ``max_redirects`` redirects, never loops, never downgrades https → http,
+  and with ``same_origin=True`` never leaves the URL's origin (other schemes fail the policy);
 * streams the body and stops as soon as it passes ``max_bytes`` (or when Content-Length already
   says it will);
 * runs under one wall-clock ``deadline`` covering DNS, connects, redirects and the body;
 * for JSON: requires a media type named in ``accept``, a JSON object, nesting ≤ ``max_depth``.
 
-Failures raise one of (all carry ``reason`` and the ``url`` that failed)::
+Failures raise one of (all carry ``reason``, the ``url`` that failed and ``temporary``: True for
+a failure worth retrying soon, a timeout, an unreachable server, a 5xx other than 501, a 408 or 429)::
 
     FetchError
     ├── Blocked           the policy refused the URL, a redirect hop or the resolved address
@@ -33,6 +35,7 @@ from typing import Any
 import anyio
 import httpx
 
+from fedblog.net import origin
 from fedblog.net.safety import BlockedURL, UrlPolicy
 
 AP_ACCEPT = (
@@ -47,6 +50,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 class FetchError(Exception):
     """A fetch failed; ``reason`` says why and ``url`` is the URL (or redirect hop) that failed."""
 
+    temporary = False
+
     def __init__(self, reason: str, url: str) -> None:
         self.reason = reason
         self.url = url
@@ -60,9 +65,13 @@ class Blocked(FetchError):
 class Unreachable(FetchError):
     """The server could not be reached or spoke broken HTTP; worth retrying later."""
 
+    temporary = True
+
 
 class Timeout(FetchError):
     """No complete response within the deadline."""
+
+    temporary = True
 
 
 class TooManyRedirects(FetchError):
@@ -74,6 +83,7 @@ class BadStatus(FetchError):
 
     def __init__(self, status: int, url: str, reason: str | None = None) -> None:
         self.status = status
+        self.temporary = status in (408, 429) or (status >= 500 and status != 501)
         super().__init__(reason or f"HTTP {status}", url)
 
 
@@ -133,13 +143,15 @@ async def fetch_json(
     max_redirects: int = 3,
     auth: httpx.Auth | None = None,
     max_depth: int = MAX_JSON_DEPTH,
+    same_origin: bool = False,
 ) -> FetchedDocument:
     """GET a JSON object (ActivityStreams by default) within the caps; raise ``FetchError``.
 
     The response's media type must be one of those listed in ``accept`` (parameters such as
     ``profile`` are not compared), unless ``accept`` contains ``*/*``. ``auth`` is a per-request
     ``httpx.Auth`` (e.g. signing for authorized fetch); None means the client's default. Use
-    ``deadline=10`` on a request path and ``30`` in background jobs (P5).
+    ``deadline=10`` on a request path and ``30`` in background jobs. ``same_origin=True``
+    refuses a redirect to another origin (keys and ActivityPub documents must come from theirs).
     """
     body = await _fetch_within_deadline(
         client,
@@ -151,6 +163,7 @@ async def fetch_json(
         deadline=deadline,
         max_redirects=max_redirects,
         auth=auth,
+        same_origin=same_origin,
     )
     return FetchedDocument(
         url_final=body.url,
@@ -248,6 +261,7 @@ async def _fetch_within_deadline(
     deadline: float,
     max_redirects: int,
     auth: httpx.Auth | None,
+    same_origin: bool = False,
 ) -> _Body:
     try:
         with anyio.fail_after(deadline):
@@ -260,6 +274,7 @@ async def _fetch_within_deadline(
                 max_bytes=max_bytes,
                 max_redirects=max_redirects,
                 auth=auth,
+                same_origin=same_origin,
             )
     except TimeoutError:
         raise Timeout(f"no complete response within the {deadline:g} s deadline", url) from None
@@ -275,6 +290,7 @@ async def _follow_redirects(
     max_bytes: int,
     max_redirects: int,
     auth: httpx.Auth | None,
+    same_origin: bool = False,
 ) -> _Body:
     current = url
     seen = {url}
@@ -283,6 +299,8 @@ async def _follow_redirects(
             policy.check_url(current)
         except BlockedURL as exc:
             raise Blocked(str(exc), current) from exc
+        if same_origin and not origin.same_origin(current, url):
+            raise Blocked(f"redirected to another origin ({current[:200]}), refused", current)
         outcome = await _get_once(
             client,
             current,
@@ -338,6 +356,12 @@ async def _get_once(
             )
     except BlockedURL as exc:  # includes BlockedAddress from the connect-time guard
         raise Blocked(str(exc), url) from exc
+    except httpx.InvalidURL as exc:  # httpx parses a redirect's Location even when not following it
+        raise Blocked(f"redirect to a Location that is not a URL we follow ({exc})", url) from None
+    except httpx.RemoteProtocolError as exc:
+        if str(exc).startswith("Invalid URL in location header"):  # httpx's wording (_client.py): permanent
+            raise Blocked(f"redirect to an invalid URL ({exc})", url) from None
+        raise Unreachable(f"{type(exc).__name__}: {exc}", url) from exc
     except httpx.TimeoutException as exc:
         raise Timeout(f"timed out: {type(exc).__name__} {exc}".strip(), url) from exc
     except httpx.HTTPError as exc:
@@ -350,8 +374,8 @@ def _redirect_target(response: httpx.Response, url: str) -> httpx.URL:
         raise BadStatus(response.status_code, url, "redirect without a Location header")
     try:
         target = response.url.join(location).copy_with(fragment=None)
-    except httpx.InvalidURL:
-        raise Blocked(f"redirect to an invalid URL {location!r}", url) from None
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise Blocked(f"redirect to an invalid URL {location[:200]!r}", url) from None
     if response.url.scheme == "https" and target.scheme == "http":
         raise Blocked(f"redirect from https to http ({target}) refused", url)
     return target

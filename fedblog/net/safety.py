@@ -38,6 +38,8 @@ import anyio
 import httpcore
 import httpx
 
+from fedblog.net.origin import normalise_host
+
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """``async (host, port) -> [ip, ...]``. Injected in tests; the default is ``system_resolver``."""
 
@@ -202,12 +204,7 @@ def refusal_message(host: str, ip: str, reason: str) -> str:
 
 def _normalise_host(host: str) -> str:
     """Lower-case, IDNA-encoded, without a trailing dot: the form httpcore hands the backend."""
-    host = host.strip().lower()
-    host = host[:-1] if host.endswith(".") else host
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
+    return normalise_host(host)
 
 
 @dataclass(frozen=True)

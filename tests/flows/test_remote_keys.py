@@ -1,0 +1,263 @@
+"""How we fetch and trust remote keys, through the real inbox, over the fake fediverse.
+
+GoToSocial (key-id URL answering an actor stub, every GET signed) and Mastodon in secure mode
+follow, reply and like end to end; hosts compare case- and IDNA-insensitively; key fetches that
+redirect off the signer's origin or to other schemes are refused with a reason; a stalled key
+server gets 503 + Retry-After (one fetch for many POSTs); a rotated key is refetched once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session, func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from fedblog.blog.posts import parse_post_source
+from fedblog.clock import FrozenClock
+from fedblog.federation.publishing import publish
+from fedblog.jobs.runner import DeliveryRunner
+from fedblog.services import Services
+from fedblog.settings import Settings
+from fedblog.store.db import session_scope
+from fedblog.store.tables import Follower, InboxItem, Interaction
+from tests.fediverse import builders, signing
+from tests.fediverse.instance import AS, FakeActor, FakeInstance, follow
+from tests.fediverse.network import FakeFediverse
+from tests.fediverse.secure import GoToSocial, SecureMastodon
+
+pytestmark = pytest.mark.anyio
+BLOG = "https://blog.test/users/blog"
+INBOX = "https://blog.test/users/blog/inbox"
+POST = "https://blog.test/posts/hello"
+AP = "application/activity+json"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.replace(moderation="approve-all", fetch_deadline=1)
+
+
+@pytest.fixture
+def post(services: Services) -> str:
+    with session_scope(services.engine) as session:
+        publish(session, services, parse_post_source("---\ntitle: Hello\nslug: hello\n---\nA post to reply to.\n"))
+    return POST
+
+
+def _count(services: Services, table: Any) -> int:
+    with Session(services.engine) as s:
+        return s.exec(select(func.count()).select_from(table)).one()
+
+
+async def _deliver(services: Services) -> None:
+    await DeliveryRunner(services, concurrency=4).run_until_idle()
+
+
+async def _signed_post(fediverse: FakeFediverse, activity: dict[str, Any], key: Any, key_id: str,
+                       algorithm: str = "rsa-sha256") -> httpx.Response:
+    body = json.dumps(activity).encode()
+    headers = signing.sign("POST", INBOX, body, key, key_id, now=fediverse.clock.now(), algorithm=algorithm)
+    async with fediverse.client("https://blog.test") as c:
+        return await c.post(INBOX, content=body, headers=headers)
+
+
+# -- A. GoToSocial and secure-mode Mastodon --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["gotosocial", "secure-mastodon"])
+async def test_signed_fetch_servers_follow_reply_and_like(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str, kind: str
+) -> None:
+    """Every GET to these servers must be signed: their key, actor and objects answer 401 otherwise."""
+    inst: GoToSocial | SecureMastodon = (
+        GoToSocial("gts.test", fediverse) if kind == "gotosocial" else SecureMastodon("secure.test", fediverse)
+    )
+    alice = inst.actor("alice", "Alice A.")
+    unsigned = httpx.AsyncClient(transport=fediverse.transport())
+    async with unsigned:  # the fake really is strict
+        assert (await unsigned.get(alice.key_id.split("#")[0], headers={"Accept": AP})).status_code == 401
+    inst.gets.clear()
+
+    r = await inst.post(alice, INBOX, follow(alice, BLOG))
+    assert r.status_code == 202, r.text
+    await _deliver(services)
+    accepts = inst.activities("Accept")
+    assert len(accepts) == 1 and accepts[0]["object"]["actor"] == alice.id
+    with Session(services.engine) as s:
+        assert s.exec(select(Follower)).one().actor_ap_id == alice.id
+
+    create, note = builders.reply(alice, post, "<p>Signed fetches all the way down.</p>", services.clock.now(),
+                                  flavour="gotosocial" if kind == "gotosocial" else "mastodon")
+    assert (await inst.post(alice, INBOX, create)).status_code == 202
+    page = (await client.get("/posts/hello")).text
+    assert "Signed fetches all the way down." in page and "Alice A." in page
+
+    assert (await inst.post(alice, INBOX, builders.like(alice, post))).status_code == 202
+    assert "1 like" in (await client.get("/posts/hello")).text
+
+    assert inst.gets and inst.unsigned_gets() == []  # we fetched, always signed, always verified
+    assert {status for _, _, status in inst.gets} == {200}
+    if kind == "gotosocial":  # the stub, then the full actor at its owner
+        paths = [path for path, _, _ in inst.gets]
+        assert paths[:2] == ["/users/alice/main-key", "/users/alice"]
+
+
+async def test_key_stub_on_another_host_naming_someone_else_is_refused(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    gts = GoToSocial("gts.test", fediverse)
+    alice = gts.actor("alice")
+    mallory_key = signing.new_key()
+    stub_url = "https://evil.test/users/mallory/main-key"
+
+    async def stub(request: Request) -> Response:  # claims to be alice's key, served by evil.test
+        return JSONResponse({"@context": AS, "id": alice.id, "type": "Person", "preferredUsername": "alice",
+                             "publicKey": {"id": stub_url, "owner": alice.id,
+                                           "publicKeyPem": signing.public_pem(mallory_key)}},
+                            media_type=AP)
+
+    fediverse.add("evil.test", Starlette(routes=[Route("/users/mallory/main-key", stub)]))
+    r = await _signed_post(fediverse, builders.like(alice, post), mallory_key, stub_url, "hs2019")
+    assert r.status_code == 401, r.text
+    assert "evil.test" in r.text
+    assert _count(services, InboxItem) == 0 and _count(services, Interaction) == 0
+    assert not [u for m, u in fediverse.log if u.startswith("https://gts.test/")]  # no fetch on its word
+
+
+async def test_key_stub_owner_must_be_the_activitys_actor(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    gts = GoToSocial("gts.test", fediverse)
+    alice, bob = gts.actor("alice"), gts.actor("bob")
+    r = await _signed_post(fediverse, builders.like(alice, post), bob.key, bob.key_id, "hs2019")
+    assert r.status_code == 401 and f"signed by {bob.id}" in r.text, r.text
+    # the refusal depended on that request only: bob's own key is not refused for it
+    assert (await gts.post(bob, INBOX, builders.like(bob, post))).status_code == 202
+    assert _count(services, InboxItem) == 1
+
+
+# -- B. hosts compare after normalisation ---------------------------------------------------------
+@pytest.mark.parametrize(("actor_host", "key_host", "route_host"), [
+    ("GOOD.test", "good.test", "good.test"),
+    ("bücher.test", "xn--bcher-kva.test", "bücher.test"),
+])
+async def test_actor_and_key_on_two_spellings_of_one_host_are_accepted(
+    services: Services, fediverse: FakeFediverse, actor_host: str, key_host: str, route_host: str
+) -> None:
+    inst = FakeInstance(key_host, fediverse)
+    fediverse.add(route_host, inst.app)  # the network routes by httpx's (Unicode, lower-case) host
+    alice = inst.actor("alice")
+    actor = f"https://{actor_host}/users/alice"  # the activity spells the host another way
+    activity = {"@context": AS, "id": f"{actor}#follows/{uuid.uuid4().hex[:8]}", "type": "Follow",
+                "actor": actor, "object": BLOG}
+    r = await _signed_post(fediverse, activity, alice.key, alice.key_id)
+    assert r.status_code == 202, r.text
+    await _deliver(services)
+    assert len(inst.activities("Accept")) == 1
+    with Session(services.engine) as s:
+        assert s.exec(select(Follower)).one().actor_ap_id == alice.id
+    # normalising the host does not make another host the same: good.test.evil.test is not good.test
+    other = "https://good.test.evil.test/users/alice"
+    r = await _signed_post(fediverse, follow(alice, BLOG) | {"actor": other, "id": other + "#follows/1"},
+                           alice.key, alice.key_id)
+    assert r.status_code == 401 and "signed by" in r.text
+
+
+# -- C. key fetch rules ---------------------------------------------------------------------------
+def _redirecting_key_host(fediverse: FakeFediverse, location: str) -> tuple[FakeActor, str]:
+    """keys.test/users/alice redirects to ``location``; other.test serves a key document claiming
+    to be keys.test's alice (what an open redirect would let anyone do)."""
+    alice = FakeActor("keys.test", "alice", "Alice")
+
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse(location, status_code=302)
+
+    async def impostor(request: Request) -> Response:
+        return JSONResponse(alice.document(), media_type=AP)
+
+    fediverse.add("keys.test", Starlette(routes=[Route("/users/alice", redirect)]))
+    fediverse.add("other.test", Starlette(routes=[Route("/alice", impostor)]))
+    return alice, alice.key_id
+
+
+@pytest.mark.parametrize(("location", "reason"), [
+    ("data:application/activity+json,{}", "not a URL we follow"),
+    ("ftp://keys.test/users/alice", "scheme 'ftp'"),
+    ("https://other.test/alice", "other.test"),
+    ("http://[::1", "invalid"),
+])
+async def test_key_fetch_redirects_off_origin_or_scheme_are_refused(
+    services: Services, fediverse: FakeFediverse, location: str, reason: str
+) -> None:
+    alice, key_id = _redirecting_key_host(fediverse, location)
+    r = await _signed_post(fediverse, follow(alice, BLOG), alice.key, key_id)
+    assert r.status_code == 401, r.text
+    assert reason in r.text
+    assert _count(services, InboxItem) == 0 and _count(services, Follower) == 0
+
+
+async def test_a_key_id_that_is_not_a_url_is_refused_with_a_reason(
+    services: Services, fediverse: FakeFediverse
+) -> None:
+    """An unparsable key id (here an unclosed IPv6 literal) used to escape as a 500."""
+    alice = FakeActor("keys.test", "alice", "Alice")
+    r = await _signed_post(fediverse, follow(alice, BLOG), alice.key, "http://[::1")
+    assert r.status_code in (400, 401) and "refused" in r.text.lower(), r.text
+    assert _count(services, InboxItem) == 0
+
+
+async def test_stalled_key_server_gets_503_and_one_fetch_then_the_retry_is_accepted(
+    services: Services, fediverse: FakeFediverse, clock: FrozenClock, post: str
+) -> None:
+    inst = FakeInstance("slow.test", fediverse)
+    alice = inst.actor("alice")
+    recovered = asyncio.Event()
+    key_gets = 0
+    answer = inst._actor
+
+    async def slow_actor(request: Request) -> Response:
+        nonlocal key_gets
+        key_gets += 1
+        await recovered.wait()  # stalls past our fetch deadline until the test lets it recover
+        return await answer(request)
+
+    inst.app.router.routes.insert(0, Route("/users/{name}", slow_actor))
+    likes = [builders.like(alice, post) for _ in range(50)]
+    answers = await asyncio.gather(*(inst.post(alice, INBOX, like) for like in likes))
+    assert [r.status_code for r in answers] == [503] * 50, {r.text for r in answers}
+    assert all(r.headers.get("retry-after", "").isdigit() for r in answers)
+    assert key_gets == 1
+    assert _count(services, InboxItem) == 0
+
+    recovered.set()
+    clock.advance(int(answers[0].headers["retry-after"]))  # the sender retries when told to
+    r = await inst.post(alice, INBOX, likes[0])
+    assert r.status_code == 202, r.text
+    assert key_gets >= 2 and _count(services, InboxItem) == 1
+
+
+async def test_rotated_key_is_refetched_once_per_five_minutes(
+    services: Services, fediverse: FakeFediverse, clock: FrozenClock, post: str
+) -> None:
+    inst = FakeInstance("mastodon.test", fediverse)
+    alice = inst.actor("alice")
+    assert (await inst.post(alice, INBOX, follow(alice, BLOG))).status_code == 202
+
+    alice.key = signing.new_key()  # rotated: the actor document now carries the new key
+    r = await inst.post(alice, INBOX, builders.like(alice, post))
+    assert r.status_code == 202, r.text
+
+    alice.key = signing.new_key()  # rotated again at once: no second refetch within 5 minutes
+    like = builders.like(alice, post)
+    r = await inst.post(alice, INBOX, like)
+    assert r.status_code == 401, r.text
+    clock.advance(301)
+    r = await inst.post(alice, INBOX, like)
+    assert r.status_code == 202, r.text
