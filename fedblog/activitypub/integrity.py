@@ -18,7 +18,8 @@ Sources:
 - JCS is RFC 8785 (https://www.rfc-editor.org/rfc/rfc8785), done by the `rfc8785` package.
 
 Which key may sign which document (the key's controller must own the object, FEP-8b32 "Proof
-verification" and FEP-fe34) is the caller's check: `verification_method_of` names the key to look up.
+verification" and FEP-fe34) is the caller's check: `verification_method_of` names the key to look
+up and `owner_of` the actor that key's controller must be.
 Pure functions: no storage, no network, no clock (pass `now` to check `expires`).
 """
 
@@ -116,6 +117,26 @@ def verification_method_of(document: Mapping[str, Any]) -> str | None:
         if isinstance(method, str) and method:
             return method
     return None
+
+
+def _id_of(value: object) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if len(value) == 1 else None
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def owner_of(document: Mapping[str, Any]) -> str | None:
+    """Whose key may sign `document` (FEP-fe34 ownership): an activity's `actor`, else an object's
+    single `attributedTo`; None when neither names exactly one actor.
+
+    FEP-8b32 requires the controller of the proof's verification method to be this owner; the
+    caller compares it with the `controller` of the Multikey it resolved (not merely its host).
+    """
+    if "actor" in document:
+        return _id_of(document["actor"])
+    return _id_of(document.get("attributedTo"))
 
 
 def _parse_datetime(text: object) -> datetime | None:

@@ -297,3 +297,18 @@ def test_created_is_utc_to_the_second() -> None:
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert keys.multibase_to_ed25519_public_key(keys.ed25519_public_key_to_multibase(key.public_key())).public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw
+
+
+@pytest.mark.parametrize(("document", "owner"), [
+    ({"type": "Create", "actor": "https://a.example/u", "object": {"attributedTo": "https://b.example/v"}},
+     "https://a.example/u"),
+    ({"type": "Like", "actor": {"id": "https://a.example/u", "type": "Person"}}, "https://a.example/u"),
+    ({"type": "Note", "attributedTo": "https://b.example/v"}, "https://b.example/v"),
+    ({"type": "Note", "attributedTo": ["https://b.example/v"]}, "https://b.example/v"),
+    ({"type": "Note", "attributedTo": ["https://b.example/v", "https://c.example/w"]}, None),
+    ({"type": "Announce", "actor": ["https://a.example/u", "https://b.example/v"]}, None),
+    ({"type": "Note"}, None),
+    ({"type": "Note", "attributedTo": 7}, None),
+])
+def test_owner_of(document: dict[str, Any], owner: str | None) -> None:
+    assert integrity.owner_of(document) == owner
