@@ -35,6 +35,7 @@ MAX_HTML_DEPTH = 256  # element nesting counted up to here (the microformats rea
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
 _SELF_CLOSING = frozenset("p li dt dd option tr td th".split())  # a new one closes the open one
 _SPACE = re.compile(r"\s+")
+_MAX_TITLE_CHARS = 500
 
 
 def normalise_url(url: str) -> str:
@@ -98,7 +99,7 @@ class PageScan(HTMLParser):
             self._in_title = True
         if tag in _SKIP:
             self._skip.append(tag)
-        if tag in _BLOCKS:
+        if tag in _BLOCKS and self.blocks[-1]:
             self.blocks.append([])
         if self.mark_block < 0 and any(self._is_target(values.get(a)) for a in _URL_ATTRIBUTES.get(tag, ())):
             self.found = True
@@ -121,13 +122,14 @@ class PageScan(HTMLParser):
         if tag in _SKIP and tag in self._skip:
             while self._skip and self._skip.pop() != tag:
                 pass
-        if tag in _BLOCKS:
+        if tag in _BLOCKS and self.blocks[-1]:
             self.blocks.append([])
 
     def handle_data(self, data: str) -> None:
         data = data.replace(_MARK, "")
         if self._in_title:
-            self.title = (self.title or "") + data
+            if len(self.title or "") < _MAX_TITLE_CHARS:  # an unclosed <title> must not swallow the page
+                self.title = ((self.title or "") + data)[:_MAX_TITLE_CHARS]
         elif not self._skip:
             self.blocks[-1].append(data)
 

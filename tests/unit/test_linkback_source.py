@@ -212,3 +212,8 @@ def test_pathologically_nested_pages_are_read_without_microformats() -> None:
     assert analyse(nested, SOURCE, TARGET).kind == "mention"
     closed_paragraphs = like.replace("liked", "<p>a" * 1000)  # implicitly closed <p> do not count as nesting
     assert analyse(closed_paragraphs, SOURCE, TARGET).kind == "like"
+
+
+def test_unclosed_title_is_capped() -> None:
+    evidence = analyse("<title>Runaway " + "word " * 2000 + f'<a href="{TARGET}">x</a>', SOURCE, TARGET)
+    assert evidence.title is not None and evidence.title.startswith("Runaway word") and len(evidence.title) <= 500
