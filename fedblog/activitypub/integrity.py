@@ -92,6 +92,8 @@ def sign(
     """
     if "proof" in document:
         raise ValueError("document already has a proof")
+    if "signature" in document:  # FEP-8b32 "Backward compatibility": the proof goes in first
+        raise ValueError("document already has a linked data signature; add the proof before it")
     if not verification_method:
         raise ValueError("verification_method is required")
     proof: dict[str, Any] = {
@@ -199,7 +201,8 @@ def verify(
     if len(signature) != _SIGNATURE_BYTES:
         return ProofCheck(False, "proofValue is not a 64-byte Ed25519 signature", method)
 
-    unsecured = {key: value for key, value in document.items() if key != "proof"}
+    # FEP-8b32 "Backward compatibility": a linked data signature, added after the proof, is removed first
+    unsecured = {key: value for key, value in document.items() if key not in ("proof", "signature")}
     if "@context" in proof:
         proof_context = _as_list(proof["@context"])
         document_context = _as_list(unsecured.get("@context", []))

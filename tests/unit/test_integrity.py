@@ -312,3 +312,16 @@ def test_created_is_utc_to_the_second() -> None:
 ])
 def test_owner_of(document: dict[str, Any], owner: str | None) -> None:
     assert integrity.owner_of(document) == owner
+
+
+def test_linked_data_signature_added_after_the_proof_is_ignored(
+    signed_pair: tuple[dict[str, Any], ed25519.Ed25519PrivateKey],
+) -> None:
+    """FEP-8b32 "Backward compatibility": proof first, then the LD signature; verifiers drop the latter."""
+    signed, key = signed_pair
+    with_ld = {**signed, "signature": {"type": "RsaSignature2017", "creator": "https://blog.example/guests/3#main-key",
+                                       "created": "2026-12-02T11:00:01Z", "signatureValue": "AAAA"}}
+    assert integrity.verify(with_ld, key.public_key()).ok
+    with pytest.raises(ValueError, match="linked data signature"):
+        without_proof = {k: v for k, v in with_ld.items() if k != "proof"}
+        integrity.sign(without_proof, key, "https://blog.example/guests/3#ed25519-key", SPEC_CREATED)
