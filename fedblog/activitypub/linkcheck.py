@@ -36,6 +36,7 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 _SELF_CLOSING = frozenset("p li dt dd option tr td th".split())  # a new one closes the open one
 _SPACE = re.compile(r"\s+")
 _MAX_TITLE_CHARS = 500
+MAX_URL_CHARS = 2048
 
 
 def normalise_url(url: str) -> str:
@@ -52,6 +53,43 @@ def normalise_url(url: str) -> str:
     if parts.username or parts.password:
         host = f"{parts.netloc.rsplit('@', 1)[0]}@{host}"
     return urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+
+
+def clean_url(raw: str) -> str | None:
+    """An absolute http(s) URL of at most `MAX_URL_CHARS`, without whitespace or control characters; else None."""
+    url = raw.strip()
+    if not url or len(url) > MAX_URL_CHARS or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def same_resource(first: str, second: str) -> bool:
+    """Equal after `normalise_url` (so a fragment or the case of the host does not make another page)."""
+    return normalise_url(first) == normalise_url(second)
+
+
+def check_webmention_request(source: object, target: object) -> tuple[str, str] | str:
+    """W3C Webmention 3.2.1 "Request Verification", the part that needs no database: `source` and
+    `target` must be http(s) URLs and must differ. Returns the clean pair, or the reason for a 400.
+    (Whether `target` is one of our posts is the caller's check; the spec says to ignore its fragment.)
+    """
+    if not isinstance(source, str) or not isinstance(target, str):
+        return "source and target are both required"
+    clean_source, clean_target = clean_url(source), clean_url(target)
+    if clean_source is None:
+        return "source must be an absolute http(s) URL"
+    if clean_target is None:
+        return "target must be an absolute http(s) URL"
+    if same_resource(clean_source, clean_target):
+        return "source and target must not be the same URL"
+    return clean_source, clean_target
 
 
 def _join(base: str, reference: str) -> str | None:

@@ -26,13 +26,13 @@ import xml.etree.ElementTree as ET
 import xmlrpc.client
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from fedblog.activitypub.linkcheck import clean_url, same_resource
+
 MAX_BODY_BYTES: Final = 64 * 1024  # a ping is about 300 bytes
-MAX_URL_CHARS: Final = 2048
 CONTENT_TYPE: Final = "text/xml; charset=utf-8"
 METHOD: Final = "pingback.ping"
 
@@ -100,26 +100,6 @@ def _string_value(value: ET.Element) -> str | None:
     return None
 
 
-def _clean_url(raw: str) -> str | None:
-    """An absolute http(s) URL without whitespace or control characters, or None."""
-    url = raw.strip()
-    if not url or len(url) > MAX_URL_CHARS or any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  # raises ValueError for a port out of range
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
-
-
-def _without_fragment(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
-
-
 def _parse_xml(body: bytes | str) -> ET.Element | PingbackFault:
     size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
     if size > MAX_BODY_BYTES:
@@ -160,12 +140,12 @@ def parse_ping(body: bytes | str) -> PingbackRequest | PingbackFault:
         values.append(text)
     if len(values) != 2:
         return PingbackFault(INVALID_PARAMS, f"Invalid params: {METHOD} takes two strings, got {len(values)}.")
-    source, target = _clean_url(values[0]), _clean_url(values[1])
+    source, target = clean_url(values[0]), clean_url(values[1])
     if source is None:
         return PingbackFault.of(SOURCE_NOT_FOUND, "It must be an absolute http(s) URL.")
     if target is None:
         return PingbackFault.of(TARGET_CANNOT_BE_USED, "It must be an absolute http(s) URL.")
-    if _without_fragment(source) == _without_fragment(target):
+    if same_resource(source, target):
         return PingbackFault.of(GENERIC_FAULT, "The source and target URIs cannot be the same resource.")
     return PingbackRequest(source=source, target=target)
 

@@ -22,6 +22,7 @@ from fedblog.activitypub.linkback import (
     links_to,
     normalise_url,
 )
+from fedblog.activitypub.linkcheck import check_webmention_request
 
 TARGET = "https://blog.example/2026/hello-world"
 SOURCE = "https://alice.example/2026/12/re-hello"
@@ -217,3 +218,24 @@ def test_pathologically_nested_pages_are_read_without_microformats() -> None:
 def test_unclosed_title_is_capped() -> None:
     evidence = analyse("<title>Runaway " + "word " * 2000 + f'<a href="{TARGET}">x</a>', SOURCE, TARGET)
     assert evidence.title is not None and evidence.title.startswith("Runaway word") and len(evidence.title) <= 500
+
+
+@pytest.mark.parametrize(("source", "target", "reason"), [
+    (None, TARGET, "required"),
+    (SOURCE, ["x"], "required"),
+    ("", TARGET, "source must be"),
+    ("ftp://alice.example/x", TARGET, "source must be"),
+    ("javascript:alert(1)//", TARGET, "source must be"),
+    (SOURCE, "/2026/hello-world", "target must be"),
+    (SOURCE, "https://blog.example:99999/x", "target must be"),
+    (SOURCE, TARGET + "\n/x", "target must be"),
+    (TARGET, TARGET + "#comments", "not be the same"),
+    ("HTTPS://BLOG.EXAMPLE:443/2026/hello-world", TARGET, "not be the same"),
+])
+def test_webmention_request_verification_rejects(source: object, target: object, reason: str) -> None:
+    result = check_webmention_request(source, target)
+    assert isinstance(result, str) and reason in result
+
+
+def test_webmention_request_verification_accepts() -> None:
+    assert check_webmention_request(f" {SOURCE} ", TARGET + "#c") == (SOURCE, TARGET + "#c")
