@@ -34,6 +34,7 @@ from fedblog.activitypub.linkcheck import (
     ELLIPSIS,
     EXCERPT_RADIUS,
     MAX_HTML_DEPTH,
+    clean_url,
     excerpt_of,
     links_to,
     normalise_url,
@@ -48,6 +49,7 @@ __all__ = [
 MAX_MF_ROOTS = 200
 MAX_MF_NESTING = 16
 _SPACE = re.compile(r"\s+")
+_MAX_NAME = 500
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,24 @@ def _names_target(props: dict[str, Any], name: str, target: str) -> bool:
         (url := _as_url(v)) is not None and normalise_url(url) == target for v in values)
 
 
+def _http(value: Any) -> str | None:
+    """A property value as an http(s) URL, or None: a `javascript:` author link must not reach a page."""
+    url = _as_url(value)
+    return clean_url(url) if url is not None else None
+
+
 def _card(value: Any) -> Author | None:
+    """An author from an h-card, a URL or a name; None when it names nobody."""
     if isinstance(value, dict) and "h-card" in value.get("type", []):
         props = value.get("properties", {})
-        return Author(_as_text(_first(props, "name")), _as_url(_first(props, "url")), _as_url(_first(props, "photo")))
+        card = Author(_as_text(_first(props, "name")), _http(_first(props, "url")), _http(_first(props, "photo")))
+        return card if card.name or card.url else None
     if isinstance(value, str) and value.strip():
-        text = value.strip()
-        return Author(None, text, None) if urlsplit(text).scheme in ("http", "https") else Author(text, None, None)
+        text = _SPACE.sub(" ", value).strip()
+        if " " in text or not urlsplit(text).scheme:  # a name, not a URL
+            return Author(text[:_MAX_NAME], None, None)
+        url = clean_url(text)  # a URL: http(s) only
+        return Author(None, url, None) if url else None
     return None
 
 
@@ -145,7 +158,7 @@ def _author(entry: dict[str, Any] | None, feed: dict[str, Any] | None, parsed: d
     rel_author = parsed.get("rels", {}).get("author") or []
     parts = urlsplit(source)
     home = f"{parts.scheme}://{parts.netloc}/"
-    url = rel_author[0] if rel_author and isinstance(rel_author[0], str) else home
+    url = (clean_url(rel_author[0]) if rel_author and isinstance(rel_author[0], str) else None) or home
     return Author(parts.hostname, url, None)
 
 
@@ -199,8 +212,8 @@ def analyse(html: str, source_url: str, target: str) -> SourceEvidence:
         links_to_target=scan.found,
         kind=kind,
         author=_author(entry, feed, parsed, source_url),
-        url=_as_url(_first(props, "url")) or source_url,
-        title=title or page_title,
+        url=_http(_first(props, "url")) or source_url,
+        title=(title or page_title or "")[:_MAX_NAME] or None,
         published=_published(_as_text(_first(props, "published"))),
         content_html=content_html if isinstance(content_html, str) else None,
         content_text=content_text,

@@ -18,6 +18,7 @@ from fedblog.activitypub.linkback import (
     MAX_HTML_DEPTH,
     MAX_MF_NESTING,
     MAX_MF_ROOTS,
+    Author,
     analyse,
     links_to,
     normalise_url,
@@ -239,3 +240,19 @@ def test_webmention_request_verification_rejects(source: object, target: object,
 
 def test_webmention_request_verification_accepts() -> None:
     assert check_webmention_request(f" {SOURCE} ", TARGET + "#c") == (SOURCE, TARGET + "#c")
+
+
+def test_author_urls_are_http_only_and_empty_cards_fall_back() -> None:
+    hostile = (f'<div class="h-entry"><a class="p-author h-card" href="javascript:alert(1)">'
+               f'<img src="javascript:alert(2)" alt="">Mallory</a><a class="u-url" href="javascript:x">'
+               f'</a><a href="{TARGET}">x</a></div>')
+    evidence = analyse(hostile, SOURCE, TARGET)
+    assert evidence.author == Author("Mallory", None, None)
+    assert evidence.url == SOURCE
+    empty_card = f'<div class="h-entry"><span class="p-author h-card"></span><a href="{TARGET}">x</a></div>'
+    assert analyse(empty_card, SOURCE, TARGET).author == Author("alice.example", "https://alice.example/", None)
+    colon = f'<div class="h-entry"><span class="p-author">Eve: the author</span><a href="{TARGET}">x</a></div>'
+    assert analyse(colon, SOURCE, TARGET).author == Author("Eve: the author", None, None)
+    script_url = (f'<div class="h-entry"><a class="u-author" href="javascript:alert(1)">me</a>'
+                  f'<a href="{TARGET}">x</a></div>')
+    assert analyse(script_url, SOURCE, TARGET).author == Author("alice.example", "https://alice.example/", None)
