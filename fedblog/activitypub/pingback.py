@@ -101,8 +101,8 @@ def _string_value(value: ET.Element) -> str | None:
 
 
 def _parse_xml(body: bytes | str) -> ET.Element | PingbackFault:
-    size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
-    if size > MAX_BODY_BYTES:
+    too_long = len(body) > MAX_BODY_BYTES or (isinstance(body, str) and len(body.encode("utf-8")) > MAX_BODY_BYTES)
+    if too_long:
         return PingbackFault(INVALID_REQUEST, f"Request body larger than {MAX_BODY_BYTES} bytes.")
     try:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)

@@ -205,3 +205,9 @@ def test_parse_ping_response() -> None:
     assert pingback.parse_ping_response(i4) == PingbackFault(33, "no")
     for garbage in (b"<html>500</html>", b"", BILLION_LAUGHS, b"<methodResponse><params/></methodResponse>"):
         _fault(pingback.parse_ping_response(garbage), pingback.UPSTREAM_ERROR)
+
+
+def test_oversized_str_body_counts_utf8_bytes() -> None:
+    body = _call(SOURCE + "?" + "é" * (pingback.MAX_BODY_BYTES // 2), TARGET).decode("utf-8")
+    assert len(body) < pingback.MAX_BODY_BYTES < len(body.encode("utf-8"))
+    _fault(pingback.parse_ping(body), pingback.INVALID_REQUEST)
