@@ -14,6 +14,7 @@ password is not even checked. Rows older than the window are deleted on each new
 from __future__ import annotations
 
 import hashlib
+import math
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def login_gate(services: Services, ip: str) -> LoginGate:
         by_ip, oldest_ip, total, oldest = admin_store.failures_since(session, now - WINDOW, ip)
         encoded = admin_store.get_password_hash(session)
     waits = [
-        int((first + WINDOW - now).total_seconds()) + 1
+        max(1, math.ceil((first + WINDOW - now).total_seconds()))
         for count, limit, first in ((by_ip, PER_IP, oldest_ip), (total, PER_ACCOUNT, oldest))
         if count >= limit and first is not None
     ]

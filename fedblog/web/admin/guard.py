@@ -93,9 +93,6 @@ async def current_admin(request: Request) -> Admin | None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A small urlencoded form (what our pages post): 413 above 16 KiB, 415 for other types."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise HTTPException(415, "Send the form as application/x-www-form-urlencoded (the admin pages do).")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "This form is too large.")
@@ -104,6 +101,11 @@ async def read_form(request: Request) -> dict[str, str]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise HTTPException(413, "This form is too large.")
+    if not body:
+        return {}
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "Send the form as application/x-www-form-urlencoded (the admin pages do).")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
