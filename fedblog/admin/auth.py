@@ -14,8 +14,8 @@ password is not even checked. Rows older than the window are deleted on each new
 from __future__ import annotations
 
 import hashlib
-import math
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta

@@ -28,6 +28,7 @@ class Tick:
     x: float
     y: float
     text: str
+    anchor: str = "middle"  # SVG text-anchor: the first and last date labels stay inside the chart
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Chart:
     y_ticks: list[Tick]
     baseline: float
     summary: str  # one sentence for screen readers
+    left: int = LEFT  # the plot area spans x = left .. plot_right
+    plot_right: int = WIDTH - RIGHT
 
 
 def days_back(today: date, days: int) -> list[date]:
@@ -88,10 +91,12 @@ def build(title: str, days: list[date], values: list[int], *, kind: str, unit: s
         first_x, last_x = pts[0].split(",")[0], pts[-1].split(",")[0]
         area = f"{first_x},{base} " + " ".join(pts) + f" {last_x},{base}"
     x_ticks = [
-        Tick(round(LEFT + i * slot + slot / 2, 2), HEIGHT - 6, days[i].strftime("%b %d"))
+        Tick(LEFT if i == 0 else WIDTH - RIGHT if i == len(days) - 1 else round(LEFT + i * slot + slot / 2, 2),
+             HEIGHT - 6, days[i].strftime("%b %d"), "start" if i == 0 else "end" if i == len(days) - 1 else "middle")
         for i in sorted({0, len(days) // 2, len(days) - 1}) if days
     ]
-    y_ticks = [Tick(LEFT - 6, round(base - (v - low) * scale + 4, 2), str(v)) for v in (low, (low + top) // 2, top)]
+    y_ticks = [Tick(LEFT - 6, round(base - (v - low) * scale + 4, 2), str(v), "end")
+               for v in (low, (low + top) // 2, top)]
     total = sum(values) if kind == "bars" else (values[-1] if values else 0)
     summary = (
         f"{title}: {total} {unit} in the last {len(days)} days"

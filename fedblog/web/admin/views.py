@@ -13,8 +13,8 @@ from fedblog.web.admin.guard import Admin, admin_action, admin_page
 from fedblog.web.common import page_number, renderer_of, services_of
 
 KIND_LABELS = {
-    "reply": "replied", "comment": "commented", "like": "liked", "repost": "boosted",
-    "pingback": "pinged back", "webmention": "mentioned (Webmention)", "mention": "mentioned",
+    "reply": "replied to", "comment": "commented on", "like": "liked", "repost": "boosted",
+    "pingback": "linked to (pingback)", "webmention": "linked to (Webmention)", "mention": "mentioned",
 }
 
 
