@@ -132,7 +132,8 @@ def test_admin_login_dashboard_retry_logout_without_javascript(admin_server: str
             phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
                                         is_mobile=True, storage_state=state)
             ppage = phone.new_page()
-            for path, shot in (("/admin", "admin-dashboard-mobile.png"), ("/admin/followers", "admin-followers-mobile.png")):
+            shots = (("/admin", "admin-dashboard-mobile.png"), ("/admin/followers", "admin-followers-mobile.png"))
+            for path, shot in shots:
                 ppage.goto(admin_server + path, wait_until="load")
                 scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
                 assert scroll_width <= inner + 1, f"{path} overflows a 390px screen: {scroll_width}"
