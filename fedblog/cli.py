@@ -68,7 +68,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     with _opened() as services:
         services.keys.get()
         _announce_profile(services)
-        init_password(services, args.admin_password_file)
+        init_password(services, args.admin_password_file, os.environ)
         print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
         print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
     return 0
@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create or upgrade the database and the blog's keys")
     init.add_argument("--admin-password-file", metavar="FILE", help="set the /admin password from FILE (- for stdin)")
     init.set_defaults(func=cmd_init)
-    register_admin(sub, _opened)
+    register_admin(sub, _opened, os.environ)
 
     post = sub.add_parser("post", help="publish, list and delete posts")
     post_sub = post.add_subparsers(dest="post_command", metavar="ACTION")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -54,12 +53,12 @@ def _prompt(optional: bool) -> str | None:
     return first
 
 
-def read_password(file: str | None, *, optional: bool) -> str | None:
-    """The new password from a file, the environment or a terminal prompt; None if there is none."""
+def read_password(file: str | None, env: Mapping[str, str], *, optional: bool) -> str | None:
+    """The new password from a file, the environment ``env`` or a terminal prompt; None if there is none."""
     if file:
         password: str | None = _from_file(file)
-    elif os.environ.get(ENV_PASSWORD):
-        password = os.environ[ENV_PASSWORD]
+    elif env.get(ENV_PASSWORD):
+        password = env[ENV_PASSWORD]
     elif sys.stdin.isatty():
         password = _prompt(optional)
     else:
@@ -78,8 +77,8 @@ def _store(services: Services, password: str) -> None:
     print(f"Admin password set{note}. Log in at {services.settings.base_url}/admin")
 
 
-def cmd_set_password(args: argparse.Namespace, opened: Opener) -> int:
-    password = read_password(args.password_file, optional=False)
+def cmd_set_password(args: argparse.Namespace, opened: Opener, env: Mapping[str, str]) -> int:
+    password = read_password(args.password_file, env, optional=False)
     if password is None:
         raise CliError(
             f"no password given: use --password-file FILE (- for standard input) or {ENV_PASSWORD}, "
@@ -90,22 +89,24 @@ def cmd_set_password(args: argparse.Namespace, opened: Opener) -> int:
     return 0
 
 
-def init_password(services: Services, file: str | None) -> None:
+def init_password(services: Services, file: str | None, env: Mapping[str, str]) -> None:
     """The admin password step of ``fedblog init``: set it if given; ask only if none is set yet."""
     already = has_password(services)
-    if not file and not os.environ.get(ENV_PASSWORD) and (already or not sys.stdin.isatty()):
+    if not file and not env.get(ENV_PASSWORD) and (already or not sys.stdin.isatty()):
         if not already:
             print("No admin password yet: set one with 'fedblog admin set-password' to use /admin")
         return
-    password = read_password(file, optional=True)
+    password = read_password(file, env, optional=True)
     if password is None:
         print("No admin password set: set one later with 'fedblog admin set-password'")
         return
     _store(services, password)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: Opener) -> None:
-    """Add ``fedblog admin set-password`` to the command line."""
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: Opener, env: Mapping[str, str]
+) -> None:
+    """Add ``fedblog admin set-password`` to the command line (``env``: the process environment)."""
     admin = sub.add_parser("admin", help="the admin area at /admin: set the owner's password")
     admin_sub = admin.add_subparsers(dest="admin_command", metavar="ACTION")
     setpw = admin_sub.add_parser(
@@ -115,7 +116,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: O
         "At least 15 characters.",
     )
     setpw.add_argument("--password-file", metavar="FILE", help="read the password from FILE (- for standard input)")
-    setpw.set_defaults(func=lambda args: cmd_set_password(args, opened))
+    setpw.set_defaults(func=lambda args: cmd_set_password(args, opened, env))
 
     def admin_help(_args: argparse.Namespace) -> int:
         admin.print_help()

@@ -72,7 +72,7 @@ def list_followers(session: Session, *, offset: int, limit: int) -> list[Followe
 
 def followers_by_host(session: Session, *, limit: int) -> list[tuple[str, int]]:
     """(host, followers) for the hosts with the most followers."""
-    host = func.coalesce(Actor.host, "unknown")
+    host = col(Actor.host)  # NULL when the actor row is missing (grouped as "unknown")
     stmt = (
         sa_select(host, func.count())
         .select_from(Follower)
@@ -81,7 +81,7 @@ def followers_by_host(session: Session, *, limit: int) -> list[tuple[str, int]]:
         .order_by(func.count().desc(), host)
         .limit(limit)
     )
-    return [(str(h), int(n)) for h, n in _all(session, stmt)]
+    return [(h or "unknown", int(n)) for h, n in _all(session, stmt)]
 
 
 def failing_inboxes(session: Session, *, limit: int) -> list[FailingInbox]:
