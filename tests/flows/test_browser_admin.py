@@ -113,6 +113,8 @@ def test_admin_login_dashboard_retry_logout_without_javascript(admin_server: str
                 assert box is not None and box["width"] > 250 and box["height"] > 60
             assert page.locator("svg.chart-bars rect.bar").count() == 30
             assert page.locator(".admin-interactions li").count() == 15
+            # nothing that a "default-src 'self'" Content-Security-Policy would block
+            assert page.locator("script, [style], style").count() == 0
             bg = page.eval_on_selector(".admin-stats li", "e => getComputedStyle(e).borderRadius")
             assert bg == "10px", "the admin styles did not apply"
             page.screenshot(path=str(ARTIFACTS / "admin-dashboard.png"), full_page=True)
