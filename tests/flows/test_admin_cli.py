@@ -134,3 +134,23 @@ async def test_init_with_admin_password_file(
     before = _stored(cli_env)
     assert main(["init"]) == 0
     assert _stored(cli_env) == before
+
+
+def test_init_in_a_terminal_asks_once_and_may_be_skipped(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", _Tty(""))
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "")  # Enter: skip
+    assert main(["init"]) == 0
+    assert "set one later with 'fedblog admin set-password'" in capsys.readouterr().out
+    assert _stored(cli_env) is None
+    prompts: list[str] = []
+
+    def answer(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return PASSWORD
+
+    monkeypatch.setattr("getpass.getpass", answer)
+    assert main(["init"]) == 0
+    assert prompts == ["Admin password for /admin (Enter to skip): ", "Same password again: "]
+    assert _stored(cli_env) is not None
