@@ -1,8 +1,9 @@
 """The ``fedblog`` command line.
 
     fedblog serve [--demo] [--host H] [--port P] [--ssl-certfile F --ssl-keyfile F]
-    fedblog init
     fedblog post publish FILE.md [--send-as-new] | post list | post delete SLUG
+    fedblog init [--admin-password-file F]
+    fedblog admin set-password [--password-file F]
     fedblog worker [--once] | deliveries | moderation ACTION | inbox failed | inbox retry ID... | --all
 
 Every failure prints one line that says what to do, and exits with status 2.
@@ -26,6 +27,9 @@ from fedblog import __version__
 from fedblog.blog.demo import load_demo
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import PostSourceError, parse_post_source
+from fedblog.cli_admin import init_password
+from fedblog.cli_admin import register as register_admin
+from fedblog.cli_errors import CliError
 from fedblog.federation import moderation
 from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
@@ -38,10 +42,6 @@ from fedblog.store import federation as fed_store
 from fedblog.store import posts as post_store
 from fedblog.store.db import migrate, session_scope
 from fedblog.store.federation import pending_count
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line."""
 
 
 @contextmanager
@@ -68,6 +68,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     with _opened() as services:
         services.keys.get()
         _announce_profile(services)
+        init_password(services, args.admin_password_file, os.environ)
         print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
         print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
     return 0
@@ -335,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     init = sub.add_parser("init", help="create or upgrade the database and the blog's keys")
+    init.add_argument("--admin-password-file", metavar="FILE", help="set the /admin password from FILE (- for stdin)")
     init.set_defaults(func=cmd_init)
+    register_admin(sub, _opened, os.environ)
 
     post = sub.add_parser("post", help="publish, list and delete posts")
     post_sub = post.add_subparsers(dest="post_command", metavar="ACTION")

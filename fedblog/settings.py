@@ -24,6 +24,7 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
 | FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
 | FEDBLOG_FETCH_DEADLINE | 10 | seconds a key, actor or object fetch on the inbox's request path may take |
+| FEDBLOG_ADMIN_SESSION_HOURS | 168 | how long an admin login lasts (hours) |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
@@ -68,6 +69,7 @@ class Settings:
     delivery_per_host: int = 16
     delivery_lease_seconds: int = 300
     fetch_deadline: int = 10
+    admin_session_hours: int = 168
     ssl_cert_file: str | None = None
 
     @property
@@ -166,6 +168,7 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
         delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 300, 1, 86400),
         fetch_deadline=_int(env, "FEDBLOG_FETCH_DEADLINE", 10, 1, 60),
+        admin_session_hours=_int(env, "FEDBLOG_ADMIN_SESSION_HOURS", 168, 1, 2160),
         ssl_cert_file=cert,
     )
     if overrides:

@@ -125,7 +125,7 @@ class Follower(SQLModel, table=True):
     inbox: str = Field(max_length=2000)
     shared_inbox: str | None = Field(default=None, max_length=2000)
     follow_ap_id: str | None = Field(default=None, max_length=2000)
-    created_at: datetime = Field(sa_column=_dt())
+    created_at: datetime = Field(sa_column=_dt(index=True))  # indexed by 0007_admin (the dashboard chart)
 
 
 class Activity(SQLModel, table=True):
@@ -227,3 +227,26 @@ class BlogState(SQLModel, table=True):
     key: str = Field(max_length=100, primary_key=True)
     value: str
     updated_at: datetime = Field(sa_column=_dt())
+
+
+# ---------------------------------------------------------------------------------------------
+# Revision 0007_admin: the owner's sessions and failed logins (the password hash is in blog_state)
+
+
+class AdminSession(SQLModel, table=True):
+    """A logged-in browser. The cookie holds a random token; only its SHA-256 is stored here."""
+
+    __tablename__ = "admin_session"
+    token_hash: str = Field(max_length=64, primary_key=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_dt())
+    expires_at: datetime = Field(sa_column=_dt(index=True))
+
+
+class AdminLoginFailure(SQLModel, table=True):
+    """One failed login, kept for the rate-limit window only."""
+
+    __tablename__ = "admin_login_failure"
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(max_length=64, index=True)
+    at: datetime = Field(sa_column=_dt(index=True))

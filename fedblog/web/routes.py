@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from fedblog.web import activitypub, feeds, inbox, interact, pages, wellknown
+from fedblog.web.admin import admin_routes
 
 
 def build_routes() -> list[BaseRoute]:
@@ -41,5 +42,6 @@ def build_routes() -> list[BaseRoute]:
         Route("/.well-known/host-meta.json", wellknown.host_meta, name="host_meta_json"),
         Route("/.well-known/nodeinfo", wellknown.nodeinfo_links, name="nodeinfo_links"),
         Route("/nodeinfo/{version}", wellknown.nodeinfo, name="nodeinfo"),
+        *admin_routes(),
         Mount("/static", StaticFiles(packages=[("fedblog", "static")]), name="static"),
     ]
