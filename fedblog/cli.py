@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fedblog.app import create_app
+    from fedblog.web.serving import protocol_class
 
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
@@ -76,6 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 post = load_demo(session, default_language=services.settings.language)
             print("Demo content loaded." if post else "Demo content already present.")
         app = create_app(services)
+        settings = services.settings
         scheme = "https" if args.ssl_certfile else "http"
         print(f"fedblog {__version__} serving {services.settings.base_url} on {scheme}://{args.host}:{args.port}")
         uvicorn.run(
@@ -85,7 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
             log_level=args.log_level,
-            proxy_headers=True,
+            proxy_headers=False,  # X-Forwarded-* from FEDBLOG_TRUSTED_PROXIES only: fedblog/web/middleware.py
+            http=protocol_class(settings.header_timeout, settings.body_timeout),
             access_log=args.access_log,
             timeout_graceful_shutdown=5,  # with TLS, idle keep-alive clients otherwise block shutdown
         )

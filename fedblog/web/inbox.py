@@ -11,19 +11,19 @@ from fedblog.federation.inbox import Inbox
 from fedblog.web.common import services_of
 
 MAX_BODY = 1_048_576  # P3
-BODY_DEADLINE = 15.0  # P13
+BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in deploy/Caddyfile matches
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+async def read_body(request: Request, limit: int = MAX_BODY, deadline: float = BODY_DEADLINE) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks, size = [], 0
-    async with asyncio.timeout(BODY_DEADLINE):
+    async with asyncio.timeout(deadline):
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
@@ -44,7 +44,7 @@ async def inbox(request: Request) -> Response:
     if handle is not None and handle != services.settings.handle:
         return PlainTextResponse("There is no such inbox here.", status_code=404)
     try:
-        body = await read_body(request)
+        body = await read_body(request, deadline=services.settings.body_timeout)
     except BodyTooLarge:
         return PlainTextResponse(f"The body is larger than {MAX_BODY} bytes.", status_code=413)
     except TimeoutError:
