@@ -20,6 +20,7 @@ from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
+from fedblog.web.inbox import InboxGate
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
@@ -92,4 +93,5 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
+    app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
     return app

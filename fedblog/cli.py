@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fedblog.app import create_app
-    from fedblog.web.serving import protocol_class
+    from fedblog.web.serving import MAX_CONNECTIONS, protocol_class
 
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             proxy_headers=False,  # X-Forwarded-* from FEDBLOG_TRUSTED_PROXIES only: fedblog/web/middleware.py
             http=protocol_class(settings.header_timeout, settings.body_timeout),
+            limit_concurrency=MAX_CONNECTIONS,
             access_log=args.access_log,
             timeout_graceful_shutdown=5,  # with TLS, idle keep-alive clients otherwise block shutdown
         )

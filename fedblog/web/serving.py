@@ -24,6 +24,10 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+# uvicorn's limit_concurrency: past this many open connections or running requests, new requests
+# get 503 at once (uvicorn's documented behaviour), so a flood cannot grow the task set without bound
+MAX_CONNECTIONS = 2048
+
 _408_BODY = b"The request headers took too long to arrive."
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
         b"content-length: %d\r\n\r\n%s" % (len(_408_BODY), _408_BODY))

@@ -153,3 +153,41 @@ async def unlimited_client(settings: Settings, clock: FrozenClock, fediverse: Fa
 async def test_zero_turns_the_limit_off(unlimited_client: httpx.AsyncClient) -> None:
     for _ in range(20):
         assert (await unlimited_client.post("/inbox", content=b"{}", headers=AP)).status_code == 400
+
+
+async def test_inbox_in_flight_requests_and_bytes_are_bounded(
+    services: Services, client: httpx.AsyncClient, fediverse: FakeFediverse
+) -> None:
+    """Past the in-flight bound (requests or buffered bytes) the sender gets 503 + Retry-After."""
+    import anyio
+
+    from fedblog.web.inbox import InboxGate
+
+    gate = InboxGate(max_requests=1, max_bytes=3000)
+    fediverse.apps["blog.test"].state.inbox_gate = gate
+    r = await client.post("/inbox", content=b"{" + b" " * 4000 + b"}", headers=AP)
+    assert r.status_code == 503 and r.headers["retry-after"] == "10" and "busy" in r.text
+    assert (gate.requests, gate.bytes) == (0, 0)  # released
+
+    release = anyio.Event()
+
+    async def slow_body():  # type: ignore[no-untyped-def]
+        yield b"{"
+        await release.wait()
+        yield b"}"
+
+    async with anyio.create_task_group() as tg:
+        first: list[httpx.Response] = []
+
+        async def send_slow() -> None:
+            first.append(await client.post("/inbox", content=slow_body(), headers=AP))
+
+        tg.start_soon(send_slow)
+        while gate.requests == 0:
+            await anyio.sleep(0)
+        second = await client.post("/users/blog/inbox", content=b"{}", headers=AP)
+        assert second.status_code == 503, second.text
+        release.set()
+    assert first[0].status_code == 400  # the slow one was heard: an empty object is not an activity
+    assert (gate.requests, gate.bytes) == (0, 0)
+    assert stored(services) == 0
