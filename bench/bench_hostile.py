@@ -10,7 +10,8 @@ address, trusted proxy 127.0.0.1 so that ``X-Forwarded-For`` can stand for many 
    made-up client addresses: invalid JSON, unsigned activities with fresh ids, signatures whose keyId
    names a fresh host each time (each leaves a failed-fetch mark), more good replies, replays of
    good bytes (to the same inbox: "Already received."; to another inbox path: 401), a one-address
-   flood (429 after 300), too deep and too large bodies.
+   flood (429 after 300), too deep bodies, too large ones (413 from Content-Length) and bodies just
+   under the 1 MiB cap (read in full, then refused).
 
 Reported: RSS before, after the benign phase (the reference), peak and after the hostile phase;
 ``hostile/benign`` RSS ratio (target <= 1.5) and the absolute ceiling (target <= 250 MB), and the
@@ -90,6 +91,7 @@ class Traffic:
     def __init__(self, host: str, good: list[bytes]) -> None:
         self.host, self.good, self.sent_good = host, good, 0
         self.nonce = uuid.uuid4().hex[:8]
+        self.big = b'{"type": "Note", "content": "' + b"x" * 1_000_000 + b'"}'
 
     def forged(self, i: int) -> bytes:
         signer = f"https://198.18.{(i >> 8) & 255}.{i & 255}/users/u{i}"
@@ -118,7 +120,7 @@ class Traffic:
             self.sent_good += 1
             return "good", with_forwarded(self.good[self.sent_good - 1], made_up_ip(i % 2000 + 70_000))
         if kind in (6, 7) and self.sent_good:
-            raw = self.good[i % self.sent_good]
+            raw = self.good[(i * 7919) % max(1, self.sent_good // 2)]  # sent well before: stored by now
             if (i // 10) % 2:
                 return "replay-other-path", with_forwarded(raw, ip, "/users/blog/inbox")
             return "replay", with_forwarded(raw, ip)
@@ -126,6 +128,8 @@ class Traffic:
             return "one-address-flood", post(self.host, "/inbox", b"{}")
         if i % 50 == 9:
             return "too-large", with_forwarded(post(self.host, "/inbox", b"{" + b" " * 1_100_000 + b"}"), ip)
+        if i % 50 in (19, 29):  # just under the 1 MiB cap: read and buffered in full, then refused
+            return "big-body", with_forwarded(post(self.host, "/inbox", self.big), ip)
         return "too-deep", with_forwarded(post(self.host, "/inbox", b"[" * 64 + b"]" * 64), ip)
 
 
