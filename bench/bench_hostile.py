@@ -11,7 +11,8 @@ address, trusted proxy 127.0.0.1 so that ``X-Forwarded-For`` can stand for many 
    names a fresh host each time (each leaves a failed-fetch mark), more good replies, replays of
    good bytes (to the same inbox: "Already received."; to another inbox path: 401), a one-address
    flood (429 after 300), too deep bodies, too large ones (413 from Content-Length) and bodies just
-   under the 1 MiB cap (read in full, then refused).
+   under the 1 MiB cap (read in full, then refused); then a burst: ``--burst`` connections each
+   send such a body at the same moment, twice.
 
 Reported: RSS before, after the benign phase (the reference), peak and after the hostile phase;
 ``hostile/benign`` RSS ratio (target <= 1.5) and the absolute ceiling (target <= 250 MB), and the
@@ -187,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=180.0, help="time cap of the hostile phase")
     ap.add_argument("--benign", type=int, default=1000, help="good replies in the benign phase")
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--burst", type=int, default=300,
+                    help="then this many connections send a ~1 MB body at once, twice (0: skip)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
-    if not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.seconds <= 900 or not 1 <= args.concurrency <= 512:
-        raise SystemExit("--requests 1..200000, --seconds 1..900, --concurrency 1..512")
+    if (not 1 <= args.requests <= MAX_REQUESTS or not 1 <= args.seconds <= 900 or not 1 <= args.concurrency <= 512
+            or not 0 <= args.burst <= 1000):
+        raise SystemExit("--requests 1..200000, --seconds 1..900, --concurrency 1..512, --burst 0..1000")
 
     workdir = Path(tempfile.mkdtemp(prefix="fedblog-bench-hostile-"))
     port = benchlib.free_port()
@@ -238,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         hostile = [traffic.request(i) for i in range(args.requests)]
         hostile_counts, hostile_s = asyncio.run(run_phase(port, hostile, args.concurrency, args.seconds))
         del hostile
+        if args.burst:  # many bodies just under the cap at the same moment, from as many connections
+            burst = [("burst", with_forwarded(post(host, "/inbox", traffic.big), made_up_ip(90_000 + i)))
+                     for i in range(2 * args.burst)]
+            burst_counts, _ = asyncio.run(run_phase(port, burst, args.burst, args.seconds))
+            hostile_counts.update(burst_counts)
+            del burst
         server.wait_idle(60)
         rss_after, hwm = rss_kb(server.pid)
         alive = server.proc.poll() is None

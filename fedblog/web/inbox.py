@@ -18,7 +18,7 @@ BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in de
 
 
 MAX_INFLIGHT = 256  # inbox POSTs read or processed at once, per process
-MAX_BUFFERED = 32 * MAX_BODY  # body bytes those hold at once, per process
+MAX_BUFFERED = 16 * MAX_BODY  # body bytes those hold at once, per process (a body costs ~3x: bytes, str, doc)
 
 
 class BodyTooLarge(Exception):

@@ -19,6 +19,8 @@ Both default to the values Caddy is configured with in deploy/Caddyfile (``read_
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -110,6 +112,26 @@ class HttpToolsDeadlines(_Deadlines, HttpToolsProtocol):
 
 class H11Deadlines(_Deadlines, H11Protocol):
     pass
+
+
+M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
+MMAP_THRESHOLD = 128 * 1024
+
+
+def return_big_buffers_to_the_os() -> bool:
+    """Serve allocations of 128 KiB and more (request bodies near the 1 MiB cap, their JSON) from
+    their own mappings, given back to the OS when freed. glibc's default raises this threshold
+    after the first such free, so later bodies land in the heap and, interleaved with small long-
+    lived objects, keep the process's RSS at its high-water mark for good (mallopt(3): "M_MMAP_THRESHOLD";
+    the same as setting MALLOC_MMAP_THRESHOLD_=131072). A no-op (False) off glibc."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
 
 
 def protocol_class(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
