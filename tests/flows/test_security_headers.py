@@ -7,11 +7,13 @@ import re
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from fedblog.blog.demo import load_demo
 from fedblog.blog.posts import delete_post, parse_post_source, save_post
 from fedblog.services import Services
 from fedblog.store.db import session_scope
+from tests.fediverse.network import FakeFediverse
 
 pytestmark = pytest.mark.anyio
 DEMO = "/posts/china-sent-back-north-korean-defectors"
@@ -78,3 +80,21 @@ async def test_non_html_responses_have_nosniff(blog: Services, client: httpx.Asy
         assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin", path
     r = await client.post("/inbox", content=b"{}", headers={"Content-Type": AP})
     assert r.status_code == 400 and r.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_500_page_has_the_headers_too(services: Services, fediverse: FakeFediverse) -> None:
+    """An unexpected error (here: the post table is gone) is answered by the 500 page, which is
+    rendered outside the middleware stack and must set the headers itself."""
+    with services.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE post RENAME TO post_gone"))
+    try:
+        transport = httpx.ASGITransport(app=fediverse.apps["blog.test"], raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="https://blog.test") as c:
+            r = await c.get("/", headers={"Accept": "text/html"})
+        assert r.status_code == 500 and "Something went wrong" in r.text
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    finally:
+        with services.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE post_gone RENAME TO post"))
