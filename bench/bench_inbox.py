@@ -92,6 +92,10 @@ def fedblog_env(workdir: Path, rnd: str, port: int) -> dict[str, str]:
             "FEDBLOG_SECRET_KEY": "bench",
             "FEDBLOG_WORKER": "off",
             "FEDBLOG_MODERATION": "approve-all",
+            # one client address (wrk on loopback) sends everything: this measures the inbox, not the
+            # rate limiter (bench_hostile.py measures that)
+            "FEDBLOG_RATE_LIMIT": "0",
+            "FEDBLOG_RATE_LIMIT_HOST": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -20,6 +20,8 @@ from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
+from fedblog.web.inbox import InboxGate
+from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
 
@@ -83,7 +85,13 @@ def create_app(services: Services) -> Starlette:
         exception_handlers={HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
     )
+    settings = services.settings  # the edge: outermost last (the 500 page sets its own headers)
+    app.add_middleware(InboxRateLimit, per_ip=settings.rate_limit, per_host=settings.rate_limit_host,
+                       window=settings.rate_window, now=lambda: services.clock.now().timestamp())
+    app.add_middleware(ProxyHeaders, trusted=settings.trusted_proxies)
+    app.add_middleware(SecurityHeaders)
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
+    app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
     return app

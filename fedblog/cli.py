@@ -78,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fedblog.app import create_app
+    from fedblog.web.serving import MAX_CONNECTIONS, protocol_class, return_big_buffers_to_the_os
 
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
@@ -88,6 +89,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 post = load_demo(session, default_language=services.settings.language)
             print("Demo content loaded." if post else "Demo content already present.")
         app = create_app(services)
+        settings = services.settings
+        return_big_buffers_to_the_os()  # RSS falls back after a burst of large bodies
         scheme = "https" if args.ssl_certfile else "http"
         print(f"fedblog {__version__} serving {services.settings.base_url} on {scheme}://{args.host}:{args.port}")
         uvicorn.run(
@@ -97,7 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
             log_level=args.log_level,
-            proxy_headers=True,
+            proxy_headers=False,  # X-Forwarded-* from FEDBLOG_TRUSTED_PROXIES only: fedblog/web/middleware.py
+            http=protocol_class(settings.header_timeout, settings.body_timeout),
+            limit_concurrency=MAX_CONNECTIONS,
             access_log=args.access_log,
             timeout_graceful_shutdown=5,  # with TLS, idle keep-alive clients otherwise block shutdown
         )

@@ -25,12 +25,19 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
 | FEDBLOG_FETCH_DEADLINE | 10 | seconds a key, actor or object fetch on the inbox's request path may take |
 | FEDBLOG_ADMIN_SESSION_HOURS | 168 | how long an admin login lasts (hours) |
+| FEDBLOG_RATE_LIMIT | 300 | inbox POSTs per client IP per window (0: off); more get 429 + Retry-After |
+| FEDBLOG_RATE_LIMIT_HOST | 3000 | accepted inbox POSTs per signing host per window (0: off) |
+| FEDBLOG_RATE_WINDOW | 300 | the rate-limit window, in seconds |
+| FEDBLOG_TRUSTED_PROXIES | 127.0.0.1,::1 | proxy addresses/networks whose X-Forwarded-For/-Proto are believed |
+| FEDBLOG_HEADER_TIMEOUT | 10 | seconds a client has to send a request's headers (`fedblog serve`) |
+| FEDBLOG_BODY_TIMEOUT | 15 | seconds a client has to send a request's body |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import secrets
 from collections.abc import Mapping
@@ -71,6 +78,13 @@ class Settings:
     fetch_deadline: int = 10
     admin_session_hours: int = 168
     ssl_cert_file: str | None = None
+    rate_limit: int = 300  # GoToSocial's default: 300 requests per 5 minutes per IP
+    rate_limit_host: int = 3000
+    rate_window: int = 300
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
+    header_timeout: int = 10
+    body_timeout: int = 15
 
     @property
     def is_sqlite(self) -> bool:
@@ -91,6 +105,20 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is out of range: use a number from {low} to {high}")
     return value
+
+
+def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    nets = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"FEDBLOG_TRUSTED_PROXIES: {part!r} is not an IP address or network: use e.g. 127.0.0.1,172.16.0.0/12"
+            ) from None
+    return tuple(nets)
 
 
 def _base_url(raw: str) -> str:
@@ -170,6 +198,12 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         fetch_deadline=_int(env, "FEDBLOG_FETCH_DEADLINE", 10, 1, 60),
         admin_session_hours=_int(env, "FEDBLOG_ADMIN_SESSION_HOURS", 168, 1, 2160),
         ssl_cert_file=cert,
+        rate_limit=_int(env, "FEDBLOG_RATE_LIMIT", 300, 0, 1_000_000),
+        rate_limit_host=_int(env, "FEDBLOG_RATE_LIMIT_HOST", 3000, 0, 1_000_000),
+        rate_window=_int(env, "FEDBLOG_RATE_WINDOW", 300, 1, 86400),
+        trusted_proxies=_networks(env.get("FEDBLOG_TRUSTED_PROXIES", "127.0.0.1,::1")),
+        header_timeout=_int(env, "FEDBLOG_HEADER_TIMEOUT", 10, 1, 300),
+        body_timeout=_int(env, "FEDBLOG_BODY_TIMEOUT", 15, 1, 3600),
     )
     if overrides:
         settings = settings.replace(**overrides)

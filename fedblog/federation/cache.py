@@ -7,6 +7,11 @@ permanent failure for 5 minutes, a temporary one (timeout, 5xx, 429) for ``TEMPO
 ``Retry-After`` the inbox answers with, so the sender's retry finds a fresh attempt.
 Concurrent fetches of one URL share one request (``single_flight``).
 
+Every map is bounded (``MAX_ENTRIES`` each, sized so the whole cache stays in the tens of MB: a
+parsed RSA key with its PEM is a few kB). When a map is full the entry used least recently goes
+first: a flood of made-up keyIds (each leaves a failure and a refetch mark) pushes out other
+made-up keyIds, not at once the keys of the servers we hear from every minute.
+
 Time is read from ``now`` (monotonic seconds; tests pass their frozen clock's).
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,13 +27,14 @@ from typing import Any, TypeVar
 from fedblog.clock import Clock, SystemClock
 
 T = TypeVar("T")
+V = TypeVar("V")
 REFETCH_INTERVAL = 300.0
 NEGATIVE_TTL = 300.0
 TEMPORARY_TTL = 60.0  # equals the Retry-After of the inbox's 503 (fedblog/web/inbox.py)
 MAX_IN_FLIGHT = 10_000
 KEY_TTL = 3600.0
 ACTOR_TTL = 600.0
-MAX_ENTRIES = 50_000
+MAX_ENTRIES = 10_000  # per map
 HOST_CLEAR_INTERVAL = 60.0
 
 
@@ -56,14 +63,20 @@ class ResolvedKey:
 
 
 class RemoteCache:
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES) -> None:
         self._now = now
-        self._last_refetch: dict[str, float] = {}
-        self._failed: dict[str, tuple[float, str, bool]] = {}
+        self.max_entries = max_entries
+        self._last_refetch: OrderedDict[str, float] = OrderedDict()
+        self._failed: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future[Any]] = {}
-        self._keys: dict[str, tuple[float, ResolvedKey]] = {}
-        self._actors: dict[str, tuple[float, ActorSnapshot]] = {}
-        self._hosts_cleared: dict[str, float] = {}
+        self._keys: OrderedDict[str, tuple[float, ResolvedKey]] = OrderedDict()
+        self._actors: OrderedDict[str, tuple[float, ActorSnapshot]] = OrderedDict()
+        self._hosts_cleared: OrderedDict[str, float] = OrderedDict()
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each map holds (for tests and the hostile-traffic benchmark)."""
+        return {"refetch": len(self._last_refetch), "failed": len(self._failed), "keys": len(self._keys),
+                "actors": len(self._actors), "hosts": len(self._hosts_cleared), "in_flight": len(self._in_flight)}
 
     @classmethod
     def for_clock(cls, clock: Clock) -> RemoteCache:
@@ -78,12 +91,10 @@ class RemoteCache:
         return self._now() - self._last_refetch.get(key_id, -1e18) >= REFETCH_INTERVAL
 
     def note_refetch(self, key_id: str) -> None:
-        self._trim(self._last_refetch)  # bounded: senders choose the keyIds
-        self._last_refetch[key_id] = self._now()
+        self._put(self._last_refetch, key_id, self._now())  # bounded: senders choose the keyIds
 
     def note_failure(self, url: str, reason: str, *, temporary: bool = False) -> None:
-        self._trim(self._failed)
-        self._failed[url] = (self._now(), reason, temporary)
+        self._put(self._failed, url, (self._now(), reason, temporary))
 
     def failure(self, url: str) -> tuple[str, bool] | None:
         """(reason, temporary) of a recent failed fetch of ``url``, else None."""
@@ -115,23 +126,21 @@ class RemoteCache:
 
     # -- entries --------------------------------------------------------------------------------
     def key(self, key_id: str) -> ResolvedKey | None:
-        hit = self._keys.get(key_id)
+        hit = self._get(self._keys, key_id)
         return hit[1] if hit and self._now() - hit[0] < KEY_TTL else None
 
     def put_key(self, key: ResolvedKey) -> None:
-        self._trim(self._keys)
-        self._keys[key.key_id] = (self._now(), key)
+        self._put(self._keys, key.key_id, (self._now(), key))
 
     def forget_key(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
 
     def actor(self, ap_id: str) -> ActorSnapshot | None:
-        hit = self._actors.get(ap_id)
+        hit = self._get(self._actors, ap_id)
         return hit[1] if hit and self._now() - hit[0] < ACTOR_TTL else None
 
     def put_actor(self, actor: ActorSnapshot) -> None:
-        self._trim(self._actors)
-        self._actors[actor.ap_id] = (self._now(), actor)
+        self._put(self._actors, actor.ap_id, (self._now(), actor))
 
     def forget_actor(self, ap_id: str) -> None:
         self._actors.pop(ap_id, None)
@@ -142,13 +151,20 @@ class RemoteCache:
 
     def host_cleared(self, host: str) -> None:
         """Called once the clearing is committed."""
-        self._trim(self._hosts_cleared)
-        self._hosts_cleared[host] = self._now()
+        self._put(self._hosts_cleared, host, self._now())
 
     @staticmethod
-    def _trim(d: dict[str, Any]) -> None:
-        if len(d) >= MAX_ENTRIES:
-            d.clear()
+    def _get(d: OrderedDict[str, V], key: str) -> V | None:
+        hit = d.get(key)
+        if hit is not None:
+            d.move_to_end(key)  # recently used: evicted last
+        return hit
+
+    def _put(self, d: OrderedDict[str, V], key: str, value: V) -> None:
+        d[key] = value
+        d.move_to_end(key)
+        while len(d) > self.max_entries:
+            d.popitem(last=False)
 
 
 def _consume_exception(task: asyncio.Future[Any]) -> None:

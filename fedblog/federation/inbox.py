@@ -199,12 +199,12 @@ class Inbox:
         blocked, seen = checked
         if blocked:
             return InboxResult(403, "Refused: this actor or its domain is blocked here.")
-        if seen:  # dedupe early: a redelivery costs a share of one SELECT, not a signature check
-            return InboxResult(202, "Already received.")
-        verified = await self._verify(sig, doc, actor)
+        verified = await self._verify(sig, doc, actor)  # before "seen": a replay learns nothing unverified
         if isinstance(verified, InboxResult):
             return verified
         actor = verified  # the signer's id as its own document spells it (hosts compare normalised)
+        if seen:  # a verified redelivery: its key is cached, so this costs a signature check and no write
+            return InboxResult(202, "Already received.")
         problem = self._origin_problem(doc, actor)
         if problem:
             return InboxResult(400, f"Refused: {problem}.")

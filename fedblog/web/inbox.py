@@ -3,31 +3,79 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 
 from fedblog.federation.inbox import Inbox
+from fedblog.services import Services
 from fedblog.web.common import services_of
 
 MAX_BODY = 1_048_576  # P3
-BODY_DEADLINE = 15.0  # P13
+BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in deploy/Caddyfile matches
+
+
+MAX_INFLIGHT = 256  # inbox POSTs read or processed at once, per process
+MAX_BUFFERED = 16 * MAX_BODY  # body bytes those hold at once, per process (a body costs ~3x: bytes, str, doc)
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+class Busy(Exception):
+    pass
+
+
+class InboxGate:
+    """Bounds what concurrent inbox POSTs hold: their number and their buffered body bytes.
+
+    Past either bound the sender gets 503 + Retry-After and retries later (ActivityPub senders
+    retry with backoff); memory stays flat however many POSTs arrive at once.
+    """
+
+    def __init__(self, max_requests: int = MAX_INFLIGHT, max_bytes: int = MAX_BUFFERED) -> None:
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self.requests = 0
+        self.bytes = 0
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[Callable[[int], None]]:
+        """Hold one request slot; yields ``take(n)``, which holds ``n`` more body bytes or raises Busy."""
+        if self.requests >= self.max_requests:
+            raise Busy
+        held = 0
+
+        def take(n: int) -> None:
+            nonlocal held
+            if self.bytes + n > self.max_bytes:
+                raise Busy
+            self.bytes += n
+            held += n
+
+        self.requests += 1
+        try:
+            yield take
+        finally:
+            self.requests -= 1
+            self.bytes -= held
+
+
+async def read_body(request: Request, limit: int = MAX_BODY, deadline: float = BODY_DEADLINE,
+                    take: Callable[[int], None] | None = None) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks, size = [], 0
-    async with asyncio.timeout(BODY_DEADLINE):
+    async with asyncio.timeout(deadline):
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge
+            if take is not None:
+                take(len(chunk))
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -43,8 +91,18 @@ async def inbox(request: Request) -> Response:
     handle = request.path_params.get("handle")
     if handle is not None and handle != services.settings.handle:
         return PlainTextResponse("There is no such inbox here.", status_code=404)
+    gate: InboxGate = request.app.state.inbox_gate
     try:
-        body = await read_body(request)
+        with gate.enter() as take:
+            return await _receive(request, services, handle, take)
+    except Busy:
+        return PlainTextResponse("The server is busy; nothing was stored. Please retry later.", status_code=503,
+                                 headers={"Retry-After": "10"})
+
+
+async def _receive(request: Request, services: Services, handle: str | None, take: Callable[[int], None]) -> Response:
+    try:
+        body = await read_body(request, deadline=services.settings.body_timeout, take=take)
     except BodyTooLarge:
         return PlainTextResponse(f"The body is larger than {MAX_BODY} bytes.", status_code=413)
     except TimeoutError:

@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response
 from fedblog import __version__
 from fedblog.clock import utc
 from fedblog.services import Services
+from fedblog.web.middleware import HTML_HEADERS
 
 
 def _human_date(dt: datetime) -> str:
@@ -54,7 +55,7 @@ class Renderer:
         self, name: str, context: dict[str, Any], *, status_code: int = 200, headers: Mapping[str, str] | None = None
     ) -> Response:
         html = self.env.get_template(name).render(**context)
-        return HTMLResponse(html, status_code=status_code, headers=headers)
+        return HTMLResponse(html, status_code=status_code, headers={**HTML_HEADERS, **(headers or {})})
 
     def text(self, name: str, context: dict[str, Any]) -> str:
         return self.env.get_template(name).render(**context)

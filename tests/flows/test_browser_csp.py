@@ -1,0 +1,58 @@
+"""The pages under their Content-Security-Policy in headless Chromium: no violation reported.
+
+A real ``fedblog serve --demo``; one comment is given a remote (https) avatar, as fediverse
+replies have. Chromium logs every blocked script, style, image or frame to the console
+("Refused to ..."); the test collects those messages on every page, error pages included.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, create_engine, select
+
+from fedblog.store.tables import Interaction
+from tests.flows.test_browser import CHROMIUM, CHROMIUM_ARGS, DEMO
+from tests.servers import clean_env, fedblog_serve, free_port
+
+pytestmark = pytest.mark.browser
+PAGES = [(DEMO, 200), ("/", 200), ("/archive", 200), ("/about", 200), ("/posts/nope", 404), ("/?page=x", 400),
+         ("/interact?uri=x", 400)]
+
+
+def test_pages_render_with_no_csp_violation(tmp_path: Path, database_url: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    env = clean_env(FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}", FEDBLOG_DATA_DIR=str(tmp_path / "data"),
+                    FEDBLOG_DATABASE_URL=database_url, FEDBLOG_WORKER="off")
+    with fedblog_serve(env, port, tmp_path / "server.log", "/about", "--demo") as base:
+        engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+        with Session(engine) as s:  # a remote avatar, before the post page is first rendered
+            first = s.exec(select(Interaction).order_by(Interaction.id)).first()
+            assert first is not None
+            first.author_avatar = "https://avatars.invalid/alice.png"
+            s.add(first)
+            s.commit()
+        engine.dispose()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page()
+                messages: list[str] = []
+                page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+                for path, status in PAGES:
+                    response = page.goto(base + path, wait_until="load")
+                    assert response is not None and response.status == status, path
+                    csp = response.headers.get("content-security-policy", "")
+                    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+                    if path == DEMO:
+                        assert page.locator('img[src="https://avatars.invalid/alice.png"]').count() == 1
+                        assert page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth") not in ("none", "")
+                violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+                assert violations == [], violations
+            finally:
+                browser.close()
