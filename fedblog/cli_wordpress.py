@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fedblog.blog.wordpress import WHAT_TO_DO, WpItem, WpSite, WxrError, read_wxr
-from fedblog.blog.wp_import import ImportReport, WpImporter
+from fedblog.blog.wp_import import MEDIA_FOLDER, ImportReport, MediaCopy, WpImporter
 from fedblog.services import Services
 
 Opened = Callable[[], AbstractContextManager[Services]]
@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: O
     )
     wp.add_argument("file", metavar="FILE.xml")
     wp.add_argument("--pages", action="store_true", help="import pages too, as posts (default: skip them)")
+    wp.add_argument("--media-dir", metavar="DIR", help="the old site's wp-content/uploads folder: files the "
+                    "posts use are copied into the data directory and served under /media/")
     wp.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
     wp.add_argument("--quiet", action="store_true", help="no progress bar")
     wp.set_defaults(func=lambda args: cmd_import_wordpress(args, opened))
@@ -67,11 +69,16 @@ def cmd_import_wordpress(args: argparse.Namespace, opened: Opened) -> int:
     if not 1 <= args.batch <= 100_000:
         raise WxrError(f"--batch {args.batch} is out of range: use a number from 1 to 100000")
     path = Path(args.file)
+    media_dir = Path(args.media_dir) if args.media_dir else None
+    if media_dir is not None and not media_dir.is_dir():
+        raise WxrError(f"--media-dir {media_dir}: no such folder: give the copy of wp-content/uploads")
     site, total = check_file(path)
     with opened() as services:
         importer = WpImporter(
             services.engine, site, now=services.clock.now(), default_author=services.settings.author,
             language=services.settings.language, include_pages=args.pages, batch_rows=args.batch,
+            media=MediaCopy(media_dir, services.settings.data_dir / MEDIA_FOLDER, services.urls.base_url + "/media/")
+            if media_dir is not None else None,
         )
         try:
             with tqdm(total=total, unit="item", file=sys.stderr, disable=args.quiet) as bar:

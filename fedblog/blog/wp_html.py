@@ -122,7 +122,19 @@ def _linkify(segment: str) -> str:
     return _URL.sub(link, segment)
 
 
-_CAPTION = re.compile(r"\[/?caption[^\]]*\]")
+_CAPTION = re.compile(r"\[caption[^\]]*\](.*?)\[/caption\]", re.S)
+_CAPTIONED = re.compile(r"\s*((?:<a\s[^>]*>\s*)?<img[^>]*>(?:\s*</a>)?)(.*)", re.S)
+
+
+def _figure(m: re.Match[str]) -> str:
+    """``[caption]<img> text[/caption]`` as WordPress shows it: a figure with its caption
+    (``img_caption_shortcode``)."""
+    inner = _CAPTIONED.match(m.group(1))
+    if inner is None:
+        return m.group(1)
+    caption = inner.group(2).strip()
+    return f"<figure>{inner.group(1)}" + (f"<figcaption>{caption}</figcaption>" if caption else "") + "</figure>"
+
 _SHORTCODE = re.compile(r"\[(/?)([a-zA-Z_][\w-]*)(?:\s[^\]]*)?\]")
 _POST_CLEANER = nh3.Cleaner(link_rel="noopener")  # ammonia's default allow-list; comments stripped
 
@@ -135,7 +147,7 @@ def shortcodes_in(content: str) -> set[str]:
 
 def post_html(content: str) -> str:
     """A post's ``content:encoded`` as WordPress showed it, sanitised."""
-    text = _CAPTION.sub("", content)
+    text = _CAPTION.sub(_figure, content)
     if "<!-- wp:" not in text:
         text = wpautop(text)
     return _POST_CLEANER.clean(text).strip()

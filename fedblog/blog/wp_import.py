@@ -10,12 +10,14 @@ so followers receive nothing. What is not imported is counted per reason in ``Im
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,6 +35,7 @@ _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 PUBLIC, DRAFT_STATUSES = "publish", ("draft", "pending", "future", "private")
 LINKBACKS = ("pingback", "trackback")
 EXAMPLES = 5
+MEDIA_FOLDER = "media"  # under the data directory; served at /media/ (fedblog.web.media)
 _INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]  # sqlmodel does not declare __table__
 _IMPORT_ITEMS = ImportItem.__table__  # type: ignore[attr-defined]
 
@@ -64,7 +67,7 @@ class ImportReport:
 
 def _skip_reason(item: WpItem, include_pages: bool) -> str | None:
     if item.post_type == "attachment":
-        return "attachment (the export has only its URL, not the file)"
+        return "attachment entry (a media file's record: files are handled where posts use them)"
     if item.post_type not in ("post", "page"):
         return f"{item.post_type} (WordPress internals, not content)"
     if item.post_type == "page" and not include_pages:
@@ -121,11 +124,34 @@ def old_paths(item: WpItem, slug: str) -> list[str]:
     return [p[:1000] for p in dict.fromkeys(paths)]
 
 
+@dataclass(frozen=True)
+class MediaCopy:
+    """Files of the WordPress uploads folder (``wp-content/uploads``, as copied from the old server)
+    copied into ``target`` (the blog's data directory) and served under ``base_url``."""
+
+    source: Path
+    target: Path
+    base_url: str
+
+    def copy(self, url: str) -> str | None:
+        rel = unquote(urlsplit(url).path.split("/wp-content/uploads/", 1)[-1])
+        src, dst = (self.source / rel).resolve(), (self.target / rel).resolve()
+        if not (src.is_relative_to(self.source.resolve()) and dst.is_relative_to(self.target.resolve())):
+            return None
+        if not src.is_file():
+            return None
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dst)
+        return self.base_url + "/".join(quote(part) for part in rel.split("/"))
+
+
 class WpImporter:
     def __init__(
         self, engine: Engine, site: WpSite, *, now: datetime, default_author: str, language: str,
-        include_pages: bool = False, batch_rows: int = 500,
+        include_pages: bool = False, batch_rows: int = 500, media: MediaCopy | None = None,
     ) -> None:
+        self.media = media
         self.site, self.now, self.language = site, now, language
         self.default_author, self.include_pages, self.batch_rows = default_author, include_pages, batch_rows
         self.report = ImportReport()
@@ -184,7 +210,7 @@ class WpImporter:
         post = Post(
             slug=slug, ap_path=post_path(slug), title=item.title or "Untitled",
             summary=html_to_text(item.excerpt) or None, content_md=item.content, content_format="html",
-            content_html=post_html(item.content),
+            content_html=post_html(self._media(item.content, slug)),
             author_name=(self.site.authors.get(item.creator) or item.creator or self.default_author)[:200],
             language=self.language, draft=draft, published_at=published,
             updated_at=max(published, item.modified_gmt or published),
@@ -204,13 +230,24 @@ class WpImporter:
         else:
             self.report.posts += 1
             rows += self._old_paths(item, slug, post.id)
-        for url in uploads_in(item.content):
-            self.report.skip("media file used by a post (still linked at its WordPress URL)", url)
         for name in sorted(shortcodes_in(item.content)):
             self.report.note(f"post with a [{name}] shortcode (shown as text: only WordPress expands it)", slug)
         self.session.flush()
         self._count(rows)
         return post.id, False
+
+    def _media(self, content: str, slug: str) -> str:
+        """Copy the uploads a post uses from ``--media-dir`` and point the post at our copies; an
+        upload not given stays linked at its WordPress URL and is reported."""
+        for url in uploads_in(content):
+            local = self.media.copy(url) if self.media is not None else None
+            if local is None:
+                why = "not found in --media-dir" if self.media is not None else "give the files with --media-dir"
+                self.report.skip(f"media file used by a post, still linked at its WordPress URL ({why})", url)
+            else:
+                content = content.replace(url, local)
+                self.report.note("media file copied from --media-dir", f"{slug}: {url.rsplit('/', 1)[-1]}")
+        return content
 
     def _tag(self, label: str) -> int:
         label = label[:100]

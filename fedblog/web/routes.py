@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fedblog.web import activitypub, feeds, inbox, interact, pages, redirects, wellknown
+from fedblog.web import activitypub, feeds, inbox, interact, media, pages, redirects, wellknown
 
 
 def build_routes() -> list[BaseRoute]:
@@ -41,6 +41,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/.well-known/host-meta.json", wellknown.host_meta, name="host_meta_json"),
         Route("/.well-known/nodeinfo", wellknown.nodeinfo_links, name="nodeinfo_links"),
         Route("/nodeinfo/{version}", wellknown.nodeinfo, name="nodeinfo"),
+        Route("/media/{path:path}", media.media, name="media"),  # fedblog import wordpress --media-dir
         Mount("/static", StaticFiles(packages=[("fedblog", "static")]), name="static"),
         # keep last: old WordPress URLs of imported posts (301), else 404 as before
         Route("/{old_path:path}", redirects.legacy_or_404, name="legacy", methods=redirects.ANY_METHOD),

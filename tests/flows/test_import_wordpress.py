@@ -147,6 +147,9 @@ async def test_import_reproduces_the_demo_thread_and_is_idempotent(
                    "nav_menu_item"):
         assert re.search(rf"^\s+1\s+{re.escape(reason)}", out, re.M), (reason, out)
     assert "#9001 by cheap pills" in out  # the first items of each reason are named
+    assert re.search(r"^\s+1\s+media file used by a post, still linked at its WordPress URL \(give the files "
+                     r"with --media-dir\): https://askakorean.example/wp-content/uploads/2012/03/korean-flag.jpg",
+                     out, re.M)
     assert "Nothing was sent to followers" in out
 
     r = await client.get(f"/posts/{SLUG}")
@@ -158,6 +161,9 @@ async def test_import_reproduces_the_demo_thread_and_is_idempotent(
         assert hidden not in page
     assert "@mail.example" not in page and "@spam.example" not in page
     assert "Dong-A Ilbo reports" in page  # the body, as WordPress stored it, in paragraphs
+    assert ('<figure><img src="https://askakorean.example/wp-content/uploads/2012/03/korean-flag.jpg" '
+            'alt="The flag of South Korea" width="300" height="200"><figcaption>The flag</figcaption></figure>') in page
+    assert "[caption" not in page
     assert '#<span class="p-category">Human rights</span>' in page and "Uncategorized" not in page
     for path in ("/", "/archive", "/feed.atom", "/tags/human-rights"):
         body = (await client.get(path)).text
@@ -230,3 +236,28 @@ async def test_a_file_broken_after_valid_items_imports_nothing(
     assert run_import(str(broken)) == 2
     assert "not well-formed XML" in capsys.readouterr().err
     assert row_counts(services) == before
+
+
+@pytest.mark.anyio
+async def test_media_dir_copies_the_files_posts_use_and_serves_them_safely(
+    services: Services, client: httpx.AsyncClient, cli_env: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uploads = tmp_path / "uploads"
+    (uploads / "2012" / "03").mkdir(parents=True)
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    (uploads / "2012" / "03" / "korean-flag.jpg").write_bytes(image)
+    (uploads / "2012" / "03" / "evil.svg").write_text("<svg onload='alert(1)'/>")
+    assert main(["import", "wordpress", str(demo_wxr(tmp_path)), "--media-dir", str(uploads), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "still linked at its WordPress URL" not in out and "media file copied from --media-dir" in out
+    page = (await client.get(f"/posts/{SLUG}")).text
+    assert 'src="https://blog.test/media/2012/03/korean-flag.jpg"' in page
+    assert "askakorean.example/wp-content" not in page
+    r = await client.get("/media/2012/03/korean-flag.jpg")
+    assert r.status_code == 200 and r.content == image
+    assert r.headers["x-content-type-options"] == "nosniff" and "sandbox" in r.headers["content-security-policy"]
+    (Path(cli_env["FEDBLOG_DATA_DIR"]) / "media" / "page.html").write_text("<script>alert(1)</script>")
+    for path in ("/media/page.html", "/media/2012/03/evil.svg", "/media/..%2Fsecret_key", "/media/../secret_key",
+                 "/media/2012/03/missing.jpg"):
+        assert (await client.get(path)).status_code == 404, path
