@@ -99,9 +99,10 @@ def wp_datetime(value: str | None) -> datetime | None:
     if not value or value.startswith("0000-00-00"):
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)  # C-fast; strptime cost 10 % of an import
     except ValueError:
         return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _int(value: str | None) -> int:

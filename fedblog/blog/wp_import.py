@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import slugify, tag_name
@@ -38,6 +38,9 @@ EXAMPLES = 5
 MEDIA_FOLDER = "media"  # under the data directory; served at /media/ (fedblog.web.media)
 _INTERACTIONS = Interaction.__table__  # type: ignore[attr-defined]  # sqlmodel does not declare __table__
 _IMPORT_ITEMS = ImportItem.__table__  # type: ignore[attr-defined]
+_POSTS = Post.__table__  # type: ignore[attr-defined]
+_POST_TAGS = PostTag.__table__  # type: ignore[attr-defined]
+_LEGACY = LegacyPath.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -183,58 +186,59 @@ class WpImporter:
     def _count(self, rows: int) -> None:
         self._pending += rows
         if self._pending >= self.batch_rows:
-            self.session.commit()
-            self.session.expunge_all()  # memory stays bounded by one batch
+            self.session.commit()  # rows are written with Core inserts: no objects pile up
             self._pending = 0
 
     # -- posts -------------------------------------------------------------------------------
-    def _imported(self, kind: str, wp_id: int) -> ImportItem | None:
-        stmt = select(ImportItem).where(
-            ImportItem.source == self._source, ImportItem.kind == kind, ImportItem.wp_id == wp_id)
-        return self.session.exec(stmt).first()
+    def _imported_post(self, wp_id: int) -> int | None:
+        """Our id of the post imported before from this site's post ``wp_id``, if any."""
+        stmt = sa.select(col(ImportItem.post_id)).where(
+            col(ImportItem.source) == self._source, col(ImportItem.kind) == "post", col(ImportItem.wp_id) == wp_id)
+        found = self.session.execute(stmt).first()
+        return int(found[0]) if found is not None else None
 
     def _post(self, item: WpItem) -> tuple[int, bool] | None:
-        """(post id, imported before) of the item's post, written now if new."""
-        known = self._imported("post", item.wp_id)
+        """(post id, imported before) of the item's post, written now if new. Core inserts: the
+        import writes thousands of rows and reads none of them back as objects."""
+        known = self._imported_post(item.wp_id)
         if known is not None:
             self.report.posts_already += 1
-            return known.post_id, True
+            return known, True
         slug = choose_slug(item)
-        if post_store.get_post_by_slug(self.session, slug) is not None:
+        if self.session.execute(sa.select(col(Post.id)).where(col(Post.slug) == slug)).first() is not None:
             self.report.skip("post whose slug is already used by a post on this blog", f"{slug} ({item.title})")
             return None
         draft = item.status != PUBLIC or item.has_password
         if item.has_password and item.status == PUBLIC:
             self.report.note("password-protected post: imported as a draft", item.link or slug)
         published = item.date_gmt or item.date_local or item.modified_gmt or self.now
-        post = Post(
-            slug=slug, ap_path=post_path(slug), title=item.title or "Untitled",
+        values = dict(
+            slug=slug, ap_path=post_path(slug), title=(item.title or "Untitled")[:500],
             summary=html_to_text(item.excerpt) or None, content_md=item.content, content_format="html",
             content_html=post_html(self._media(item.content, slug)),
             author_name=(self.site.authors.get(item.creator) or item.creator or self.default_author)[:200],
-            language=self.language, draft=draft, published_at=published,
-            updated_at=max(published, item.modified_gmt or published),
+            author_url=None, image_url=None, language=self.language, draft=draft, published_at=published,
+            updated_at=max(published, item.modified_gmt or published), deleted_at=None,
         )
-        self.session.add(post)
-        self.session.flush()
-        assert post.id is not None
+        post_id = int(self.session.execute(sa.insert(_POSTS).returning(_POSTS.c.id), values).scalar_one())
         labels = [label for domain, nicename, label in item.categories
                   if domain in ("category", "post_tag") and label and nicename != "uncategorized"]
-        for tag_id in dict.fromkeys(self._tag(label) for label in labels):
-            self.session.add(PostTag(post_id=post.id, tag_id=tag_id))
-        self.session.add(ImportItem(source=self._source, kind="post", wp_id=item.wp_id, post_id=post.id,
-                                    imported_at=self.now))
-        rows = 2 + len(labels)
+        tag_ids = list(dict.fromkeys(self._tag(label) for label in labels))
+        if tag_ids:
+            self.session.execute(sa.insert(_POST_TAGS), [{"post_id": post_id, "tag_id": t} for t in tag_ids])
+        self.session.execute(sa.insert(_IMPORT_ITEMS), dict(
+            source=self._source, kind="post", wp_id=item.wp_id, post_id=post_id, interaction_id=None,
+            wp_parent_id=None, author_email=None, imported_at=self.now))
+        rows = 2 + len(tag_ids)
         if draft:
             self.report.drafts += 1
         else:
             self.report.posts += 1
-            rows += self._old_paths(item, slug, post.id)
+            rows += self._old_paths(item, slug, post_id)
         for name in sorted(shortcodes_in(item.content)):
             self.report.note(f"post with a [{name}] shortcode (shown as text: only WordPress expands it)", slug)
-        self.session.flush()
         self._count(rows)
-        return post.id, False
+        return post_id, False
 
     def _media(self, content: str, slug: str) -> str:
         """Copy the uploads a post uses from ``--media-dir`` and point the post at our copies; an
@@ -259,16 +263,17 @@ class WpImporter:
         return self._tags[name]
 
     def _old_paths(self, item: WpItem, slug: str, post_id: int) -> int:
-        added = 0
-        for path in old_paths(item, slug):
-            if self.session.get(LegacyPath, path) is not None:
+        paths = old_paths(item, slug)
+        stmt = sa.select(col(LegacyPath.path)).where(col(LegacyPath.path).in_(paths))
+        taken = {p for (p,) in self.session.execute(stmt).all()}
+        for path in paths:
+            if path in taken:
                 self.report.skip("old URL that already leads to another post (kept for the first)", path)
-                continue
-            self.session.add(LegacyPath(path=path, post_id=post_id))
-            self.session.flush()
-            added += 1
-        self.report.old_urls += added
-        return added
+        fresh = [{"path": p, "post_id": post_id} for p in paths if p not in taken]
+        if fresh:
+            self.session.execute(sa.insert(_LEGACY), fresh)
+        self.report.old_urls += len(fresh)
+        return len(fresh)
 
     # -- comments ----------------------------------------------------------------------------
     def _comments(self, item: WpItem, post_id: int, existed: bool) -> None:
