@@ -44,9 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: O
     imp.set_defaults(func=import_help)
 
 
-def _items(path: Path) -> Iterator[WpSite | WpItem]:
+def _items(path: Path, records: bool = True) -> Iterator[WpSite | WpItem | None]:
     with path.open("rb") as f:
-        yield from read_wxr(f, where=str(path))
+        yield from read_wxr(f, where=str(path), records=records)
 
 
 def check_file(path: Path) -> tuple[WpSite, int]:
@@ -55,7 +55,7 @@ def check_file(path: Path) -> tuple[WpSite, int]:
         raise WxrError(f"{path}: no such file: give the path of the .xml file WordPress exported")
     site: WpSite | None = None
     count = 0
-    for record in _items(path):
+    for record in _items(path, records=False):
         if isinstance(record, WpSite):
             site = record
         else:

@@ -176,8 +176,9 @@ def _site(channel: Element, version: str, cache: dict[str, str]) -> WpSite:
                   wxr_version=version, authors=authors)
 
 
-def read_wxr(source: IO[bytes], where: str = "the file") -> Iterator[WpSite | WpItem]:
-    """Stream a WXR file: a ``WpSite``, then every ``WpItem``. Raises ``WxrError`` (one line, with
+def read_wxr(source: IO[bytes], where: str = "the file", *, records: bool = True) -> Iterator[WpSite | WpItem | None]:
+    """Stream a WXR file: a ``WpSite``, then every ``WpItem`` (``None`` for each item when
+    ``records`` is false: checking a file need not build them). Raises ``WxrError`` (one line, with
     what to do) for a file that is not XML, not a WordPress export, or has a DTD or entities."""
     cache: dict[str, str] = {}
     depth = 0
@@ -214,7 +215,7 @@ def read_wxr(source: IO[bytes], where: str = "the file") -> Iterator[WpSite | Wp
                         raise WxrError(f"{where} is a WordPress export of version {version[:10]!r}, which this "
                                        f"importer does not know (it reads 1.0 to 1.2): {WHAT_TO_DO}")
                 elif name == "item":
-                    yield _item(el, cache)
+                    yield _item(el, cache) if records else None
                     channel.remove(el)  # drop what was read: memory stays bounded by one item
                 elif name not in ("wp:author", "title", "link", "wp:base_site_url", "wp:base_blog_url"):
                     channel.remove(el)  # categories, tags, terms: posts name theirs in each item

@@ -37,10 +37,27 @@ _TAG = re.compile(r"<[^>]*>")
 _PRESERVE = re.compile(r"<(script|style|svg|math).*?</\1>", re.S)
 
 
+def _autop_plain(text: str, br: bool = True) -> str:
+    """``wpautop`` for text without any tag (most comments): the same result, a quarter of the steps."""
+    text = re.sub(r"\n\n+", "\n\n", (text + "\n").replace("\r\n", "\n").replace("\r", "\n"))
+    text = "".join("<p>" + c.strip("\n") + "</p>\n" for c in re.split(r"\n\s*\n", text) if c)
+    text = re.sub(r"<p>\s*</p>", "", text)
+    if br:
+        text = re.sub(r"(?<!<br />)\s*\n", "<br />\n", text)
+    text = _BR_BEFORE.sub(r"\1", _BR_AFTER_BLOCK.sub(r"\1", text))
+    return re.sub(r"\n</p>$", "</p>", text)
+
+
 def wpautop(text: str, br: bool = True) -> str:
     """Paragraphs and line breaks from double and single newlines, as WordPress displays text."""
     if not text.strip():
         return ""
+    if "<" not in text:
+        return _autop_plain(text, br)
+    return _wpautop(text, br)
+
+
+def _wpautop(text: str, br: bool) -> str:
     text += "\n"
     pre_tags: dict[str, str] = {}
     if "<pre" in text:

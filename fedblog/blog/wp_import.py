@@ -41,6 +41,12 @@ _IMPORT_ITEMS = ImportItem.__table__  # type: ignore[attr-defined]
 _POSTS = Post.__table__  # type: ignore[attr-defined]
 _POST_TAGS = PostTag.__table__  # type: ignore[attr-defined]
 _LEGACY = LegacyPath.__table__  # type: ignore[attr-defined]
+# built once: building a statement per post cost more than running it
+_IMPORTED_POST = sa.select(col(ImportItem.post_id)).where(
+    col(ImportItem.source) == sa.bindparam("source"), col(ImportItem.kind) == "post",
+    col(ImportItem.wp_id) == sa.bindparam("wp_id"))
+_POST_WITH_SLUG = sa.select(col(Post.id)).where(col(Post.slug) == sa.bindparam("slug"))
+_TAKEN_PATHS = sa.select(col(LegacyPath.path)).where(col(LegacyPath.path).in_(sa.bindparam("paths", expanding=True)))
 
 
 @dataclass
@@ -192,9 +198,7 @@ class WpImporter:
     # -- posts -------------------------------------------------------------------------------
     def _imported_post(self, wp_id: int) -> int | None:
         """Our id of the post imported before from this site's post ``wp_id``, if any."""
-        stmt = sa.select(col(ImportItem.post_id)).where(
-            col(ImportItem.source) == self._source, col(ImportItem.kind) == "post", col(ImportItem.wp_id) == wp_id)
-        found = self.session.execute(stmt).first()
+        found = self.session.execute(_IMPORTED_POST, {"source": self._source, "wp_id": wp_id}).first()
         return int(found[0]) if found is not None else None
 
     def _post(self, item: WpItem) -> tuple[int, bool] | None:
@@ -205,7 +209,7 @@ class WpImporter:
             self.report.posts_already += 1
             return known, True
         slug = choose_slug(item)
-        if self.session.execute(sa.select(col(Post.id)).where(col(Post.slug) == slug)).first() is not None:
+        if self.session.execute(_POST_WITH_SLUG, {"slug": slug}).first() is not None:
             self.report.skip("post whose slug is already used by a post on this blog", f"{slug} ({item.title})")
             return None
         draft = item.status != PUBLIC or item.has_password
@@ -264,8 +268,7 @@ class WpImporter:
 
     def _old_paths(self, item: WpItem, slug: str, post_id: int) -> int:
         paths = old_paths(item, slug)
-        stmt = sa.select(col(LegacyPath.path)).where(col(LegacyPath.path).in_(paths))
-        taken = {p for (p,) in self.session.execute(stmt).all()}
+        taken = {p for (p,) in self.session.execute(_TAKEN_PATHS, {"paths": paths}).all()}
         for path in paths:
             if path in taken:
                 self.report.skip("old URL that already leads to another post (kept for the first)", path)

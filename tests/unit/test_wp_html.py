@@ -3,9 +3,19 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from fedblog.blog.wp_html import comment_html, linkback_parts, make_clickable, post_html, wpautop
+from fedblog.blog.wp_html import (
+    _autop_plain,
+    _wpautop,
+    comment_html,
+    linkback_parts,
+    make_clickable,
+    post_html,
+    wpautop,
+)
 
 
 @pytest.mark.parametrize("stored, shown", [
@@ -41,3 +51,13 @@ def test_block_editor_posts_are_not_autop_ed_and_scripts_go() -> None:
 def test_linkback_site_and_title() -> None:
     assert linkback_parts("Post title · Global Voices", "https://gv.example/a") == ("Global Voices", "Post title")
     assert linkback_parts("Just a title", "https://www.site.example/a/b") == ("site.example", "Just a title")
+
+
+def test_the_plain_text_path_gives_what_the_full_wpautop_gives() -> None:
+    rng = random.Random(3)
+    pieces = ["word", "two words", " ", "\n", "\n\n", "\n \n", "\r\n", "\n\n\n", "  \n", "x.", "&amp;"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        if text.strip():
+            for br in (True, False):
+                assert _autop_plain(text, br) == _wpautop(text, br), repr(text)
