@@ -9,7 +9,10 @@ fresh process on a freshly migrated SQLite database:
   read and the import; wpautop, sanitising, batches of 500 rows, old URLs, import_item rows);
 - ``ceiling``: bench/ceiling_import.py: one plain ``xml.etree.ElementTree.iterparse`` pass
   (no defusedxml), the same rows (posts, tags, comments, pingbacks, old URLs, import_item rows)
-  with ids assigned in Python, inserted with ``executemany`` in one transaction, no HTML work.
+  with ids assigned in Python, inserted with ``executemany`` in one transaction, no HTML work;
+- ``ceiling_html``: the same plus fedblog's own HTML work (wpautop, links, sanitising), so the
+  report shows how much of the gap is that work and how much is the rest (two passes, batches,
+  checks, SQLAlchemy).
 
 Reported: wall time, comments per second and peak RSS (``wait4`` of each child), and the ratios
 fedblog / ceiling. Bounded: at most 20,000 posts and 500,000 comments, each child killed after
@@ -170,21 +173,25 @@ def main() -> int:
     rounds: list[dict[str, Any]] = []
     for n in range(args.rounds):
         row: dict[str, Any] = {}
-        for who in ("fedblog", "ceiling"):  # fresh DB each; the migration is done before timing
+        for who in ("fedblog", "ceiling", "ceiling_html"):  # fresh DB each; migrated before timing
             env = fresh_db(workdir, f"{who}-{n}")
             cmd = ([sys.executable, "-m", "fedblog", "import", "wordpress", str(export), "--quiet"] if who == "fedblog"
-                   else [sys.executable, str(BENCH_DIR / "ceiling_import.py"), str(export)])
+                   else [sys.executable, str(BENCH_DIR / "ceiling_import.py"), str(export)]
+                   + (["--html"] if who == "ceiling_html" else []))
             res = run_child(cmd, env, args.timeout)
             imported = kinds["approved"] + kinds["pingback"]
             res["comments_per_s"] = imported / res["wall_s"]
             row[who] = res
         row["wall_ratio"] = row["fedblog"]["wall_s"] / row["ceiling"]["wall_s"]
         row["rss_ratio"] = row["fedblog"]["peak_rss_kib"] / row["ceiling"]["peak_rss_kib"]
+        row["wall_ratio_vs_ceiling_html"] = row["fedblog"]["wall_s"] / row["ceiling_html"]["wall_s"]
         rounds.append(row)
         print(f"round {n + 1}: fedblog {row['fedblog']['wall_s']:.1f} s, {row['fedblog']['comments_per_s']:.0f} "
               f"comments/s, {row['fedblog']['peak_rss_kib'] / 1024:.0f} MiB; ceiling {row['ceiling']['wall_s']:.1f} s, "
               f"{row['ceiling']['comments_per_s']:.0f} comments/s, {row['ceiling']['peak_rss_kib'] / 1024:.0f} MiB; "
-              f"wall ratio {row['wall_ratio']:.2f}, RSS ratio {row['rss_ratio']:.2f}", flush=True)
+              f"ceiling+HTML {row['ceiling_html']['wall_s']:.1f} s; "
+              f"wall ratio {row['wall_ratio']:.2f} (vs ceiling+HTML {row['wall_ratio_vs_ceiling_html']:.2f}), "
+              f"RSS ratio {row['rss_ratio']:.2f}", flush=True)
     summary = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "git": git("rev-parse", "--short", "HEAD"),
         "file_mb": round(export.stat().st_size / 1e6, 1), "posts": args.posts, "comments": args.comments,
@@ -192,6 +199,7 @@ def main() -> int:
                                        else v) for k, v in r.items()} for r in rounds],
         "median_wall_ratio": med([r["wall_ratio"] for r in rounds]),
         "median_rss_ratio": med([r["rss_ratio"] for r in rounds]),
+        "median_wall_ratio_vs_ceiling_html": med([r["wall_ratio_vs_ceiling_html"] for r in rounds]),
         "fedblog_report": rounds[-1]["fedblog"]["stdout"].splitlines()[:12],
         "versions": package_versions(("sqlalchemy", "nh3", "defusedxml")),
     }
