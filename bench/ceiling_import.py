@@ -52,8 +52,8 @@ def main(path: str, html: bool = False) -> int:
         pid, wp_id, slug = next_post, int(f[f"{WP}post_id"]), f[f"{WP}post_name"]
         next_post += 1
         date = ts(f[f"{WP}post_date_gmt"])
-        posts.append((pid, slug, f"/posts/{slug}", f["title"], None, f[CONTENT], post_html(f[CONTENT]), "Admin", None, "en",
-                      None, False, date, date, None, "html"))
+        posts.append((pid, slug, f"/posts/{slug}", f["title"], None, f[CONTENT], post_html(f[CONTENT]), "Admin",
+                      None, "en", None, False, date, date, None, "html"))
         items.append((next_item, source, "post", wp_id, pid, None, None, None, NOW))
         next_item += 1
         legacy.extend((p, pid) for p in (f["link"].split("old.example", 1)[1], f"/?p={wp_id}", f"/{slug}/"))
