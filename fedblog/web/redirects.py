@@ -56,10 +56,10 @@ async def legacy_or_404(request: Request) -> Response:
     """Any path no other route matched: an imported post's old URL, or what the router answered
     before this route existed (405 for a known path with another method, 404)."""
     others = [r for r in request.app.router.routes if not (isinstance(r, Route) and r.endpoint is legacy_or_404)]
+    for route in others:  # a route of the blog with other methods (GET on an inbox): 405, as the router says
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] == Match.PARTIAL:
+            raise HTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(route.methods))})
     if request.method not in ("GET", "HEAD"):
-        for route in others:
-            if route.matches(request.scope)[0] == Match.PARTIAL and isinstance(route, Route) and route.methods:
-                raise HTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(sorted(route.methods))})
         raise HTTPException(404, "Not Found")
     path = request.url.path
     query = request.url.query

@@ -196,6 +196,7 @@ async def test_old_wordpress_urls_redirect_to_the_post(
     assert (await client.get("/2012/03/09/nothing-here/")).status_code == 404
     assert (await client.get("/about/")).status_code == 307  # the router's trailing-slash redirect stays
     assert (await client.post("/nothing-here")).status_code == 404
+    assert (await client.get("/users/blog/inbox")).status_code == 405  # as before: a POST-only route
 
 
 @pytest.mark.anyio
