@@ -262,3 +262,26 @@ async def test_media_dir_copies_the_files_posts_use_and_serves_them_safely(
     for path in ("/media/page.html", "/media/2012/03/evil.svg", "/media/..%2Fsecret_key", "/media/../secret_key",
                  "/media/2012/03/missing.jpg"):
         assert (await client.get(path)).status_code == 404, path
+
+
+@pytest.mark.anyio
+async def test_a_newer_export_adds_only_the_new_reply_threaded_under_its_old_parent(
+    services: Services, client: httpx.AsyncClient, cli_env: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    export = demo_wxr(tmp_path)
+    assert run_import(str(export)) == 0
+    counts = row_counts(services)
+    reply = _comment_xml(300, author="late reader", url=None, published="2013-01-01T00:00:00Z",
+                         content="LATE-REPLY to the first comment.", parent=101)
+    newer = tmp_path / "newer.xml"
+    end_of_post = "\t</item>\n\t<item>\n\t\t<title><![CDATA[About]]>"  # the sample post's item ends here
+    newer.write_text(export.read_text(encoding="utf-8").replace(end_of_post, reply + end_of_post), encoding="utf-8")
+    capsys.readouterr()
+    assert run_import(str(newer)) == 0
+    assert "0 post(s), 0 draft(s), 1 comment(s)" in capsys.readouterr().out
+    after = row_counts(services)
+    assert (after["interaction"], after["import_item"]) == (counts["interaction"] + 1, counts["import_item"] + 1)
+    page = (await client.get(f"/posts/{SLUG}")).text
+    late = page[page.index("LATE-REPLY") - 1500:page.index("LATE-REPLY")]
+    assert 'class="comment depth-1"' in late and "in reply to" in late and ">cm</a>" in late
