@@ -285,3 +285,21 @@ async def test_a_newer_export_adds_only_the_new_reply_threaded_under_its_old_par
     page = (await client.get(f"/posts/{SLUG}")).text
     late = page[page.index("LATE-REPLY") - 1500:page.index("LATE-REPLY")]
     assert 'class="comment depth-1"' in late and "in reply to" in late and ">cm</a>" in late
+
+
+@pytest.mark.anyio
+async def test_an_imported_post_published_again_from_markdown_is_markdown(
+    services: Services, client: httpx.AsyncClient, cli_env: dict[str, str], tmp_path: Path,
+) -> None:
+    assert run_import(str(demo_wxr(tmp_path))) == 0
+    fmt = text("SELECT content_format FROM post WHERE slug = :s")
+    with Session(services.engine) as s:
+        assert s.execute(fmt, {"s": SLUG}).scalar_one() == "html"
+    src = tmp_path / "edit.md"
+    src.write_text(f"---\ntitle: China sent back North Korean defectors\nslug: {SLUG}\ndate: 2012-03-08T09:12:00Z\n"
+                   "---\nRewritten in **Markdown**.\n", encoding="utf-8")
+    assert main(["post", "publish", str(src)]) == 0
+    with Session(services.engine) as s:
+        assert s.execute(fmt, {"s": SLUG}).scalar_one() == "markdown"
+    page = (await client.get(f"/posts/{SLUG}")).text
+    assert "<strong>Markdown</strong>" in page and "43 comments" in page  # the imported thread stays
