@@ -5,6 +5,7 @@
     fedblog init [--admin-password-file F]
     fedblog admin set-password [--password-file F]
     fedblog worker [--once] | deliveries | moderation ACTION | inbox failed | inbox retry ID... | --all
+    fedblog import wordpress EXPORT.xml [--pages]
 
 Every failure prints one line that says what to do, and exits with status 2.
 """
@@ -23,10 +24,11 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from tqdm import tqdm
 
-from fedblog import __version__
+from fedblog import __version__, cli_wordpress
 from fedblog.blog.demo import load_demo
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import PostSourceError, parse_post_source
+from fedblog.blog.wordpress import WxrError
 from fedblog.cli_admin import init_password
 from fedblog.cli_admin import register as register_admin
 from fedblog.cli_errors import CliError
@@ -393,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
     inbox.add_argument("--quiet", action="store_true", help="no progress bar")
     inbox.set_defaults(func=cmd_inbox)
+    cli_wordpress.register(sub, _opened)
     return parser
 
 
@@ -404,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (CliError, SettingsError, PostSourceError) as exc:
+    except (CliError, SettingsError, PostSourceError, WxrError) as exc:
         print(f"fedblog: error: {exc}", file=sys.stderr)
         return 2
     except OperationalError as exc:

@@ -211,6 +211,7 @@ def save_post(
         )
     post.title = draft.title
     post.content_md = draft.body_markdown
+    post.content_format = "markdown"  # an imported post (html) edited from a Markdown file
     post.content_html = html
     post.summary = draft.summary or None
     post.author_name = draft.author_name or default_author

@@ -32,8 +32,9 @@ class Post(SQLModel, table=True):
     ap_path: str = Field(max_length=300, unique=True, index=True)
     title: str = Field(max_length=500)
     summary: str | None = Field(default=None)
-    content_md: str
+    content_md: str  # the source as written: Markdown, or the HTML of an imported post (content_format)
     content_html: str
+    content_format: str = Field(default="markdown", max_length=20, sa_column_kwargs={"server_default": "markdown"})
     author_name: str = Field(max_length=200)
     author_url: str | None = Field(default=None, max_length=2000)
     language: str = Field(default="en", max_length=35)
@@ -250,3 +251,32 @@ class AdminLoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ip: str = Field(max_length=64, index=True)
     at: datetime = Field(sa_column=_dt(index=True))
+
+
+# Revision 0008_import: what a WordPress import brought in
+
+
+class LegacyPath(SQLModel, table=True):
+    """An old URL of an imported post (``/?p=123``, ``/2012/03/08/slug/``...): answered with a 301."""
+
+    __tablename__ = "legacy_path"
+    path: str = Field(max_length=1000, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True, ondelete="CASCADE")
+
+
+class ImportItem(SQLModel, table=True):
+    """One imported WordPress post or comment, keyed by the site and its WordPress id, so that a
+    second import of the same file adds nothing. A comment's email is kept here, never shown."""
+
+    __tablename__ = "import_item"
+    __table_args__ = (sa.UniqueConstraint("source", "kind", "wp_id", name="uq_import_item_source_kind_wp_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=500)  # the WordPress site's base URL (wp:base_site_url)
+    kind: str = Field(max_length=20)  # post | comment
+    wp_id: int
+    post_id: int = Field(foreign_key="post.id", index=True, ondelete="CASCADE")
+    interaction_id: int | None = Field(default=None, foreign_key="interaction.id", index=True, ondelete="CASCADE")
+    wp_parent_id: int | None = None  # a comment's wp:comment_parent, as in the file
+    author_email: str | None = Field(default=None, max_length=320)  # private: never rendered or sent
+    imported_at: datetime = Field(sa_column=_dt())

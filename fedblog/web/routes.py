@@ -5,13 +5,13 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fedblog.web import activitypub, feeds, inbox, interact, pages, wellknown
+from fedblog.web import activitypub, feeds, inbox, interact, media, pages, redirects, wellknown
 from fedblog.web.admin import admin_routes
 
 
 def build_routes() -> list[BaseRoute]:
     return [
-        Route("/", pages.home, name="home"),
+        Route("/", redirects.home, name="home"),  # pages.home, or an imported post's /?p=ID
         Route("/posts/{slug}", pages.post_page, name="post"),
         Route("/posts/{slug}/{version:int}", pages.post_version, name="post_version"),
         Route("/posts/{slug}/replies", activitypub.post_replies, name="post_replies"),
@@ -43,5 +43,8 @@ def build_routes() -> list[BaseRoute]:
         Route("/.well-known/nodeinfo", wellknown.nodeinfo_links, name="nodeinfo_links"),
         Route("/nodeinfo/{version}", wellknown.nodeinfo, name="nodeinfo"),
         *admin_routes(),
+        Route("/media/{path:path}", media.media, name="media"),  # fedblog import wordpress --media-dir
         Mount("/static", StaticFiles(packages=[("fedblog", "static")]), name="static"),
+        # keep last: old WordPress URLs of imported posts (301), else 404 as before
+        Route("/{old_path:path}", redirects.legacy_or_404, name="legacy", methods=redirects.ANY_METHOD),
     ]
