@@ -1,7 +1,13 @@
-"""One delivery attempt: sign, POST, and classify the answer as an Outcome. No database here."""
+"""One delivery attempt: sign, POST, and classify the answer as an Outcome. No database here.
+
+Every attempt is bounded: connect 5 s, a wall-clock deadline for the whole exchange (default
+30 s, ``FEDBLOG_DELIVERY_TIMEOUT``), and at most 1 MiB of response body read (an inbox answer is
+a status line; the body is read only so that the connection can be reused).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -9,10 +15,9 @@ import httpx
 
 from fedblog.activitypub.context import ACTIVITY_JSON
 from fedblog.jobs.retry import is_permanent_status, parse_retry_after
+from fedblog.net.client import DELIVERY_DEADLINE, DELIVERY_RESPONSE_CAP, delivery_timeout
 from fedblog.net.safety import BlockedURL
 from fedblog.services import Services
-
-POST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 @dataclass(frozen=True)
@@ -21,21 +26,38 @@ class Outcome:
     status: int | None = None
     error: str = ""
     retry_after: timedelta | None = None
+    transport_failure: bool = False  # no HTTP answer at all (refused, reset, timed out)
+
+
+async def _post(client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
+                deadline: float) -> httpx.Response:
+    headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
+    request = client.build_request("POST", inbox, content=body, headers=headers, timeout=delivery_timeout(deadline))
+    response = await client.send(request, auth=auth, stream=True)
+    try:
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > DELIVERY_RESPONSE_CAP:
+                break  # the status is all we need; closing drops the connection instead of reading on
+    finally:
+        await response.aclose()
+    return response
 
 
 async def deliver_one(
-    services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes
+    services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
+    deadline: float = DELIVERY_DEADLINE,
 ) -> Outcome:
-    headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
     try:
-        response = await client.post(inbox, content=body, headers=headers, auth=auth, timeout=POST_TIMEOUT)
-        await response.aclose()
+        async with asyncio.timeout(deadline):
+            response = await _post(client, auth, inbox, body, deadline)
     except BlockedURL as exc:
         return Outcome("give_up", error=f"blocked: {exc}")
-    except httpx.TimeoutException:
-        return Outcome("retry", error="timed out")
+    except (TimeoutError, httpx.TimeoutException):
+        return Outcome("retry", error=f"timed out (deadline {deadline:g} s)", transport_failure=True)
     except httpx.HTTPError as exc:
-        return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500], transport_failure=True)
     status = response.status_code
     if 200 <= status < 300:
         return Outcome("sent", status=status)
