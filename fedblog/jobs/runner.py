@@ -85,7 +85,8 @@ class DeliveryRunner:
     """Deliver pending rows. ``run_until_idle`` for CLI/tests, ``run_forever`` inside serve/worker."""
 
     def __init__(self, services: Services, *, worker_id: str | None = None, concurrency: int | None = None,
-                 per_host: int | None = None, on_progress: Callable[[RunStats], None] | None = None) -> None:
+                 per_host: int | None = None, on_progress: Callable[[RunStats], None] | None = None,
+                 stop_grace: float = STOP_GRACE) -> None:
         s = services.settings
         self.services = services
         self.worker_id = worker_id or default_worker_id()
@@ -94,6 +95,7 @@ class DeliveryRunner:
         self.lease = float(s.delivery_lease_seconds)
         self.timeout = float(s.delivery_timeout_seconds)
         self.on_progress = on_progress
+        self.stop_grace = stop_grace  # seconds a stopping worker lets POSTs in flight finish
         self.stats = RunStats()
         self._clients: dict[int, httpx.AsyncClient] = {}
         self._building: dict[int, asyncio.Future[httpx.AsyncClient]] = {}
@@ -334,7 +336,7 @@ class DeliveryRunner:
         for job in unsent:
             self._abandon(job)
         await self._release([job.item.id for job in unsent])
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + self.stop_grace
         await self._wait(lambda: not self._active(), deadline)
 
     async def _release(self, ids: list[int]) -> None:
