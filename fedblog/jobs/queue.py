@@ -55,11 +55,18 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     if exclude_hosts:
         ranked = ranked.where(col(Delivery.host).not_in(list(exclude_hosts)))
     r = ranked.subquery()
-    pick = select(r.c.id).where(r.c.rank <= per_host).order_by(r.c.rank, r.c.at, r.c.id).limit(limit)
-    # The due conditions again on the locked rows: PostgreSQL re-checks them after a concurrent commit.
-    due = select(Delivery.id).where(col(Delivery.id).in_(pick.scalar_subquery()), *_due(now))
+    # The due conditions again on the rows locked: PostgreSQL re-checks them after a concurrent commit.
+    # With a LIMIT, PostgreSQL locks rows one by one as they come out of the sort and skips those
+    # another claimer holds, so two workers claiming at once take different rows.
+    due = (
+        select(Delivery.id)
+        .join(r, r.c.id == col(Delivery.id))
+        .where(r.c.rank <= per_host, *_due(now))
+        .order_by(r.c.rank, r.c.at, r.c.id)
+        .limit(limit)
+    )
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        due = due.with_for_update(skip_locked=True, of=Delivery)
     stmt = (
         update(Delivery)
         .where(col(Delivery.id).in_(due.scalar_subquery()))
@@ -76,6 +83,14 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
     session.commit()
     return [Claimed(*row) for row in rows]
+
+
+def has_due(session: Session, *, now: datetime, exclude_hosts: Collection[str] = ()) -> bool:
+    """Is any row due and free? (An empty SKIP LOCKED claim may only mean another claim is under way.)"""
+    stmt = select(Delivery.id).where(*_due(now)).limit(1)
+    if exclude_hosts:
+        stmt = stmt.where(col(Delivery.host).not_in(list(exclude_hosts)))
+    return session.exec(stmt).first() is not None
 
 
 def renew(session: Session, ids: Sequence[int], *, worker: str, until: datetime) -> set[int]:

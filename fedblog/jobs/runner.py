@@ -198,7 +198,10 @@ class DeliveryRunner:
                         continue
                     n = sum(hosts.values())
                     if idle_check and n == 0 and not excluded:
-                        break  # run_until_idle: nothing running and nothing more due
+                        if not await self.services.run_db(settle.has_due, self.services, excluded):
+                            break  # run_until_idle: nothing running and nothing more due
+                        await asyncio.sleep(0.05)  # another worker's claim is under way: look again
+                        continue
                     maybe_more = {h for h, c in hosts.items() if c >= self.per_host} | excluded
                     next_poll = time.monotonic() + (0.0 if n >= room else idle_sleep)
                     continue
@@ -243,10 +246,14 @@ class DeliveryRunner:
         claimed, bodies = await self.services.run_db(
             settle.claim, self.services, self.worker_id, room, self.per_host, excluded, set(self._bodies))
         self._bodies.update(bodies)
+        for item in claimed:  # from here on these bodies stay until the rows are settled
+            self._body_refs[item.activity_id] += 1
+        missing = {item.activity_id for item in claimed} - self._bodies.keys()
+        if missing:  # dropped meanwhile, when the last row of that activity was settled
+            self._bodies.update(await self.services.run_db(settle.bodies, self.services, missing))
         expires = time.monotonic() + self.lease * 0.9  # the claim's clock started a little earlier
         for item in claimed:
             job = self._jobs[item.id] = _Job(item, expires)
-            self._body_refs[item.activity_id] += 1
             if self._lanes.admit(item.host):
                 self._start(job)
             else:

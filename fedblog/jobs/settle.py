@@ -37,6 +37,16 @@ def claim(services: Services, worker: str, limit: int, per_host: int, exclude: s
     return claimed, bodies
 
 
+def has_due(services: Services, exclude: set[str]) -> bool:
+    with Session(services.engine) as session:
+        return queue.has_due(session, now=services.clock.now(), exclude_hosts=exclude)
+
+
+def bodies(services: Services, activity_ids: set[int]) -> dict[int, bytes]:
+    with Session(services.engine) as session:
+        return {aid: body.encode() for aid, body in queue.activity_bodies(session, list(activity_ids)).items()}
+
+
 def renew(services: Services, worker: str, ids: Sequence[int]) -> set[int]:
     until = services.clock.now() + timedelta(seconds=services.settings.delivery_lease_seconds)
     with Session(services.engine) as session:
