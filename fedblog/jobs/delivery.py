@@ -8,8 +8,10 @@ a status line; the body is read only so that the connection can be reused).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -30,9 +32,15 @@ class Outcome:
 
 
 async def _post(client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
-                deadline: float) -> httpx.Response:
+                deadline: float, on_sent: Callable[[], None] | None) -> httpx.Response:
     headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
-    request = client.build_request("POST", inbox, content=body, headers=headers, timeout=delivery_timeout(deadline))
+
+    async def trace(event: str, info: dict[str, Any]) -> None:  # httpcore's request tracing hook
+        if event == "http11.receive_response_headers.started" and on_sent is not None:
+            on_sent()  # the request is out: from here on we only wait for the peer
+
+    request = client.build_request("POST", inbox, content=body, headers=headers, timeout=delivery_timeout(deadline),
+                                   extensions={"trace": trace})
     response = await client.send(request, auth=auth, stream=True)
     try:
         read = 0
@@ -47,11 +55,12 @@ async def _post(client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: b
 
 async def deliver_one(
     services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
-    deadline: float = DELIVERY_DEADLINE,
+    deadline: float = DELIVERY_DEADLINE, on_sent: Callable[[], None] | None = None,
 ) -> Outcome:
+    """POST ``body`` to ``inbox``; ``on_sent`` is called once the request is out (real sockets only)."""
     try:
         async with asyncio.timeout(deadline):
-            response = await _post(client, auth, inbox, body, deadline)
+            response = await _post(client, auth, inbox, body, deadline, on_sent)
     except BlockedURL as exc:
         return Outcome("give_up", error=f"blocked: {exc}")
     except (TimeoutError, httpx.TimeoutException):

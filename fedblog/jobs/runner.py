@@ -6,8 +6,9 @@ One long-lived loop per worker (``run_forever``; ``run_until_idle`` for the CLI 
   claim, every host's oldest row first) and sized to the free capacity, so due rows wait in the
   database, in fair order, rather than in a first-come queue in memory.
 * **Lanes and slots** (``fedblog.jobs.lanes``): at most ``per_host`` deliveries per host;
-  ``concurrency`` working slots, and a delivery with no answer after ``SLOW_AFTER`` seconds moves
-  to a slow room (``SLOW_FACTOR`` × concurrency) and frees its slot. Every delivery has a
+  ``concurrency`` working slots (signing, connecting, sending); once its request is out (or after
+  ``SLOW_AFTER`` seconds) a delivery only waits for the peer, in a waiting room of ``SLOW_FACTOR``
+  × concurrency, and its working slot goes to the next row. Every delivery has a
   wall-clock deadline (``FEDBLOG_DELIVERY_TIMEOUT``).
 * **Wake-up**: a commit that queued deliveries in this process wakes the loop at once (a
   SQLAlchemy ``after_commit`` hook, see ``outbox.DELIVERIES_QUEUED``); other processes' rows and
@@ -50,7 +51,8 @@ FLUSH_EVERY = 0.25  # seconds
 FLUSH_SIZE = 200
 TASKS_PER_CLIENT = 2  # deliveries sharing one HTTP client (and its connection pool)
 ERROR_BACKOFF = 5.0  # seconds to wait after an unexpected error (e.g. the DB is down)
-SLOW_AFTER = 1.0  # seconds without an answer before a delivery stops taking a working slot
+SLOW_AFTER = 0.5  # seconds without an answer before a delivery stops taking a working slot (if the
+# transport cannot tell when the request is out; over real sockets that moment is used instead)
 SLOW_FACTOR = 4  # the slow room holds up to SLOW_FACTOR × concurrency deliveries
 HELD_FACTOR = 8  # rows held at once (running, slow, waiting in a host lane): at most this × concurrency
 STOP_GRACE = 5.0  # seconds a stopping worker lets deliveries in flight finish
@@ -270,8 +272,12 @@ class DeliveryRunner:
         try:
             await self._slots.acquire()
             try:
-                def move() -> None:
+                def move() -> None:  # sent, or no answer for SLOW_AFTER: waiting needs no working slot
                     nonlocal slow, timer
+                    if slow:
+                        return
+                    if timer is not None:
+                        timer.cancel()
                     if self._slots.to_slow():
                         slow = True
                     else:
@@ -287,7 +293,8 @@ class DeliveryRunner:
                     client = await self._client(group)
                     job.posting = True
                     outcome = await deliver_one(self.services, client, self._auth, item.inbox,
-                                                self._bodies[item.activity_id], deadline=self.timeout)
+                                                self._bodies[item.activity_id], deadline=self.timeout,
+                                                on_sent=move)
                 finally:
                     self._client_use[group] -= 1
             finally:
