@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -24,7 +25,9 @@ import pytest
 from sqlmodel import Session, select
 
 from fedblog.blog.posts import parse_post_source
+from fedblog.federation import outbox
 from fedblog.federation.publishing import publish
+from fedblog.jobs.queue import claim_due
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.settings import Settings
@@ -143,3 +146,19 @@ async def test_healthy_reader_is_served_while_other_inboxes_hang(world: World) -
     assert hang.ended == 0
     assert sum(hang.hanging.values()) >= HANGING
     assert len(healthy.activities("Accept")) == 1 and len(healthy.activities("Create")) == 1
+
+
+async def test_claims_are_fair_across_hosts(services: Services) -> None:
+    """A host with one due row is not behind 1,000 older rows of another host; one claim takes at most
+    the per-host cap of a host."""
+    now = services.clock.now()
+    with session_scope(services.engine) as session:
+        outbox.enqueue(session, {"id": "https://blog.test/activities/old", "type": "Create"},
+                       [f"https://busy.test/inbox/{i}" for i in range(1000)], now=now - timedelta(hours=1))
+        outbox.enqueue(session, {"id": "https://blog.test/activities/new", "type": "Accept"},
+                       ["https://quiet.test/inbox"], now=now)
+    with Session(services.engine) as session:
+        claimed = claim_due(session, worker="w", now=now, limit=20, per_host=16, lease=timedelta(seconds=30))
+    hosts = [c.host for c in claimed]
+    assert "quiet.test" in hosts
+    assert hosts.count("busy.test") == 16
