@@ -219,8 +219,9 @@ class DeliveryRunner:
                 await self._shutdown()
         finally:
             event.remove(OrmSession, "after_commit", on_commit)
-            for t in helpers:
-                t.cancel()
+            async with self._flush_lock:  # never cancel a flush half way: its outcomes would be lost
+                for t in helpers:
+                    t.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._abandon_all()
             await self._flush()
