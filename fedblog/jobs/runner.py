@@ -18,10 +18,9 @@ One long-lived loop per worker (``run_forever``; ``run_until_idle`` for the CLI 
   again within one lease; a row whose lease could not be renewed in time is abandoned (its POST
   cancelled), so two workers never send one row at the same time.
 
-Deliveries share HTTP clients in small groups (``TASKS_PER_CLIENT`` connections per guarded
-client): httpx's pool costs O(connections²) per request, so one big shared pool is slow
-(research/bench-ceilings.md §4). Outcomes are written in batches; a crash between sending and
-recording means a re-send after the lease ends, which receivers dedupe by activity id.
+Deliveries share HTTP clients in small groups (``fedblog.jobs.clients``). Outcomes are written in
+batches; a crash between sending and recording means a re-send after the lease ends, which
+receivers dedupe by activity id. docs/delivery.md says all this for operators.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -42,6 +40,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from fedblog.federation.outbox import DELIVERIES_QUEUED
 from fedblog.jobs import queue, settle
+from fedblog.jobs.clients import ClientGroups
 from fedblog.jobs.delivery import Outcome, deliver_one
 from fedblog.jobs.lanes import HostLanes, Slots
 from fedblog.services import Services
@@ -49,7 +48,6 @@ from fedblog.services import Services
 log = logging.getLogger("fedblog.worker")
 FLUSH_EVERY = 0.25  # seconds
 FLUSH_SIZE = 200
-TASKS_PER_CLIENT = 2  # deliveries sharing one HTTP client (and its connection pool)
 ERROR_BACKOFF = 5.0  # seconds to wait after an unexpected error (e.g. the DB is down)
 SLOW_AFTER = 0.5  # seconds without an answer before a delivery stops taking a working slot (if the
 # transport cannot tell when the request is out; over real sockets that moment is used instead)
@@ -99,10 +97,7 @@ class DeliveryRunner:
         self.on_progress = on_progress
         self.stop_grace = stop_grace  # seconds a stopping worker lets POSTs in flight finish
         self.stats = RunStats()
-        self._clients: dict[int, httpx.AsyncClient] = {}
-        self._building: dict[int, asyncio.Future[httpx.AsyncClient]] = {}
-        self._client_use: list[int] = []  # deliveries using each client group
-        self._builder: ThreadPoolExecutor | None = None
+        self._clients = ClientGroups(services.new_client)
         self._auth: httpx.Auth | None = None
         self._jobs: dict[int, _Job] = {}  # rows this worker holds: claimed and not yet settled
         self._bodies: dict[int, bytes] = {}
@@ -139,15 +134,7 @@ class DeliveryRunner:
 
     async def aclose(self) -> None:
         """Close the HTTP clients (a later run builds new ones)."""
-        building, self._building = list(self._building.values()), {}
-        built = await asyncio.gather(*building, return_exceptions=True)
-        if self._builder is not None:
-            self._builder.shutdown(wait=False)  # idle: every build was awaited above
-            self._builder = None
-        clients, self._clients = list(self._clients.values()), {}
-        self._client_use = []
-        for c in {id(c): c for c in [*clients, *built] if isinstance(c, httpx.AsyncClient)}.values():
-            await c.aclose()
+        await self._clients.aclose()
 
     # -- the loop ---------------------------------------------------------------------------------
     def _poke(self) -> None:
@@ -289,15 +276,15 @@ class DeliveryRunner:
                     return self._forget(job)  # our lease is about to end: leave the row to whoever claims it
                 if self._auth is None:
                     self._auth = self.services.signer()
-                group = self._pick_group()
+                group = self._clients.take()
                 try:
-                    client = await self._client(group)
+                    client = await self._clients.client(group)
                     job.posting = True
                     outcome = await deliver_one(self.services, client, self._auth, item.inbox,
                                                 self._bodies[item.activity_id], deadline=self.timeout,
                                                 on_sent=move)
                 finally:
-                    self._client_use[group] -= 1
+                    self._clients.give_back(group)
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -391,36 +378,6 @@ class DeliveryRunner:
                     log.warning("abandoning delivery %d to %s: its lease could not be renewed",
                                 job.item.id, job.item.inbox)
                     self._abandon(job)
-
-    # -- HTTP clients -------------------------------------------------------------------------------
-    def _pick_group(self) -> int:
-        for group, used in enumerate(self._client_use):
-            if used < TASKS_PER_CLIENT:
-                self._client_use[group] += 1
-                return group
-        self._client_use.append(1)
-        return len(self._client_use) - 1
-
-    async def _client(self, group: int) -> httpx.AsyncClient:
-        """The client of ``group``, built on first use in a thread, so deliveries that already have
-        one keep going meanwhile."""
-        client = self._clients.get(group)
-        if client is not None:
-            return client
-        building = self._building.get(group)
-        if building is None:
-            if self._builder is None:  # one thread: the first groups get their clients first
-                self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedblog-http-clients")
-            building = self._building[group] = asyncio.get_running_loop().run_in_executor(
-                self._builder, self.services.new_client, TASKS_PER_CLIENT)
-        try:
-            client = await asyncio.shield(building)
-        except Exception:
-            self._building.pop(group, None)  # the next delivery tries again
-            raise
-        self._building.pop(group, None)
-        self._clients[group] = client
-        return client
 
     # -- outcomes -----------------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
