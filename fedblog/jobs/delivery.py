@@ -28,7 +28,6 @@ class Outcome:
     status: int | None = None
     error: str = ""
     retry_after: timedelta | None = None
-    transport_failure: bool = False  # no HTTP answer at all (refused, reset, timed out)
 
 
 async def _post(client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
@@ -64,9 +63,9 @@ async def deliver_one(
     except BlockedURL as exc:
         return Outcome("give_up", error=f"blocked: {exc}")
     except (TimeoutError, httpx.TimeoutException):
-        return Outcome("retry", error=f"timed out (deadline {deadline:g} s)", transport_failure=True)
+        return Outcome("retry", error=f"timed out (deadline {deadline:g} s)")
     except httpx.HTTPError as exc:
-        return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500], transport_failure=True)
+        return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
     status = response.status_code
     if 200 <= status < 300:
         return Outcome("sent", status=status)
