@@ -35,6 +35,7 @@ fedblog every delivery row ``sent``); otherwise the bench stops with an error.
     python bench/bench_fanout.py                  # 2 rounds, all cases, c50 and c200 (~6 min)
     python bench/bench_fanout.py --rounds 3 --cases n1000 --concurrency 50
     python bench/bench_fanout.py --check          # exit 1 if a target is missed
+    python bench/bench_fanout.py --hanging --rounds 3   # 10 % of inboxes hanging (bench/fanout_hanging.py)
 
 Targets (bench-ceilings.md A8/A10): fedblog/naive deliveries/s >= 3; fedblog c200/c50 >= 0.9.
 Prints a Markdown report; JSON goes to bench/results/fanout-<UTC time>.json.
@@ -435,8 +436,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--senders", default=",".join(SENDERS), help="comma-separated: fedblog,naive")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, receiver logs)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    ap.add_argument("--hanging", action="store_true",
+                    help="only the '10 %% of inboxes hanging' case (bench/fanout_hanging.py): healthy inboxes' "
+                         "delivery time next to hanging ones, as a ratio to a run without them (target <= 1.2)")
     ap.add_argument("--naive-child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.hanging:
+        from fanout_hanging import TARGET_RATIO, hanging_case
+
+        report, raw = hanging_case(rounds=min(max(args.rounds, 1), 5))
+        print(report)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"fanout-hanging-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json").write_text(json.dumps(raw, indent=1))
+        ratios = [r["ratio"] for r in raw if "ratio" in r]
+        return 1 if args.check and med(ratios) > TARGET_RATIO else 0
     concs = [int(c) for c in args.concurrency.split(",")]
     if args.naive_child:
         return naive_child(args.naive_child, concs[0])

@@ -22,7 +22,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
-| FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
+| FEDBLOG_DELIVERY_LEASE | 30 | seconds a claimed delivery stays leased unless renewed (every third of it) |
+| FEDBLOG_DELIVERY_TIMEOUT | 30 | wall-clock deadline of one delivery POST, in seconds (connect: at most 5 s) |
 | FEDBLOG_FETCH_DEADLINE | 10 | seconds a key, actor or object fetch on the inbox's request path may take |
 | FEDBLOG_ADMIN_SESSION_HOURS | 168 | how long an admin login lasts (hours) |
 | FEDBLOG_RATE_LIMIT | 300 | inbox POSTs per client IP per window (0: off); more get 429 + Retry-After |
@@ -74,7 +75,8 @@ class Settings:
     run_worker: bool = True
     delivery_concurrency: int = 50
     delivery_per_host: int = 16
-    delivery_lease_seconds: int = 300
+    delivery_lease_seconds: int = 30
+    delivery_timeout_seconds: int = 30
     fetch_deadline: int = 10
     admin_session_hours: int = 168
     ssl_cert_file: str | None = None
@@ -194,7 +196,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         run_worker=worker in ("on", "1", "true", "yes"),
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
-        delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 300, 1, 86400),
+        delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 30, 2, 3600),
+        delivery_timeout_seconds=_int(env, "FEDBLOG_DELIVERY_TIMEOUT", 30, 1, 300),
         fetch_deadline=_int(env, "FEDBLOG_FETCH_DEADLINE", 10, 1, 60),
         admin_session_hours=_int(env, "FEDBLOG_ADMIN_SESSION_HOURS", 168, 1, 2160),
         ssl_cert_file=cert,

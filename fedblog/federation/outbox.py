@@ -17,6 +17,10 @@ from fedblog.activitypub import vocab
 from fedblog.net.origin import host_of
 from fedblog.store.tables import Activity, Delivery, Follower
 
+# Set in ``session.info`` when rows are queued; a delivery worker in the same process listens for
+# commits that carry it and claims at once instead of at its next poll (fedblog.jobs.runner).
+DELIVERIES_QUEUED = "fedblog.deliveries_queued"
+
 
 def follower_inboxes(session: Session) -> list[str]:
     """Every follower's inbox, one per server: the shared inbox when it has one."""
@@ -52,6 +56,8 @@ def _store(
     ]
     for start in range(0, len(rows), 1000):
         session.execute(insert(Delivery), rows[start : start + 1000])
+    if rows:
+        session.info[DELIVERIES_QUEUED] = True
     return activity
 
 

@@ -1,18 +1,25 @@
-"""One delivery attempt: sign, POST, and classify the answer as an Outcome. No database here."""
+"""One delivery attempt: sign, POST, and classify the answer as an Outcome. No database here.
+
+Every attempt is bounded: connect 5 s, a wall-clock deadline for the whole exchange (default
+30 s, ``FEDBLOG_DELIVERY_TIMEOUT``), and at most 1 MiB of response body read (an inbox answer is
+a status line; the body is read only so that the connection can be reused).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
 from fedblog.activitypub.context import ACTIVITY_JSON
 from fedblog.jobs.retry import is_permanent_status, parse_retry_after
+from fedblog.net.client import DELIVERY_DEADLINE, DELIVERY_RESPONSE_CAP, delivery_timeout
 from fedblog.net.safety import BlockedURL
 from fedblog.services import Services
-
-POST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 @dataclass(frozen=True)
@@ -23,17 +30,40 @@ class Outcome:
     retry_after: timedelta | None = None
 
 
-async def deliver_one(
-    services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes
-) -> Outcome:
+async def _post(client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
+                deadline: float, on_sent: Callable[[], None] | None) -> httpx.Response:
     headers = {"Content-Type": ACTIVITY_JSON, "Accept": ACTIVITY_JSON}
+
+    async def trace(event: str, info: dict[str, Any]) -> None:  # httpcore's request tracing hook
+        if event == "http11.receive_response_headers.started" and on_sent is not None:
+            on_sent()  # the request is out: from here on we only wait for the peer
+
+    request = client.build_request("POST", inbox, content=body, headers=headers, timeout=delivery_timeout(deadline),
+                                   extensions={"trace": trace})
+    response = await client.send(request, auth=auth, stream=True)
     try:
-        response = await client.post(inbox, content=body, headers=headers, auth=auth, timeout=POST_TIMEOUT)
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > DELIVERY_RESPONSE_CAP:
+                break  # the status is all we need; closing drops the connection instead of reading on
+    finally:
         await response.aclose()
+    return response
+
+
+async def deliver_one(
+    services: Services, client: httpx.AsyncClient, auth: httpx.Auth, inbox: str, body: bytes,
+    deadline: float = DELIVERY_DEADLINE, on_sent: Callable[[], None] | None = None,
+) -> Outcome:
+    """POST ``body`` to ``inbox``; ``on_sent`` is called once the request is out (real sockets only)."""
+    try:
+        async with asyncio.timeout(deadline):
+            response = await _post(client, auth, inbox, body, deadline, on_sent)
     except BlockedURL as exc:
         return Outcome("give_up", error=f"blocked: {exc}")
-    except httpx.TimeoutException:
-        return Outcome("retry", error="timed out")
+    except (TimeoutError, httpx.TimeoutException):
+        return Outcome("retry", error=f"timed out (deadline {deadline:g} s)")
     except httpx.HTTPError as exc:
         return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
     status = response.status_code

@@ -2,7 +2,9 @@
 
 A claim sets a lease (``lease_until``, ``leased_by``) in one UPDATE, so two workers never hold
 the same row: PostgreSQL picks rows with ``FOR UPDATE SKIP LOCKED``, SQLite serialises writers.
-A killed worker's lease simply expires and the row is claimed again (at-least-once delivery).
+A live worker renews its leases every third of the lease (``renew``, the heartbeat), so a lease
+can be short (30 s): a killed worker's rows are claimed again soon after (at-least-once
+delivery), while a worker that is merely slow keeps them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
@@ -27,26 +30,43 @@ class Claimed:
     activity_id: int
 
 
+def _due(now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        col(Delivery.state) == "pending",
+        col(Delivery.next_attempt_at) <= now,
+        or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
+    ]
+
+
 def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease: timedelta,
-              exclude_hosts: Collection[str] = ()) -> list[Claimed]:
+              exclude_hosts: Collection[str] = (), per_host: int | None = None) -> list[Claimed]:
     """Lease up to ``limit`` due pending deliveries for ``worker`` and commit the lease.
 
-    Rows for ``exclude_hosts`` are left alone (the caller already holds a backlog for them).
+    Fair across hosts: at most ``per_host`` rows of one host, and rows are taken by their rank
+    within their host first (every host's oldest due row, then every host's second, ...), so a
+    host with one due row is never behind a thousand rows of another. Rows for ``exclude_hosts``
+    are left alone (the caller already holds enough of them).
     """
+    per_host = per_host or limit
+    rank = func.row_number().over(partition_by=col(Delivery.host),
+                                  order_by=(col(Delivery.next_attempt_at), col(Delivery.id)))
+    ranked = sa_select(col(Delivery.id).label("id"), col(Delivery.next_attempt_at).label("at"),
+                    rank.label("rank")).where(*_due(now))
+    if exclude_hosts:
+        ranked = ranked.where(col(Delivery.host).not_in(list(exclude_hosts)))
+    r = ranked.subquery()
+    # The due conditions again on the rows locked: PostgreSQL re-checks them after a concurrent commit.
+    # With a LIMIT, PostgreSQL locks rows one by one as they come out of the sort and skips those
+    # another claimer holds, so two workers claiming at once take different rows.
     due = (
         select(Delivery.id)
-        .where(
-            Delivery.state == "pending",
-            col(Delivery.next_attempt_at) <= now,
-            or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
-        )
-        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+        .join(r, r.c.id == col(Delivery.id))
+        .where(r.c.rank <= per_host, *_due(now))
+        .order_by(r.c.rank, r.c.at, r.c.id)
         .limit(limit)
     )
-    if exclude_hosts:
-        due = due.where(col(Delivery.host).not_in(list(exclude_hosts)))
     if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        due = due.with_for_update(skip_locked=True, of=Delivery)
     stmt = (
         update(Delivery)
         .where(col(Delivery.id).in_(due.scalar_subquery()))
@@ -63,6 +83,34 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
     session.commit()
     return [Claimed(*row) for row in rows]
+
+
+def has_due(session: Session, *, now: datetime, exclude_hosts: Collection[str] = ()) -> bool:
+    """Is any row due and free? (An empty SKIP LOCKED claim may only mean another claim is under way.)"""
+    stmt = select(Delivery.id).where(*_due(now)).limit(1)
+    if exclude_hosts:
+        stmt = stmt.where(col(Delivery.host).not_in(list(exclude_hosts)))
+    return session.exec(stmt).first() is not None
+
+
+def renew(session: Session, ids: Sequence[int], *, worker: str, until: datetime) -> set[int]:
+    """Extend this worker's leases on ``ids`` to ``until`` (the heartbeat) and commit.
+
+    Returns the ids still held; a row missing from the answer was settled or taken over.
+    """
+    held: set[int] = set()
+    id_list = list(ids)
+    for start in range(0, len(id_list), 500):
+        chunk = id_list[start : start + 500]
+        stmt = (
+            update(Delivery)
+            .where(col(Delivery.state) == "pending", col(Delivery.leased_by) == worker, col(Delivery.id).in_(chunk))
+            .values(lease_until=until)
+            .returning(col(Delivery.id))
+        )
+        held.update(session.execute(stmt, execution_options={"synchronize_session": False}).scalars())
+    session.commit()
+    return held
 
 
 def release(session: Session, ids: Sequence[int], *, worker: str) -> None:

@@ -1,17 +1,26 @@
-"""The delivery worker loop: claim due rows, deliver them concurrently, settle them in batches.
+"""The delivery worker loop: claim due rows fairly, deliver them concurrently, settle in batches.
 
-``concurrency`` delivery tasks share HTTP clients in small groups (``TASKS_PER_CLIENT`` tasks per
-guarded client, whose pool holds as many connections): httpx's pool costs O(connections²) per
-request, so one big shared pool is slow (research/bench-ceilings.md §4; groups of 8 measured
-about as fast as 4, 12 and 16 much slower), while a client per task costs an SSL context each
-(~20 ms of CPU). Clients are built on first use, in a thread, and kept for the life of the
-runner: an idle worker builds nothing, and a post to one follower builds one client.
+One long-lived loop per worker (``run_forever``; ``run_until_idle`` for the CLI and tests):
 
-Deliveries to one host are capped (``per_host``). A row whose host is at its cap waits in that
-host's line, not in a delivery task, so one slow or dead host never holds up the others (no
-head-of-line blocking); a host with a full line is left out of further claims until it moves.
-Outcomes are written in batches; a crash between sending and recording means a re-send after
-the lease expires, which receivers dedupe by activity id.
+* **Claims** are fair across hosts (``queue.claim_due``: at most ``per_host`` rows of a host per
+  claim, every host's oldest row first) and sized to the free capacity, so due rows wait in the
+  database, in fair order, rather than in a first-come queue in memory.
+* **Lanes and slots** (``fedblog.jobs.lanes``): at most ``per_host`` deliveries per host;
+  ``concurrency`` working slots (signing, connecting, sending); once its request is out (or after
+  ``SLOW_AFTER`` seconds) a delivery only waits for the peer, in a waiting room of ``SLOW_FACTOR``
+  × concurrency, and its working slot goes to the next row. Every delivery has a
+  wall-clock deadline (``FEDBLOG_DELIVERY_TIMEOUT``).
+* **Wake-up**: a commit that queued deliveries in this process wakes the loop at once (a
+  SQLAlchemy ``after_commit`` hook, see ``outbox.DELIVERIES_QUEUED``); other processes' rows and
+  retries that fall due are found by a poll every ``idle_sleep`` seconds (one indexed query).
+* **Leases and heartbeat**: claimed rows are leased for ``FEDBLOG_DELIVERY_LEASE`` seconds (30)
+  and renewed every third of that while this worker holds them. A killed worker's rows are free
+  again within one lease; a row whose lease could not be renewed in time is abandoned (its POST
+  cancelled), so two workers never send one row at the same time.
+
+Deliveries share HTTP clients in small groups (``fedblog.jobs.clients``). Outcomes are written in
+batches; a crash between sending and recording means a re-send after the lease ends, which
+receivers dedupe by activity id. docs/delivery.md says all this for operators.
 """
 
 from __future__ import annotations
@@ -21,27 +30,30 @@ import logging
 import os
 import socket
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 
 import httpx
-from sqlmodel import Session
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
 
-from fedblog.clock import utc
-from fedblog.jobs import queue
+from fedblog.federation.outbox import DELIVERIES_QUEUED
+from fedblog.jobs import queue, settle
+from fedblog.jobs.clients import ClientGroups
 from fedblog.jobs.delivery import Outcome, deliver_one
-from fedblog.jobs.retry import UNAVAILABLE_AFTER_DAYS, next_attempt
+from fedblog.jobs.lanes import HostLanes, Slots
 from fedblog.services import Services
-from fedblog.store.federation import clear_host_failures
 
 log = logging.getLogger("fedblog.worker")
 FLUSH_EVERY = 0.25  # seconds
 FLUSH_SIZE = 200
-TASKS_PER_CLIENT = 2  # delivery tasks sharing one HTTP client (and its connection pool)
-ERROR_BACKOFF = 5.0  # seconds run_forever waits after an unexpected error (e.g. the DB is down)
+ERROR_BACKOFF = 5.0  # seconds to wait after an unexpected error (e.g. the DB is down)
+SLOW_AFTER = 0.5  # seconds without an answer before a delivery stops taking a working slot (if the
+# transport cannot tell when the request is out; over real sockets that moment is used instead)
+SLOW_FACTOR = 4  # the slow room holds up to SLOW_FACTOR × concurrency deliveries
+HELD_FACTOR = 8  # rows held at once (running, slow, waiting in a host lane): at most this × concurrency
+STOP_GRACE = 5.0  # seconds a stopping worker lets deliveries in flight finish
 
 
 @dataclass
@@ -60,91 +72,48 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class _Dispatch:
-    """Claimed rows on their way to the delivery tasks, at most ``per_host`` at a time per host."""
-
-    def __init__(self, per_host: int, lease: float) -> None:
-        self.per_host = per_host
-        self.lease = lease * 0.9  # seconds a row may wait in a line before its lease is too close to its end
-        self.ready: asyncio.Queue[queue.Claimed | None] = asyncio.Queue()
-        self.lines: dict[str, deque[tuple[float, queue.Claimed]]] = {}  # rows waiting for a slot of their host
-        self.active: Counter[str] = Counter()  # rows ready or in flight, per host
-        self.outstanding = 0  # claimed and not yet finished
-        self.changed = asyncio.Event()
-
-    def add(self, item: queue.Claimed) -> None:
-        self.outstanding += 1
-        if self.active[item.host] < self.per_host:
-            self.active[item.host] += 1
-            self.ready.put_nowait(item)
-        else:
-            self.lines.setdefault(item.host, deque()).append((time.monotonic() + self.lease, item))
-
-    def done(self, item: queue.Claimed) -> None:
-        self.outstanding -= 1
-        line = self.lines.get(item.host)
-        now = time.monotonic()
-        while line and line[0][0] < now:
-            # Waited so long behind a slow host that its lease is about to end: leave it (not sent)
-            # to whichever worker claims it next, rather than risk two workers sending it.
-            line.popleft()
-            self.outstanding -= 1
-        if line:  # the slot passes to the next row of the same host
-            self.ready.put_nowait(line.popleft()[1])
-            if not line:
-                del self.lines[item.host]
-        else:
-            self.lines.pop(item.host, None)
-            self.active[item.host] -= 1
-            if self.active[item.host] <= 0:
-                del self.active[item.host]
-        self.changed.set()
-
-    def backlogged(self) -> set[str]:
-        """Hosts with a full line of their own: claiming more of them would only queue."""
-        return {host for host, line in self.lines.items() if len(line) >= self.per_host}
-
-    def drop_waiting(self) -> list[queue.Claimed]:
-        """Take back every row not yet in flight (the runner is stopping)."""
-        dropped = [item for line in self.lines.values() for _, item in line]
-        self.lines.clear()
-        while not self.ready.empty():
-            item = self.ready.get_nowait()
-            if item is not None:
-                dropped.append(item)
-        self.outstanding -= len(dropped)
-        return dropped
-
-    async def wait_change(self) -> None:
-        self.changed.clear()
-        await self.changed.wait()
+@dataclass(eq=False)
+class _Job:
+    item: queue.Claimed
+    expires: float  # time.monotonic() until which our lease surely holds
+    state: str = "waiting"  # waiting (host lane) | running | done (outcome not yet written)
+    posting: bool = False  # the POST has begun: cancelling it now may or may not have reached the inbox
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class DeliveryRunner:
     """Deliver pending rows. ``run_until_idle`` for CLI/tests, ``run_forever`` inside serve/worker."""
 
     def __init__(self, services: Services, *, worker_id: str | None = None, concurrency: int | None = None,
-                 per_host: int | None = None, on_progress: Callable[[RunStats], None] | None = None) -> None:
+                 per_host: int | None = None, on_progress: Callable[[RunStats], None] | None = None,
+                 stop_grace: float = STOP_GRACE) -> None:
         s = services.settings
         self.services = services
         self.worker_id = worker_id or default_worker_id()
         self.concurrency = concurrency or s.delivery_concurrency
         self.per_host = per_host or s.delivery_per_host
-        self.lease = timedelta(seconds=s.delivery_lease_seconds)
+        self.lease = float(s.delivery_lease_seconds)
+        self.timeout = float(s.delivery_timeout_seconds)
         self.on_progress = on_progress
+        self.stop_grace = stop_grace  # seconds a stopping worker lets POSTs in flight finish
         self.stats = RunStats()
-        self._clients: dict[int, httpx.AsyncClient] = {}
-        self._building: dict[int, asyncio.Future[httpx.AsyncClient]] = {}
-        self._builder: ThreadPoolExecutor | None = None
+        self._clients = ClientGroups(services.new_client)
         self._auth: httpx.Auth | None = None
+        self._jobs: dict[int, _Job] = {}  # rows this worker holds: claimed and not yet settled
         self._bodies: dict[int, bytes] = {}
-        self._results: list[tuple[queue.Claimed, Outcome]] = []
+        self._body_refs: Counter[int] = Counter()
+        self._results: list[tuple[_Job, Outcome]] = []
+        self._lanes: HostLanes[_Job] = HostLanes(self.per_host)
+        self._slots = Slots(self.concurrency, self.concurrency * SLOW_FACTOR, self._poke)  # rebuilt per run
+        self._changed: asyncio.Event | None = None
+        self._queued = False  # a commit in this process queued deliveries since the last claim
+        self._flush_lock: asyncio.Lock | None = None
 
     # -- public -----------------------------------------------------------------------------------
     async def run_until_idle(self) -> RunStats:
         """Deliver until nothing is due (rows scheduled for later are left for later)."""
         try:
-            await self._run(stop=None)
+            await self._run(stop=None, idle_sleep=1.0)
         finally:
             await self.aclose()
         return self.stats
@@ -152,185 +121,286 @@ class DeliveryRunner:
     async def run_forever(self, stop: asyncio.Event, idle_sleep: float = 1.0) -> None:
         try:
             while not stop.is_set():
-                pause = idle_sleep
                 try:
-                    await self._run(stop=stop)
-                except Exception:  # a DB outage must not end deliveries for good: log, wait, retry
-                    log.exception("delivery run failed; retrying in %.0f s", ERROR_BACKOFF)
-                    pause = ERROR_BACKOFF
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
-                except TimeoutError:
-                    pass
+                    await self._run(stop=stop, idle_sleep=idle_sleep)
+                except Exception:  # a bug or outage must not end deliveries for good: log, wait, retry
+                    log.exception("delivery loop failed; restarting in %.0f s", ERROR_BACKOFF)
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=ERROR_BACKOFF)
+                    except TimeoutError:
+                        pass
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP clients (a later run builds new ones)."""
-        building, self._building = list(self._building.values()), {}
-        built = await asyncio.gather(*building, return_exceptions=True)
-        if self._builder is not None:
-            self._builder.shutdown(wait=False)  # idle: every build was awaited above
-            self._builder = None
-        clients, self._clients = list(self._clients.values()), {}
-        for c in {id(c): c for c in [*clients, *built] if isinstance(c, httpx.AsyncClient)}.values():
-            await c.aclose()
+        await self._clients.aclose()
 
-    # -- internals --------------------------------------------------------------------------------
-    async def _client(self, slot: int) -> httpx.AsyncClient:
-        """The client of ``slot``'s group, built on first use in a thread (an SSL context takes ~20 ms
-        of CPU, mostly without the GIL), so tasks that already have one keep delivering meanwhile."""
-        group = slot // TASKS_PER_CLIENT
-        client = self._clients.get(group)
-        if client is not None:
-            return client
-        building = self._building.get(group)
-        if building is None:
-            size = min(TASKS_PER_CLIENT, self.concurrency - group * TASKS_PER_CLIENT)
-            if self._builder is None:  # one thread: the first groups get their clients first
-                self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedblog-http-clients")
-            building = self._building[group] = asyncio.get_running_loop().run_in_executor(
-                self._builder, self.services.new_client, size)
-        try:
-            client = await asyncio.shield(building)
-        except Exception:
-            self._building.pop(group, None)  # the next delivery tries again
-            raise
-        self._building.pop(group, None)
-        self._clients[group] = client
-        return client
+    # -- the loop ---------------------------------------------------------------------------------
+    def _poke(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
 
-    async def _run(self, stop: asyncio.Event | None) -> None:
-        dispatch = _Dispatch(self.per_host, self.lease.total_seconds())
-        flusher = asyncio.create_task(self._flush_loop(stop, dispatch))
-        tasks = [asyncio.create_task(self._deliver_loop(slot, dispatch)) for slot in range(self.concurrency)]
+    def _room(self) -> int:
+        """How many more rows to claim now: enough to keep every working slot busy, one batch ahead."""
+        return min(2 * self.concurrency - self._slots.pipeline,
+                   HELD_FACTOR * self.concurrency - len(self._jobs))
+
+    async def _run(self, stop: asyncio.Event | None, idle_sleep: float) -> None:
+        self._changed, self._flush_lock = asyncio.Event(), asyncio.Lock()
+        self._lanes, self._slots = HostLanes(self.per_host), Slots(self.concurrency, self.concurrency * SLOW_FACTOR,
+                                                                   self._poke)
+        loop = asyncio.get_running_loop()
+        engine = self.services.engine
+
+        def on_commit(session: OrmSession) -> None:  # runs in whichever thread committed
+            if session.bind is engine and session.info.pop(DELIVERIES_QUEUED, False):
+                try:
+                    loop.call_soon_threadsafe(self._on_queued)
+                except RuntimeError:  # the loop is closed: nothing to wake
+                    pass
+
+        event.listen(OrmSession, "after_commit", on_commit)
+        helpers: list[asyncio.Task[object]] = [asyncio.create_task(self._flush_loop()),
+                                               asyncio.create_task(self._heartbeat_loop())]
+        if stop is not None:
+            helpers.append(asyncio.create_task(stop.wait()))
+            helpers[-1].add_done_callback(lambda _: self._poke())
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
+        maybe_more: set[str] = set()  # hosts that may have more due rows than the last claim took
+        next_poll = 0.0  # time.monotonic() of the next claim made without a reason
         try:
-            while stop is None or not stop.is_set():
-                if dispatch.ready.qsize() >= self.concurrency:  # every task has work queued: wait
-                    await dispatch.wait_change()
+            while not stopping():
+                room, excluded = self._room(), self._lanes.backlogged()
+                idle_check = stop is None and not self._active()
+                if room > 0 and (self._queued or time.monotonic() >= next_poll or idle_check
+                                 or maybe_more - excluded):
+                    self._queued = False
+                    try:
+                        hosts = await self._claim(room, excluded)
+                    except Exception:
+                        log.exception("could not claim deliveries; trying again in %.0f s", ERROR_BACKOFF)
+                        await self._wait(stopping, time.monotonic() + ERROR_BACKOFF)
+                        continue
+                    n = sum(hosts.values())
+                    if idle_check and n == 0 and not excluded:
+                        if not await self.services.run_db(settle.has_due, self.services, excluded):
+                            break  # run_until_idle: nothing running and nothing more due
+                        await asyncio.sleep(0.05)  # another worker's claim is under way: look again
+                        continue
+                    maybe_more = {h for h, c in hosts.items() if c >= self.per_host} | excluded
+                    next_poll = time.monotonic() + (0.0 if n >= room else idle_sleep)
                     continue
-                busy = dispatch.backlogged()
-                claimed = self._claim(self.concurrency * 4, busy)
-                for item in claimed:
-                    dispatch.add(item)
-                if not claimed:
-                    if not busy:
-                        break  # nothing more is due
-                    # Only the backlogged hosts may have more due: claim again once one of them moves.
-                    while busy <= dispatch.backlogged() and (stop is None or not stop.is_set()):
-                        await dispatch.wait_change()
-            if stop is not None and stop.is_set():  # stopping: finish what is in flight, give back the rest
-                self._release(dispatch.drop_waiting())
-            while dispatch.outstanding > 0 and not all(t.done() for t in tasks):
-                await dispatch.wait_change()
+
+                def wake(more: set[str] = maybe_more, poll: float = next_poll) -> bool:
+                    return (stopping() or self._queued or (stop is None and not self._active())
+                            or (self._room() > 0 and (time.monotonic() >= poll
+                                                      or bool(more - self._lanes.backlogged()))))
+
+                now = time.monotonic()
+                await self._wait(wake, next_poll if room > 0 else now + idle_sleep)
+            if stopping():
+                await self._shutdown()
         finally:
-            for _ in tasks:
-                dispatch.ready.put_nowait(None)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
-            self._flush()
-            self._bodies.clear()  # fetched again by the next run: no growth over a long-lived worker
+            event.remove(OrmSession, "after_commit", on_commit)
+            async with self._flush_lock:  # never cancel a flush half way: its outcomes would be lost
+                for t in helpers:
+                    t.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._abandon_all()
+            await self._flush()
 
-    def _claim(self, limit: int, exclude_hosts: set[str]) -> list[queue.Claimed]:
-        now = self.services.clock.now()
-        with Session(self.services.engine) as session:
-            claimed = queue.claim_due(session, worker=self.worker_id, now=now, limit=limit, lease=self.lease,
-                                      exclude_hosts=exclude_hosts)
-            missing = [c.activity_id for c in claimed if c.activity_id not in self._bodies]
-            for aid, body in queue.activity_bodies(session, list(set(missing))).items():
-                self._bodies[aid] = body.encode()
-        return claimed
+    def _on_queued(self) -> None:
+        self._queued = True
+        self._poke()
 
-    def _release(self, items: list[queue.Claimed]) -> None:
-        if not items:
-            return
-        try:
-            with Session(self.services.engine) as session:
-                queue.release(session, [item.id for item in items], worker=self.worker_id)
-                session.commit()
-        except Exception:  # the leases simply expire instead
-            log.exception("could not release %d leases", len(items))
-
-    async def _deliver_loop(self, slot: int, dispatch: _Dispatch) -> None:
-        while True:
-            item = await dispatch.ready.get()
-            if item is None:
+    async def _wait(self, until: Callable[[], bool], deadline: float) -> None:
+        assert self._changed is not None
+        while not until():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return
+            self._changed.clear()
             try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _active(self) -> bool:
+        return any(job.state != "done" for job in self._jobs.values())
+
+    async def _claim(self, room: int, excluded: set[str]) -> Counter[str]:
+        claimed, bodies = await self.services.run_db(
+            settle.claim, self.services, self.worker_id, room, self.per_host, excluded, set(self._bodies))
+        self._bodies.update(bodies)
+        for item in claimed:  # from here on these bodies stay until the rows are settled
+            self._body_refs[item.activity_id] += 1
+        missing = {item.activity_id for item in claimed} - self._bodies.keys()
+        if missing:  # dropped meanwhile, when the last row of that activity was settled
+            self._bodies.update(await self.services.run_db(settle.bodies, self.services, missing))
+        expires = time.monotonic() + self.lease * 0.9  # the claim's clock started a little earlier
+        for item in claimed:
+            job = self._jobs[item.id] = _Job(item, expires)
+            if self._lanes.admit(item.host):
+                self._start(job)
+            else:
+                self._lanes.wait(item.host, job)
+        return Counter(item.host for item in claimed)
+
+    def _start(self, job: _Job) -> None:
+        job.state = "running"
+        job.task = asyncio.create_task(self._deliver(job))
+
+    async def _deliver(self, job: _Job) -> None:
+        item, slow, timer = job.item, False, None
+        loop = asyncio.get_running_loop()
+        try:
+            await self._slots.acquire()
+            try:
+                def move() -> None:  # sent, or no answer for SLOW_AFTER: waiting needs no working slot
+                    nonlocal slow, timer
+                    if slow:
+                        return
+                    if timer is not None:
+                        timer.cancel()
+                    if self._slots.to_slow():
+                        slow = True
+                    else:
+                        timer = loop.call_later(SLOW_AFTER, move)
+
+                timer = loop.call_later(SLOW_AFTER, move)
+                if time.monotonic() + self.lease * 0.1 > job.expires:
+                    return self._forget(job)  # our lease is about to end: leave the row to whoever claims it
                 if self._auth is None:
                     self._auth = self.services.signer()
-                client = await self._client(slot)
-                outcome = await deliver_one(
-                    self.services, client, self._auth, item.inbox, self._bodies[item.activity_id]
-                )
-            except Exception as exc:  # a bug must not take the task (and its slot) down
-                log.exception("delivery to %s failed unexpectedly", item.inbox)
-                outcome = Outcome("retry", error=f"internal error: {type(exc).__name__}: {exc}"[:500])
-            self._results.append((item, outcome))
-            dispatch.done(item)
-            if len(self._results) >= FLUSH_SIZE:
-                self._flush()
+                group = self._clients.take()
+                try:
+                    client = await self._clients.client(group)
+                    job.posting = True
+                    outcome = await deliver_one(self.services, client, self._auth, item.inbox,
+                                                self._bodies[item.activity_id], deadline=self.timeout,
+                                                on_sent=move)
+                finally:
+                    self._clients.give_back(group)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._slots.release(slow=slow)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not take the worker down
+            log.exception("delivery to %s failed unexpectedly", item.inbox)
+            outcome = Outcome("retry", error=f"internal error: {type(exc).__name__}: {exc}"[:500])
+        finally:
+            nxt = self._lanes.finished(item.host)
+            if nxt is not None:
+                self._start(nxt)
+        job.state, job.task = "done", None
+        self._results.append((job, outcome))
+        if len(self._results) >= FLUSH_SIZE:
+            await self._flush()
 
-    async def _flush_loop(self, stop: asyncio.Event | None, dispatch: _Dispatch) -> None:
-        while True:
-            if stop is not None and stop.is_set():
-                dispatch.changed.set()  # wake the claim loop so that it notices
-            await asyncio.sleep(FLUSH_EVERY)
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._results:
+    def _forget(self, job: _Job) -> None:
+        """This worker no longer holds ``job``'s row (settled, released or abandoned)."""
+        if self._jobs.pop(job.item.id, None) is None:
             return
-        batch, self._results = self._results, []
+        aid = job.item.activity_id
+        self._body_refs[aid] -= 1
+        if self._body_refs[aid] <= 0:
+            del self._body_refs[aid]
+            self._bodies.pop(aid, None)
+
+    def _abandon(self, job: _Job) -> None:
+        """Stop working on ``job`` without an outcome (its lease is ending or was lost)."""
+        if job.state == "waiting":
+            self._lanes.remove(job.item.host, job)
+        elif job.state == "running" and job.task is not None:
+            job.task.cancel()  # the task's own finally passes the host's place on
+        if job.state != "done":
+            self._forget(job)
+
+    async def _abandon_all(self) -> None:
+        jobs = [job for job in self._jobs.values() if job.state != "done"]
+        for job in jobs:
+            self._abandon(job)
+        tasks = [job.task for job in jobs if job.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if jobs:
+            await self._release([job.item.id for job in jobs])
+
+    async def _shutdown(self) -> None:
+        """Stopping: give back rows not yet posted, let posts in flight finish for a few seconds."""
+        unsent = [job for job in self._jobs.values() if job.state == "waiting" or
+                  (job.state == "running" and not job.posting)]
+        for job in unsent:
+            self._abandon(job)
+        await self._release([job.item.id for job in unsent])
+        deadline = time.monotonic() + self.stop_grace
+        await self._wait(lambda: not self._active(), deadline)
+
+    async def _release(self, ids: list[int]) -> None:
+        if not ids:
+            return
         try:
-            self._write(batch)
-        except Exception:  # e.g. the DB is briefly unavailable: keep the outcomes for the next flush
-            log.exception("could not record %d delivery outcomes; will retry", len(batch))
-            self._results[:0] = batch
-            return
-        if self.on_progress:
-            self.on_progress(self.stats)
+            await self.services.run_db(settle.release, self.services.engine, self.worker_id, ids)
+        except Exception:  # the leases simply expire instead
+            log.exception("could not release %d leases", len(ids))
 
-    def _write(self, batch: list[tuple[queue.Claimed, Outcome]]) -> None:
-        now = self.services.clock.now()
-        with Session(self.services.engine) as session:
-            unavailable: dict[str, bool] = {}
-            w = self.worker_id
-            counts: Counter[str] = Counter()
-            sent = [item for item, out in batch if out.kind == "sent"]
-            queue.mark_sent(session, [item.id for item in sent], worker=w, now=now)
-            counts["sent"] = len(sent)
-            clear_host_failures(session, {item.host for item in sent}, now)
-            for item, out in batch:
-                if out.kind == "sent":
-                    continue
-                if out.kind == "gone":
-                    queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status, error=out.error)
-                    removed = queue.remove_followers_at(session, item.inbox)
-                    log.info("inbox %s is gone (410): removed %d follower(s)", item.inbox, removed)
-                    counts["gone"] += 1
-                elif out.kind == "give_up":
-                    queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status, error=out.error)
-                    counts["gave_up"] += 1
+    # -- leases ------------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        every = self.lease / 3
+        while True:
+            await asyncio.sleep(every)
+            ids = list(self._jobs)
+            if ids:
+                started = time.monotonic()
+                try:
+                    held = await self.services.run_db(settle.renew, self.services, self.worker_id, ids)
+                except Exception:
+                    log.exception("could not renew %d leases", len(ids))
                 else:
-                    if item.host not in unavailable:
-                        unavailable[item.host] = queue.record_host_failure(
-                            session, item.host, now, days_for_unavailable=UNAVAILABLE_AFTER_DAYS)
-                    at = next_attempt(
-                        item.attempts + 1,
-                        now,
-                        utc(item.created_at),
-                        retry_after=out.retry_after,
-                        host_unavailable=unavailable[item.host],
-                    )
-                    if at is None:
-                        queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status,
-                                           error=f"gave up after retrying for days; last error: {out.error}")
-                        counts["gave_up"] += 1
-                    else:
-                        queue.mark_retry(session, item.id, worker=w, now=now, at=at, status=out.status, error=out.error)
-                        counts["retried"] += 1
-            session.commit()
-        for name, n in counts.items():
-            setattr(self.stats, name, getattr(self.stats, name) + n)
+                    for i in ids:
+                        job = self._jobs.get(i)
+                        if job is None:
+                            continue
+                        if i in held:
+                            job.expires = started + self.lease
+                        elif job.state != "done":
+                            log.warning("lost the lease on delivery %d to %s", i, job.item.inbox)
+                            self._abandon(job)
+            now = time.monotonic()
+            for job in list(self._jobs.values()):
+                # Another renewal might come too late for this one: stop before another worker may start.
+                if job.state != "done" and job.expires - now < every + self.lease * 0.1:
+                    log.warning("abandoning delivery %d to %s: its lease could not be renewed",
+                                job.item.id, job.item.inbox)
+                    self._abandon(job)
+
+    # -- outcomes -----------------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            if not self._results:
+                return
+            batch, self._results = self._results, []
+            try:
+                counts = await self.services.run_db(
+                    settle.write, self.services, self.worker_id, [(job.item, out) for job, out in batch])
+            except Exception:  # e.g. the DB is briefly unavailable: keep the outcomes for the next flush
+                log.exception("could not record %d delivery outcomes; will retry", len(batch))
+                self._results[:0] = batch
+                return
+            for job, _ in batch:
+                self._forget(job)
+            for name, n in counts.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+            if self.on_progress:
+                self.on_progress(self.stats)

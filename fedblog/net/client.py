@@ -38,6 +38,19 @@ from fedblog.net.safety import (
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 KEEPALIVE_EXPIRY = 5.0
+# Delivery POSTs (background work): connect 5 s, a wall-clock deadline of 30 s for the whole
+# exchange (connect, send, wait, read), and at most 1 MiB of response read. Mastodon's ``Request``
+# uses 5 s connect / 10 s read and write timeouts; GoToSocial 10 s per request; the total deadline
+# is what stops an inbox that accepts the connection and then trickles or never answers.
+DELIVERY_CONNECT_TIMEOUT = 5.0
+DELIVERY_DEADLINE = 30.0
+DELIVERY_RESPONSE_CAP = 1 << 20
+
+
+def delivery_timeout(deadline: float = DELIVERY_DEADLINE) -> httpx.Timeout:
+    """Per-operation timeouts of one delivery POST; the whole-exchange ``deadline`` is the caller's
+    (``asyncio.timeout``), since httpx's timeouts are per read/write, not per request."""
+    return httpx.Timeout(deadline, connect=min(DELIVERY_CONNECT_TIMEOUT, deadline))
 
 
 def make_user_agent(version: str, site_url: str) -> str:

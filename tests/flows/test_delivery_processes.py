@@ -413,3 +413,89 @@ def test_idle_worker_stays_idle(database_url: str, tmp_path: Path, processes: Pr
     worker.send_signal(signal.SIGTERM)
     assert processes.wait(worker, timeout=15) == 0, processes.output(worker)
     print(f"\nidle worker: {used:.1%} of a core")
+
+
+# -- 5. a killed worker's rows resume within one lease, never sent twice at once ---------------------
+
+@pytest.mark.slow
+def test_killed_worker_rows_resume_within_a_lease_never_twice_at_once(
+        database_url: str, tmp_path: Path, processes: Processes) -> None:
+    """Two live workers with a 3 s lease; four inboxes take 8 s to answer; then one worker is SIGKILLed.
+
+    1. A first post goes to the four slow inboxes only. Whichever worker claims them holds them for
+       8 s, longer than the lease: only the heartbeat (renewing held rows every second) stops the
+       other, idle, worker from taking them over and posting them a second time meanwhile.
+    2. A second post goes to those four and 400 fast inboxes; one worker is killed mid fan-out
+       (after the slow inboxes answered). Its rows are free again within one lease and the survivor
+       sends them: every inbox has the post within 30 s of the kill.
+
+    No inbox ever has two POSTs of one activity overlapping in time (the receiver records when each
+    arrived and when it was answered).
+    """
+    fast_n, slow_n, slow_s = 400, 4, 8.0
+    with start_receiver(tmp_path / "received.jsonl", delay=0.25, slow={"/slow/": slow_s}) as receiver:
+        slow_url, fast_url = (lambda path: f"http://localhost:{receiver.port}{path}"), receiver.url
+        env = _env(database_url, tmp_path / "data", FEDBLOG_ALLOW_PRIVATE_HOSTS="127.0.0.1,localhost",
+                   FEDBLOG_DELIVERY_LEASE="3", FEDBLOG_DELIVERY_CONCURRENCY="20", FEDBLOG_DELIVERY_PER_HOST="4")
+        services = build_services(load_settings(env))
+
+        ids: dict[str, str] = {}
+
+        def publish_to(followers: list[Follower], slug: str) -> None:
+            with session_scope(services.engine) as session:
+                session.add_all(followers)
+            with session_scope(services.engine) as session:
+                publish(session, services, parse_post_source(f"---\ntitle: {slug}\nslug: {slug}\n---\nHi.\n"))
+            with Session(services.engine) as session:
+                ids[slug] = session.exec(select(Activity.ap_id).where(
+                    Activity.object_ap_id == services.urls.post(slug))).one()
+
+        slow_paths = {f"/slow/{i}" for i in range(slow_n)}
+        paths = {f"/inbox/{i}" for i in range(fast_n)} | slow_paths
+        try:
+            migrate(services.engine)
+            services.keys.get()
+            now = services.clock.now()
+            publish_to([Follower(actor_ap_id=slow_url(f"/users/slow{i}"), inbox=slow_url(f"/slow/{i}"), created_at=now)
+                        for i in range(slow_n)], "first")
+            doomed = processes.worker(env, name="worker-doomed")
+            survivor = processes.worker(env, name="worker-survivor")
+
+            def seen(slug: str) -> set[str]:
+                return {r.path for r in receiver.records() if r.activity_id == ids.get(slug)}
+
+            def context() -> str:
+                return (f"received {len(receiver.records())}\ndoomed:\n{processes.output(doomed)[-1500:]}\n"
+                        f"survivor:\n{processes.output(survivor)[-1500:]}")
+
+            _wait_for(lambda: seen("first") == slow_paths, 60, "the first post at the slow inboxes", 0.05, context)
+            publish_to([Follower(actor_ap_id=fast_url(f"/users/{i}"), inbox=fast_url(f"/inbox/{i}"), created_at=now)
+                        for i in range(fast_n)], "second")
+        finally:
+            services.engine.dispose()
+
+        _wait_for(lambda: slow_paths <= seen("second") and len(seen("second")) >= 60, 60,
+                  "the second post at the slow inboxes and some fast ones", 0.05, context)
+        assert doomed.poll() is None and survivor.poll() is None, context()
+        os.killpg(doomed.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        doomed.wait(timeout=10)
+        at_kill = len(seen("second"))
+        assert at_kill < len(paths) - 50, f"kill landed at {at_kill}/{len(paths)}: make the receiver slower"
+
+        _wait_for(lambda: seen("second") == paths, 30, "every inbox within 30 s of the kill", 0.1, context)
+        resumed_in = time.monotonic() - killed_at
+        assert survivor.poll() is None, context()
+        survivor.send_signal(signal.SIGTERM)
+        assert processes.wait(survivor, timeout=20) == 0, context()
+
+        records = receiver.records()
+        assert all(r.signed for r in records)
+        by_delivery: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
+        for r in records:
+            by_delivery.setdefault((r.path, r.activity_id), []).append((r.t_start, r.t_end))
+        overlapping = {k: iv for k, iv in by_delivery.items() if _max_overlap(iv) > 1}
+        assert not overlapping, f"sent twice at once: {sorted(overlapping.items())[:3]}"
+        duplicates = sum(len(iv) - 1 for iv in by_delivery.values())
+        print(f"\nkilled at {at_kill}/{len(paths)} received; all {len(paths)} had it {resumed_in:.1f} s after the "
+              f"kill; re-sent (never at once): {duplicates}")
