@@ -67,12 +67,14 @@ def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | N
 
 def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool) -> SelectOfScalar[str | None]:
     stmt = select(col(Interaction.ap_id)).where(
-        Interaction.post_id == post_id, Interaction.status == VISIBLE, Interaction.via == "activitypub",
+        Interaction.status == VISIBLE, Interaction.via == "activitypub",
         Interaction.kind == "reply", col(Interaction.ap_id).is_not(None),
     )
-    if not whole_thread:
-        stmt = stmt.where(Interaction.parent_id == parent_id)
-    return stmt
+    # ix_interaction_post_kind serves a whole thread, ix_interaction_parent_kind one comment's
+    # replies (a comment's replies are all on its post: the post filter would only mislead the planner)
+    if whole_thread:
+        return stmt.where(Interaction.post_id == post_id)
+    return stmt.where(Interaction.parent_id == parent_id)
 
 
 def list_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool,
