@@ -20,10 +20,13 @@ from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
+from fedblog.store.db import optimize
+from fedblog.web.pagecache import PageCache
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
 
 log = logging.getLogger("fedblog")
+OPTIMIZE_EVERY_S = 6 * 3600  # SQLite's advice for long-lived connections: PRAGMA optimize now and then
 
 _TITLES = {
     400: "Bad request",
@@ -38,6 +41,15 @@ _TITLES = {
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "json" not in accept or "text/html" in accept
+
+
+async def _keep_statistics(services: Services, stop: asyncio.Event) -> None:
+    """Refresh the query planner's statistics periodically (https://www.sqlite.org/pragma.html#pragma_optimize)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OPTIMIZE_EVERY_S)
+        if not stop.is_set():
+            await services.run_db(optimize, services.engine)
 
 
 def create_app(services: Services) -> Starlette:
@@ -70,10 +82,13 @@ def create_app(services: Services) -> Starlette:
         task = None
         if services.settings.run_worker:
             task = asyncio.create_task(DeliveryRunner(services).run_forever(stop))
+        statistics = asyncio.create_task(_keep_statistics(services, stop))
         try:
             yield
         finally:
             stop.set()
+            statistics.cancel()
+            await asyncio.gather(statistics, return_exceptions=True)
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
             await services.http.aclose()
@@ -86,4 +101,5 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
+    app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576)
     return app

@@ -23,6 +23,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
 | FEDBLOG_DELIVERY_LEASE | 300 | seconds a worker holds a claimed delivery before another may take it |
+| FEDBLOG_PAGE_CACHE_MB | 32 | memory for rendered post pages and Articles per process (0: no cache) |
+| FEDBLOG_DB_WRITE_TIMEOUT | 5 | seconds an inbox write waits for a locked database before answering 503 |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
@@ -66,6 +68,8 @@ class Settings:
     delivery_per_host: int = 16
     delivery_lease_seconds: int = 300
     ssl_cert_file: str | None = None
+    page_cache_mb: int = 32
+    db_write_timeout: int = 5
 
     @property
     def is_sqlite(self) -> bool:
@@ -163,6 +167,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
         delivery_lease_seconds=_int(env, "FEDBLOG_DELIVERY_LEASE", 300, 1, 86400),
         ssl_cert_file=cert,
+        page_cache_mb=_int(env, "FEDBLOG_PAGE_CACHE_MB", 32, 0, 1024),
+        db_write_timeout=_int(env, "FEDBLOG_DB_WRITE_TIMEOUT", 5, 1, 60),
     )
     if overrides:
         settings = settings.replace(**overrides)

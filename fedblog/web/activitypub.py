@@ -1,9 +1,13 @@
-"""ActivityPub documents over HTTP: the actor, its collections, posts as Articles, activities."""
+"""ActivityPub documents over HTTP: the actor, its collections, posts as Articles, activities.
+
+Every database read runs in the database pool (``services.run_db``); the sync functions passed
+to it open their own session. The Article of a post is cached per post version (web/pagecache.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -11,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fedblog.activitypub import vocab
-from fedblog.activitypub.context import AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
+from fedblog.activitypub.context import ACTIVITY_JSON, AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
 from fedblog.federation import serialize
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
@@ -20,8 +24,13 @@ from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
+from fedblog.web.pagecache import Cached, not_modified, not_modified_response, validators
+
+if TYPE_CHECKING:
+    from fedblog.web.pagecache import PageCache, PostState
 
 PAGE_SIZE = 20
+Items = Callable[[int, int], Sequence[object]]  # (offset, limit) -> items; runs in the database pool
 
 
 def _published(services: Services) -> object:
@@ -30,27 +39,30 @@ def _published(services: Services) -> object:
     return first if first is not None else services.clock.now()
 
 
+def _count_posts(services: Services) -> int:
+    with Session(services.engine) as session:
+        return post_store.count_posts(session)
+
+
 async def actor(request: Request) -> Response:
     services = services_of(request)
     if request.path_params["handle"] != services.settings.handle:
         raise HTTPException(404, "There is no such account here.")
     if not wants_activitypub(request):
-        with Session(services.engine) as session:
-            total = post_store.count_posts(session)
+        total = await services.run_db(_count_posts, services)
         return renderer_of(request).page("about.html", {"post_count": total}, headers={"Vary": "Accept"})
-    doc = serialize.blog_actor(services.settings, services.urls, services.keys.get(), _published(services))
-    return ActivityJSONResponse(doc)
+    published = await services.run_db(_published, services)
+    keys = await services.run_db(services.keys.get)  # loaded from the database once per process
+    return ActivityJSONResponse(serialize.blog_actor(services.settings, services.urls, keys, published))
 
 
-def _paged(
-    request: Request, collection_id: str, total: int, items_for_page: Callable[[int, int], Sequence[object]]
-) -> Response:
+async def _paged(request: Request, collection_id: str, total: int, items_for_page: Items) -> Response:
     if "page" not in request.query_params:
         last = max(1, -(-total // PAGE_SIZE))
         return ActivityJSONResponse(vocab.ordered_collection(
             collection_id, total=total, first=f"{collection_id}?page=1", last=f"{collection_id}?page={last}"))
     page = page_number(request)
-    items = items_for_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
+    items = await services_of(request).run_db(items_for_page, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     has_next = page * PAGE_SIZE < total
     return ActivityJSONResponse(vocab.ordered_collection_page(
         f"{collection_id}?page={page}", part_of=collection_id, items=items, total=total,
@@ -76,9 +88,8 @@ async def outbox(request: Request) -> Response:
             out.append(doc)
         return out
 
-    with Session(services.engine) as session:
-        total = post_store.count_posts(session)
-    return _paged(request, urls.outbox(), total, items)
+    total = await services.run_db(_count_posts, services)
+    return await _paged(request, urls.outbox(), total, items)
 
 
 async def followers(request: Request) -> Response:
@@ -88,14 +99,16 @@ async def followers(request: Request) -> Response:
         with Session(services.engine) as session:
             return [f.actor_ap_id for f in fed_store.list_followers(session, offset=offset, limit=limit)]
 
-    with Session(services.engine) as session:
-        total = fed_store.count_followers(session)
-    return _paged(request, services.urls.followers(), total, items)
+    def count() -> int:
+        with Session(services.engine) as session:
+            return fed_store.count_followers(session)
+
+    return await _paged(request, services.urls.followers(), await services.run_db(count), items)
 
 
 async def following(request: Request) -> Response:
     services = services_of(request)
-    return _paged(request, services.urls.following(), 0, lambda offset, limit: [])
+    return await _paged(request, services.urls.following(), 0, lambda offset, limit: [])
 
 
 async def featured(request: Request) -> Response:
@@ -103,48 +116,55 @@ async def featured(request: Request) -> Response:
     return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=0, items=[]))
 
 
-def article_response(services: Services, session: Session, post: Post, reply_ids: list[str], replies_next: str | None,
-                     likes: int, shares: int) -> Response:
-    assert post.id is not None
-    tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
-    article = serialize.post_to_article(post, tags, services.urls, reply_ids=reply_ids, replies_next=replies_next,
-                                        likes=likes, shares=shares)
-    return ActivityJSONResponse(vocab.with_context(article))
-
-
-def tombstone_response(services: Services, post: Post) -> Response:
-    deleted = serialize.iso(post.deleted_at) if post.deleted_at else None
+def tombstone_response(services: Services, slug: str, deleted_at: Any) -> Response:
+    deleted = serialize.iso(deleted_at) if deleted_at else None
     return ActivityJSONResponse(
-        vocab.with_context(vocab.tombstone(services.urls.post(post.slug), deleted=deleted)), status_code=410
+        vocab.with_context(vocab.tombstone(services.urls.post(slug), deleted=deleted)), status_code=410
     )
+
+
+def _get_activity_body(services: Services, ap_id: str) -> str | None:
+    with Session(services.engine) as session:
+        row = fed_store.get_activity(session, ap_id)
+        return row.body if row is not None else None
 
 
 async def activity(request: Request) -> Response:
     services = services_of(request)
-    ap_id = services.urls.activity(request.path_params["token"])
-    with Session(services.engine) as session:
-        row = fed_store.get_activity(session, ap_id)
-    if row is None:
+    body = await services.run_db(_get_activity_body, services, services.urls.activity(request.path_params["token"]))
+    if body is None:
         raise HTTPException(404, "There is no activity with this id.")
-    return ActivityJSONResponse(row.body.encode())  # stored as sent: the exact bytes we signed
+    return ActivityJSONResponse(body.encode())  # stored as sent: the exact bytes we signed
 
 
-def post_json(request: Request, services: Services, slug: str) -> Response:
-    """The Article for a post URL asked for as ActivityStreams; a deleted post is a Tombstone."""
+def _article_bytes(services: Services, slug: str) -> bytes:
+    """The Article of a live post with its first page of replies and its reaction counts."""
     with Session(services.engine) as session:
-        post = post_store.get_post_by_slug(session, slug)
-        if post is None or post.draft:
-            raise HTTPException(404, "There is no post here.")
-        if post.deleted_at is not None:
-            return tombstone_response(services, post)
+        post = _live_post(session, slug)
         assert post.id is not None
         first = interaction_store.list_reply_ids(session, post.id, whole_thread=True, offset=0, limit=PAGE_SIZE + 1)
-        replies_id = services.urls.replies(services.urls.post(slug))
-        nxt = f"{replies_id}?page=2" if len(first) > PAGE_SIZE else None
         counts = interaction_store.reaction_counts(session, post.id)
-        return article_response(
-            services, session, post, first[:PAGE_SIZE], nxt, counts.get("like", 0), counts.get("repost", 0)
-        )
+        tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
+    replies_id = services.urls.replies(services.urls.post(slug))
+    nxt = f"{replies_id}?page=2" if len(first) > PAGE_SIZE else None
+    article = serialize.post_to_article(post, tags, services.urls, reply_ids=first[:PAGE_SIZE], replies_next=nxt,
+                                        likes=counts.get("like", 0), shares=counts.get("repost", 0))
+    return vocab.dumps(vocab.with_context(article))
+
+
+async def post_json(request: Request, services: Services, state: PostState) -> Response:
+    """The Article for a post URL asked for as ActivityStreams; a deleted post is a Tombstone."""
+    if state.deleted_at is not None:
+        return tombstone_response(services, state.slug, state.deleted_at)
+    cache: PageCache = request.app.state.page_cache
+    headers = validators(cache, state, "json")
+    if not_modified(request, headers["ETag"], state.modified):
+        return not_modified_response(headers)
+    entry = cache.get(state, "json")
+    if entry is None:
+        entry = Cached(await services.run_db(_article_bytes, services, state.slug), ACTIVITY_JSON, {})
+        cache.put(state, "json", entry)
+    return ActivityJSONResponse(entry.body, headers=headers)
 
 
 def _live_post(session: Session, slug: str) -> Post:
@@ -154,15 +174,18 @@ def _live_post(session: Session, slug: str) -> Post:
     return post
 
 
+def _post_reply_total(services: Services, slug: str, extra: int = 0) -> tuple[int, int]:
+    with Session(services.engine) as session:
+        post = _live_post(session, slug)
+        assert post.id is not None
+        return post.id, interaction_store.count_reply_ids(session, post.id, whole_thread=True) + extra
+
+
 async def post_replies(request: Request) -> Response:
     """Every visible fediverse reply in the thread, paged; what Mastodon 4.5 crawls (INTEROP §5.3)."""
     services = services_of(request)
     slug = request.path_params["slug"]
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True)
-    post_id = post.id
+    post_id, total = await services.run_db(_post_reply_total, services, slug)
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:
@@ -170,36 +193,37 @@ async def post_replies(request: Request) -> Response:
                 interaction_store.list_reply_ids(session, post_id, whole_thread=True, offset=offset, limit=limit)
             )
 
-    return _paged(request, services.urls.replies(services.urls.post(slug)), total, items)
+    return await _paged(request, services.urls.replies(services.urls.post(slug)), total, items)
+
+
+def _comment_reply_total(services: Services, raw: str) -> tuple[int, int, int]:
+    with Session(services.engine) as session:
+        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        if item is None or item.status != "visible" or item.id is None:
+            raise HTTPException(404, "There is no comment with this id.")
+        total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
+        return item.post_id, item.id, total
 
 
 async def comment_replies(request: Request) -> Response:
     services = services_of(request)
     raw = request.path_params["comment_id"]
-    with Session(services.engine) as session:
-        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
-        if item is None or item.status != "visible":
-            raise HTTPException(404, "There is no comment with this id.")
-        total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
-    post_id, parent_id = item.post_id, item.id
+    post_id, parent_id, total = await services.run_db(_comment_reply_total, services, raw)
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:
             return list(interaction_store.list_reply_ids(session, post_id, parent_id=parent_id, whole_thread=False,
                                                          offset=offset, limit=limit))
 
-    return _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
+    return await _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
 
 
 async def post_context(request: Request) -> Response:
     """FEP-7888: the whole conversation, the post first."""
     services = services_of(request)
     slug = request.path_params["slug"]
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        total = interaction_store.count_reply_ids(session, post.id, whole_thread=True) + 1
-    post_id, post_url = post.id, services.urls.post(slug)
+    post_id, total = await services.run_db(_post_reply_total, services, slug, 1)
+    post_url = services.urls.post(slug)
 
     def items(offset: int, limit: int) -> list[str]:
         with Session(services.engine) as session:
@@ -208,7 +232,14 @@ async def post_context(request: Request) -> Response:
                                                     offset=max(0, offset - 1), limit=limit - len(head))
             return head + list(rest)
 
-    return _paged(request, services.urls.context(slug), total, items)
+    return await _paged(request, services.urls.context(slug), total, items)
+
+
+def _reaction_counts(services: Services, slug: str) -> dict[str, int]:
+    with Session(services.engine) as session:
+        post = _live_post(session, slug)
+        assert post.id is not None
+        return interaction_store.reaction_counts(session, post.id)
 
 
 async def post_reactions(request: Request) -> Response:
@@ -216,10 +247,7 @@ async def post_reactions(request: Request) -> Response:
     slug, which = request.path_params["slug"], request.path_params["which"]
     if which not in ("likes", "shares"):
         raise HTTPException(404, "Not a collection.")
-    with Session(services.engine) as session:
-        post = _live_post(session, slug)
-        assert post.id is not None
-        counts = interaction_store.reaction_counts(session, post.id)
+    counts = await services.run_db(_reaction_counts, services, slug)
     total = counts.get("like" if which == "likes" else "repost", 0)
     url = services.urls.likes(slug) if which == "likes" else services.urls.shares(slug)
     return ActivityJSONResponse({"@context": AS_CONTEXT, "id": url, "type": "Collection", "totalItems": total})

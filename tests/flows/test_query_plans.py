@@ -45,7 +45,8 @@ def _fill(services: Services) -> int:
         rows: list[dict[str, Any]] = []
         for i in range(OTHER_ROWS):
             kind = ("reply", "like", "repost")[i % 3]
-            rows.append(dict(post_id=busy.id, parent_id=None, kind=kind, via="activitypub", status=("visible", "pending")[i % 7 == 0],
+            status = "pending" if i % 7 == 0 else "visible"
+            rows.append(dict(post_id=busy.id, parent_id=None, kind=kind, via="activitypub", status=status,
                              ap_id=f"https://far.example/notes/{i}", author_name=f"Far {i}", content_html="<p>hi</p>",
                              published_at=now - timedelta(minutes=i)))
         for i in range(5):
