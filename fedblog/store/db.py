@@ -17,8 +17,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,6 +39,7 @@ def make_engine(database_url: str, *, echo: bool = False) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "close", _sqlite_optimize_on_close)
+        event.listen(engine, "checkin", _sqlite_restore_busy_timeout)
         return engine
     return create_engine(
         database_url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True,
@@ -52,6 +54,62 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+_LOWERED = "fedblog.busy_timeout_lowered"
+
+
+@contextmanager
+def request_write_limits(conn: Connection, seconds: int) -> Iterator[None]:
+    """Bound how long this transaction waits for locks: a request answers 503 + Retry-After in time.
+
+    SQLite: a lower busy timeout (https://www.sqlite.org/c3ref/busy_timeout.html) on this pooled
+    connection, restored when the connection goes back to the pool. PostgreSQL: ``SET LOCAL
+    lock_timeout`` and ``statement_timeout`` for this transaction only
+    (https://www.postgresql.org/docs/current/runtime-config-client.html). Either way the wait
+    ends in an OperationalError, which the caller turns into 503.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.info[_LOWERED] = True
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={seconds * 1000}")
+    else:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{seconds}s'")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{seconds}s'")
+    yield
+
+
+# PostgreSQL SQLSTATE classes and codes that mean "not now", not "this input is wrong"
+# (https://www.postgresql.org/docs/current/errcodes-appendix.html): connection exception, insufficient
+# resources, operator intervention (query_canceled: statement_timeout), transaction rollback
+# (serialization failure, deadlock), lock_not_available (lock_timeout)
+_TRANSIENT_CLASSES = ("08", "53", "57", "40")
+_TRANSIENT_CODES = ("55P03",)
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "unable to open database", "disk i/o error",
+                     "database or disk is full")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not do the work now (locked, timed out, gone):
+    the caller answers 503 + Retry-After, and the same request can succeed later."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _TRANSIENT_CLASSES or sqlstate in _TRANSIENT_CODES
+    message = str(exc.orig).lower()
+    return any(m in message for m in _SQLITE_TRANSIENT)
+
+
+def _sqlite_restore_busy_timeout(dbapi_conn: Any, record: Any) -> None:
+    if record.info.pop(_LOWERED, False):
+        try:
+            dbapi_conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except Exception:  # a broken connection is discarded by the pool anyway
+            pass
 
 
 def _sqlite_optimize_on_close(dbapi_conn: Any, _record: Any) -> None:
