@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -83,6 +84,10 @@ def create_app(services: Services) -> Starlette:
         if services.settings.run_worker:
             task = asyncio.create_task(DeliveryRunner(services).run_forever(stop))
         statistics = asyncio.create_task(_keep_statistics(services, stop))
+        try:  # the keys once, in the database pool: signing later never reads the database
+            await services.keys.load(services.run_db)
+        except SQLAlchemyError:
+            log.warning("could not load the blog's keys at start-up; they load on first use", exc_info=True)
         try:
             yield
         finally:

@@ -52,7 +52,7 @@ async def actor(request: Request) -> Response:
         total = await services.run_db(_count_posts, services)
         return renderer_of(request).page("about.html", {"post_count": total}, headers={"Vary": "Accept"})
     published = await services.run_db(_published, services)
-    keys = await services.run_db(services.keys.get)  # loaded from the database once per process
+    keys = await services.keys.load(services.run_db)  # loaded from the database once per process
     return ActivityJSONResponse(serialize.blog_actor(services.settings, services.urls, keys, published))
 
 
