@@ -22,7 +22,7 @@ from fedblog.federation.inbox import Inbox
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import optimize
-from fedblog.web.pagecache import PageCache
+from fedblog.web.pagecache import PageCache, VersionReader
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
 
@@ -107,4 +107,5 @@ def create_app(services: Services) -> Starlette:
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
     app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576)
+    app.state.post_versions = VersionReader(services)
     return app

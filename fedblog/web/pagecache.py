@@ -27,16 +27,21 @@ from starlette.responses import Response
 
 from fedblog import __version__
 from fedblog.clock import utc
+from fedblog.services import Services
 from fedblog.settings import Settings
+from fedblog.store.groupcommit import Coalescer
 from fedblog.store.tables import Post
 
 MAX_ENTRIES = 4096
 
-# the one cheap read per request: the unique slug index, five small columns
-_STATE = sa_select(
+# the one cheap read per request: the unique slug index, a few small columns. Requests that
+# arrive while a read is running share the next one (``VersionReader``): a hug of death on one
+# post costs one query per batch, and each request still reads a version at least as new as
+# the moment it arrived.
+_STATES = sa_select(
     col(Post.id), col(Post.slug), col(Post.version), col(Post.changed_at), col(Post.updated_at),
     col(Post.draft), col(Post.deleted_at),
-).where(col(Post.slug) == bindparam("slug"))
+).where(col(Post.slug).in_(bindparam("slugs", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,29 @@ class PostState:
     deleted_at: datetime | None
 
 
-def read_state(engine: Engine, slug: str) -> PostState | None:
-    """Run in the database pool: the post's id, version and validators, or None."""
+def read_states(engine: Engine, slugs: list[str]) -> list[PostState | None]:
+    """Run in the database pool: for each slug, the post's id, version and validators, or None."""
     with engine.connect() as conn:
-        row = conn.execute(_STATE, {"slug": slug}).first()
-    if row is None:
-        return None
-    modified = utc(row.updated_at)
-    if row.changed_at is not None:
-        modified = max(modified, utc(row.changed_at))
-    return PostState(row.id, row.slug, row.version, modified, bool(row.draft), row.deleted_at)
+        rows = conn.execute(_STATES, {"slugs": sorted(set(slugs))}).all()
+    found = {}
+    for row in rows:
+        modified = utc(row.updated_at)
+        if row.changed_at is not None:
+            modified = max(modified, utc(row.changed_at))
+        found[row.slug] = PostState(row.id, row.slug, row.version, modified, bool(row.draft), row.deleted_at)
+    return [found.get(slug) for slug in slugs]
+
+
+class VersionReader:
+    """Post states read through the database pool, the reads of concurrent requests coalesced."""
+
+    def __init__(self, services: Services) -> None:
+        engine = services.engine
+        self._reads: Coalescer[str, PostState | None] = Coalescer(
+            lambda slugs: read_states(engine, slugs), run=services.run_db, concurrency=4)
+
+    async def get(self, slug: str) -> PostState | None:
+        return await self._reads.submit(slug)
 
 
 def build_tag(settings: Settings) -> str:

@@ -26,9 +26,9 @@ from fedblog.web.pagecache import (
     Cached,
     PageCache,
     PostState,
+    VersionReader,
     not_modified,
     not_modified_response,
-    read_state,
     validators,
 )
 
@@ -77,8 +77,8 @@ def _post_page_data(services: Services, slug: str) -> dict[str, Any]:
     return {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)}
 
 
-async def post_state_or_error(services: Services, slug: str) -> PostState:
-    state = await services.run_db(read_state, services.engine, slug)
+async def post_state_or_error(versions: VersionReader, slug: str) -> PostState:
+    state = await versions.get(slug)
     if state is None or state.draft:
         raise HTTPException(404, f"There is no post at /posts/{slug[:100]}.")
     return state
@@ -88,7 +88,7 @@ async def post_page(request: Request) -> Response:
     """The post as HTML, or as an Article for ActivityPub clients; both cached per post version."""
     services = services_of(request)
     slug = request.path_params["slug"]
-    state = await post_state_or_error(services, slug)
+    state = await post_state_or_error(request.app.state.post_versions, slug)
     if wants_activitypub(request):
         return await post_json(request, services, state)
     if state.deleted_at is not None:
