@@ -72,9 +72,8 @@ def main() -> int:
     summary = {}
     for cache in ("on", "off"):
         for page in ("html", "json"):
-            def pick(db: str) -> list[dict[str, object]]:
-                return [r for r in rows if r["cache"] == cache and r["page"] == page and r["db"] == db]
-            empty, grown = pick("empty"), pick("grown")
+            empty, grown = ([r for r in rows if r["cache"] == cache and r["page"] == page and r["db"] == db]
+                            for db in ("empty", "grown"))
             ratios = [float(g["rps"]) / float(e["rps"]) for e, g in zip(empty, grown, strict=True)]  # type: ignore[arg-type]
             errors = sum(int(r["errors"]) for r in empty + grown)  # type: ignore[call-overload]
             rss = max(float(r["peak_rss_mb"]) for r in empty + grown)  # type: ignore[arg-type]
