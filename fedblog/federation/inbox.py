@@ -278,7 +278,7 @@ class Inbox:
     def _precheck_query(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool] | None]:
         params = {"ids": sorted({ap_id for ap_id, _ in items}), "targets": sorted({t for _, ts in items for t in ts})}
         with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
-            with request_write_limits(conn, self.services.settings.db_write_timeout):
+            with request_write_limits(conn, self.services.settings.db_write_timeout, reads_only=True):
                 rows = conn.execute(_PRECHECK, params).all()
         blocked = {value for kind, value in rows if kind == "b"}
         seen = {value for kind, value in rows if kind == "s"}

@@ -60,7 +60,7 @@ _LOWERED = "fedblog.busy_timeout_lowered"
 
 
 @contextmanager
-def request_write_limits(conn: Connection, seconds: int) -> Iterator[None]:
+def request_write_limits(conn: Connection, seconds: int, *, reads_only: bool = False) -> Iterator[None]:
     """Bound how long this transaction waits for locks: a request answers 503 + Retry-After in time.
 
     SQLite: a lower busy timeout (https://www.sqlite.org/c3ref/busy_timeout.html) on this pooled
@@ -70,6 +70,9 @@ def request_write_limits(conn: Connection, seconds: int) -> Iterator[None]:
     ends in an OperationalError, which the caller turns into 503.
     """
     if conn.dialect.name == "sqlite":
+        if reads_only:  # WAL: a reader never waits for a writer (https://www.sqlite.org/wal.html)
+            yield
+            return
         conn.info[_LOWERED] = True
         conn.exec_driver_sql(f"PRAGMA busy_timeout={seconds * 1000}")
     else:
