@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--conns", type=int, default=20)
+    ap.add_argument("--cache", choices=("on", "off", "both"), default="both", help="page cache modes to run")
     args = ap.parse_args()
     if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 60 and 0 <= args.rows <= 1_000_000):
         raise SystemExit("keep it bounded: rounds 1-10, duration 1-60 s, rows <= 1,000,000")
@@ -48,8 +49,9 @@ def main() -> int:
     build_demo_db(dbs["grown"], args.rows)
     print(f"databases built in {time.monotonic() - t0:.0f} s ({args.rows:,} interactions on another post)")
     rows: list[dict[str, object]] = []
+    modes = ("on", "off") if args.cache == "both" else (args.cache,)
     for rnd in range(args.rounds):
-        for cache in ("on", "off"):
+        for cache in modes:
             for db in (("empty", "grown") if rnd % 2 == 0 else ("grown", "empty")):
                 port = free_port()
                 extra = {} if cache == "on" else {"FEDBLOG_PAGE_CACHE_MB": "0"}
@@ -70,7 +72,7 @@ def main() -> int:
     print("| cache | page | empty req/s | grown req/s | ratio grown/empty (median [min-max]) | errors | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     summary = {}
-    for cache in ("on", "off"):
+    for cache in modes:
         for page in ("html", "json"):
             empty, grown = ([r for r in rows if r["cache"] == cache and r["page"] == page and r["db"] == db]
                             for db in ("empty", "grown"))
