@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             "FEDBLOG_DATABASE_URL": f"sqlite:///{workdir / 'data' / 'fedblog.db'}",
             "FEDBLOG_SECRET_KEY": "bench",
             "FEDBLOG_WORKER": "off",
+            # the render path, as before the page cache (bench_hug.py measures the cached page)
+            "FEDBLOG_PAGE_CACHE_MB": "0",
             "BENCH_PAGES_SNAPSHOT": str(workdir / "snapshot.json"),
         }
         print(f"building the database in {workdir} ...", file=sys.stderr)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,12 +21,15 @@ from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
+from fedblog.store.db import optimize
 from fedblog.web.inbox import InboxGate
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
+from fedblog.web.pagecache import PageCache, VersionReader
 from fedblog.web.routes import build_routes
 from fedblog.web.templating import Renderer
 
 log = logging.getLogger("fedblog")
+OPTIMIZE_EVERY_S = 6 * 3600  # SQLite's advice for long-lived connections: PRAGMA optimize now and then
 
 _TITLES = {
     400: "Bad request",
@@ -40,6 +44,15 @@ _TITLES = {
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "json" not in accept or "text/html" in accept
+
+
+async def _keep_statistics(services: Services, stop: asyncio.Event) -> None:
+    """Refresh the query planner's statistics periodically (https://www.sqlite.org/pragma.html#pragma_optimize)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OPTIMIZE_EVERY_S)
+        if not stop.is_set():
+            await services.run_db(optimize, services.engine)
 
 
 def create_app(services: Services) -> Starlette:
@@ -72,10 +85,17 @@ def create_app(services: Services) -> Starlette:
         task = None
         if services.settings.run_worker:
             task = asyncio.create_task(DeliveryRunner(services).run_forever(stop))
+        statistics = asyncio.create_task(_keep_statistics(services, stop))
+        try:  # the keys once, in the database pool: signing later never reads the database
+            await services.keys.load(services.run_db)
+        except SQLAlchemyError:
+            log.warning("could not load the blog's keys at start-up; they load on first use", exc_info=True)
         try:
             yield
         finally:
             stop.set()
+            statistics.cancel()
+            await asyncio.gather(statistics, return_exceptions=True)
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
             await services.http.aclose()
@@ -94,4 +114,7 @@ def create_app(services: Services) -> Starlette:
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
     app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
+    app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576)
+    app.state.post_versions = VersionReader(services, by="slug")  # page URLs
+    app.state.post_ids = VersionReader(services, by="ap_path")  # Article ids
     return app

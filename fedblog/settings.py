@@ -32,6 +32,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_TRUSTED_PROXIES | 127.0.0.1,::1 | proxy addresses/networks whose X-Forwarded-For/-Proto are believed |
 | FEDBLOG_HEADER_TIMEOUT | 10 | seconds a client has to send a request's headers (`fedblog serve`) |
 | FEDBLOG_BODY_TIMEOUT | 15 | seconds a client has to send a request's body |
+| FEDBLOG_PAGE_CACHE_MB | 32 | memory for rendered post pages and Articles per process (0: no cache) |
+| FEDBLOG_DB_WRITE_TIMEOUT | 5 | seconds an inbox write waits for a locked database before answering 503 |
 | SSL_CERT_FILE | (system/certifi) | CA bundle trusted for outbound TLS |
 """
 
@@ -87,6 +89,8 @@ class Settings:
         ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
     header_timeout: int = 10
     body_timeout: int = 15
+    page_cache_mb: int = 32
+    db_write_timeout: int = 5
 
     @property
     def is_sqlite(self) -> bool:
@@ -207,6 +211,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         trusted_proxies=_networks(env.get("FEDBLOG_TRUSTED_PROXIES", "127.0.0.1,::1")),
         header_timeout=_int(env, "FEDBLOG_HEADER_TIMEOUT", 10, 1, 300),
         body_timeout=_int(env, "FEDBLOG_BODY_TIMEOUT", 15, 1, 3600),
+        page_cache_mb=_int(env, "FEDBLOG_PAGE_CACHE_MB", 32, 0, 1024),
+        db_write_timeout=_int(env, "FEDBLOG_DB_WRITE_TIMEOUT", 5, 1, 60),
     )
     if overrides:
         settings = settings.replace(**overrides)

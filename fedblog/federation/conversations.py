@@ -142,12 +142,16 @@ async def prepare_create(services: Services, d: Delivery) -> None:
     await _author_if_ours(services, d, in_reply_to, "not a reply to this blog")
 
 
+def _in_our_threads(services: Services, url: str | None) -> bool:
+    with Session(services.engine) as session:
+        return find_target(session, services, url) is not None
+
+
 async def _author_if_ours(services: Services, d: Delivery, target_url: str | None, otherwise: str) -> None:
     """Fetch (or recall) the actor, but only when ``target_url`` is in one of our threads."""
-    with Session(services.engine) as session:  # look before fetching the actor for nothing
-        if find_target(session, services, target_url) is None:
-            d.notes["ignore"] = otherwise
-            return
+    if not await services.run_db(_in_our_threads, services, target_url):  # look before fetching the actor
+        d.notes["ignore"] = otherwise
+        return
     try:
         d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:

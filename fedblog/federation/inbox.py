@@ -31,6 +31,7 @@ from fedblog.federation.cache import ResolvedKey
 from fedblog.net.fetch import json_depth_ok
 from fedblog.services import Services
 from fedblog.store import deferred
+from fedblog.store.db import database_unavailable, request_write_limits
 from fedblog.store.federation import clear_host_failures
 from fedblog.store.groupcommit import Coalescer
 from fedblog.store.tables import DeadLetter, InboxItem, ModerationRule, ObjectMarker
@@ -61,6 +62,12 @@ _MARKERS_WRITTEN = "fedblog.markers_written"  # session.info key: ids marked in 
 class InboxResult:
     status: int
     reason: str
+
+
+# The database could not take the write in time (SQLite locked past its busy timeout, PostgreSQL
+# lock_timeout/statement_timeout, no connection: store/db.py database_unavailable): nothing was
+# stored, the sender retries (503 + Retry-After).
+UNAVAILABLE = InboxResult(503, "The database is busy; nothing was stored. Please retry later.")
 
 
 class Refused(Exception):
@@ -172,8 +179,10 @@ class Inbox:
         self.remote = services.remote
         self.expected_host = urlsplit(services.settings.base_url).netloc
         # group commit (store/groupcommit.py): the POSTs ready in one loop turn share their round trips
-        self.prechecks: Coalescer[tuple[str, list[str]], tuple[bool, bool] | None] = Coalescer(self._precheck_many)
-        self.commits: Coalescer[Delivery, InboxResult] = Coalescer(self._apply_many)
+        # both run in the database pool (services.run_db): the event loop never waits on the database
+        self.prechecks: Coalescer[tuple[str, list[str]], tuple[bool, bool] | None] = Coalescer(
+            self._precheck_many, run=services.run_db, concurrency=2)
+        self.commits: Coalescer[Delivery, InboxResult] = Coalescer(self._apply_many, run=services.run_db)
         self.split_batches = 0  # batches rolled back and applied again in halves
 
     async def receive(self, *, method: str, target: str, headers: Mapping[str, str], body: bytes,
@@ -274,7 +283,8 @@ class Inbox:
     def _precheck_query(self, items: list[tuple[str, list[str]]]) -> list[tuple[bool, bool] | None]:
         params = {"ids": sorted({ap_id for ap_id, _ in items}), "targets": sorted({t for _, ts in items for t in ts})}
         with self.services.engine.connect() as conn:  # a bare connection: no ORM session to build
-            rows = conn.execute(_PRECHECK, params).all()
+            with request_write_limits(conn, self.services.settings.db_write_timeout, reads_only=True):
+                rows = conn.execute(_PRECHECK, params).all()
         blocked = {value for kind, value in rows if kind == "b"}
         seen = {value for kind, value in rows if kind == "s"}
         return [(not blocked.isdisjoint(targets), ap_id in seen) for ap_id, targets in items]
@@ -283,8 +293,12 @@ class Inbox:
         handler = self.handlers.get(d.activity["type"])
         dropped = False
         if handler is not None and isinstance(d.activity.get("object"), str) and d.activity["type"] == "Create":
-            with Session(self.services.engine) as session:  # spare a fetch for something already deleted
-                dropped = bool(self._marked(session, [d]))
+            try:  # spare a fetch for something already deleted
+                dropped = bool(await self.services.run_db(self._marked_now, d))
+            except SQLAlchemyError as exc:
+                if database_unavailable(exc):
+                    return UNAVAILABLE
+                raise
         try:
             if handler is not None and not dropped:
                 await handler.prepare(self.services, d)
@@ -306,6 +320,9 @@ class Inbox:
         try:
             return self._apply_together(ds)
         except Exception as exc:
+            if database_unavailable(exc):  # the database, not an activity: halves would only wait again
+                log.warning("the database could not take a batch of %d activities: %s", len(ds), str(exc)[:200])
+                return [UNAVAILABLE] * len(ds)
             self.split_batches += 1
             log.info("a batch of %d activities failed (%s: %s); applying it in halves",
                      len(ds), type(exc).__name__, str(exc)[:200])
@@ -315,7 +332,8 @@ class Inbox:
     def _apply_together(self, ds: list[Delivery]) -> list[InboxResult]:
         now = self.services.clock.now()
         results, items = [], []
-        with Session(self.services.engine) as session:
+        with Session(self.services.engine) as session, \
+                request_write_limits(session.connection(), self.services.settings.db_write_timeout):
             marked = self._marked(session, ds)  # one query for the batch; mark() adds what the batch marks
             for d in ds:
                 written: set[str] = session.info.get(_MARKERS_WRITTEN, set())
@@ -340,6 +358,9 @@ class Inbox:
         except Refused as exc:
             return InboxResult(exc.status, exc.reason)
         except Exception as exc:  # a bug of ours: keep the activity for the admin, never 2xx-and-drop
+            if database_unavailable(exc):  # locked or unreachable: nothing stored, the sender retries
+                log.warning("the database could not take %s: %s", d.activity.get("id"), str(exc)[:200])
+                return UNAVAILABLE
             log.exception("inbox handler failed for %s", d.activity.get("id"))
             return self._dead_letter(d, self._item(d, "failed", self.services.clock.now()), exc)
 
@@ -370,6 +391,10 @@ class Inbox:
     def _cleared(self, hosts: list[str]) -> None:
         for host in hosts:
             self.remote.host_cleared(host)
+
+    def _marked_now(self, d: Delivery) -> set[str]:
+        with Session(self.services.engine) as session:
+            return self._marked(session, [d])
 
     @staticmethod
     def _marked(session: Session, ds: list[Delivery]) -> set[str]:
@@ -405,22 +430,29 @@ class Inbox:
         ``failed`` state and its dead letter is removed; if it fails again, both stay, with the new
         error. Raises LookupError for an id that is not a failed inbox item.
         """
-        with Session(self.services.engine) as session:
-            row = session.get(InboxItem, item_id)
-            if row is None or row.state != "failed":
-                raise LookupError(f"no failed inbox item {item_id}: see 'fedblog inbox failed'")
-            raw, actor, key_id, scheme = row.raw, row.actor_ap_id, row.signer_key_id, row.signature_scheme
+        raw, actor, key_id, scheme = await self.services.run_db(self._load_failed, item_id)
         try:
             activity = json.loads(raw)
         except ValueError:
-            return self._settle(item_id, "failed", "the stored activity is not valid JSON")
+            return await self.services.run_db(self._settle, item_id, "failed", "the stored activity is not valid JSON")
         d = Delivery(activity=activity, actor=actor, key_id=key_id, scheme=scheme, raw=raw.encode(), recipient=None)
         handler = self.handlers.get(activity.get("type", ""))
         try:
             if handler is not None:
                 await handler.prepare(self.services, d)
         except (Refused, ActorError) as exc:  # a fetch failed, say: keep it for a later retry
-            return self._settle(item_id, "failed", f"cannot prepare it: {getattr(exc, 'reason', exc)}")
+            reason = f"cannot prepare it: {getattr(exc, 'reason', exc)}"
+            return await self.services.run_db(self._settle, item_id, "failed", reason)
+        return await self.services.run_db(self._reapply, d, item_id)
+
+    def _load_failed(self, item_id: int) -> tuple[str, str, str, str]:
+        with Session(self.services.engine) as session:
+            row = session.get(InboxItem, item_id)
+            if row is None or row.state != "failed":
+                raise LookupError(f"no failed inbox item {item_id}: see 'fedblog inbox failed'")
+            return row.raw, row.actor_ap_id, row.signer_key_id, row.signature_scheme
+
+    def _reapply(self, d: Delivery, item_id: int) -> str:
         try:
             with Session(self.services.engine) as session:
                 outcome = self._outcome(session, d, bool(self._marked(session, [d])))

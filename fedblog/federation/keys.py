@@ -9,7 +9,7 @@ Private keys are never served and never logged.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,7 +81,15 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: KeyPair | None = None
 
+    async def load(self, run_db: Callable[[Callable[[], KeyPair]], Awaitable[KeyPair]]) -> KeyPair:
+        """The keys, read (or created) through ``run_db`` the first time: async code never waits on
+        the database here. ``fedblog serve`` loads them at start-up; later ``get()`` calls are memory reads."""
+        if self._keys is not None:
+            return self._keys
+        return await run_db(self.get)
+
     def get(self) -> KeyPair:
+        """Blocking on first use (a database read): from async code, ``await load(services.run_db)``."""
         if self._keys is None:
             with self._lock:
                 if self._keys is None:

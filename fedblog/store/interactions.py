@@ -68,12 +68,14 @@ def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | N
 
 def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool) -> SelectOfScalar[str | None]:
     stmt = select(col(Interaction.ap_id)).where(
-        Interaction.post_id == post_id, Interaction.status == VISIBLE, Interaction.via == "activitypub",
+        Interaction.status == VISIBLE, Interaction.via == "activitypub",
         Interaction.kind == "reply", col(Interaction.ap_id).is_not(None),
     )
-    if not whole_thread:
-        stmt = stmt.where(Interaction.parent_id == parent_id)
-    return stmt
+    # ix_interaction_post_kind serves a whole thread, ix_interaction_parent_kind one comment's
+    # replies (a comment's replies are all on its post: the post filter would only mislead the planner)
+    if whole_thread:
+        return stmt.where(Interaction.post_id == post_id)
+    return stmt.where(Interaction.parent_id == parent_id)
 
 
 def list_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool,
@@ -144,10 +146,10 @@ def thread_stats(session: Session, post_ids: Sequence[int], *, first_page: int) 
                .where(col(Interaction.post_id).in_(with_replies), col(Interaction.status) == VISIBLE,
                       _is_public_reply())
                .subquery())
-        rows = session.connection().execute(
-            sa_select(sub.c.post_id, sub.c.ap_id).where(sub.c.rank <= first_page).order_by(sub.c.post_id, sub.c.rank)
+        rows = session.connection().execute(  # at most first_page rows a post: sorted here, not by a temp B-tree
+            sa_select(sub.c.post_id, sub.c.ap_id, sub.c.rank).where(sub.c.rank <= first_page)
         ).all()
-        for post_id, ap_id in rows:
+        for post_id, ap_id, _rank in sorted(rows, key=lambda r: (r.post_id, r.rank)):
             first[post_id].append(ap_id)
     return {
         pid: ThreadStats(likes=likes, shares=shares, replies=replies, first_replies=tuple(first.get(pid, ())))

@@ -43,6 +43,10 @@ class Post(SQLModel, table=True):
     published_at: datetime = Field(sa_column=_dt(index=True))
     updated_at: datetime = Field(sa_column=_dt())
     deleted_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    # Revision 0003: bumped by database triggers in the same transaction as any change to the post,
+    # its tags or its interactions (every process agrees): the key of rendered-page caches and ETags
+    version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    changed_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
 
 
 class Tag(SQLModel, table=True):
@@ -81,10 +85,18 @@ class Actor(SQLModel, table=True):
 
 
 class Interaction(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("post_id", "source_url", name="uq_interaction_post_source"),)
+    __table_args__ = (
+        sa.UniqueConstraint("post_id", "source_url", name="uq_interaction_post_source"),
+        # Revision 0003: one index per hot query shape, so a page costs the same however many rows
+        # other posts have (docs/performance.md): the page thread, then counts and reply-id pages,
+        # then one comment's replies. Equality columns first, the ORDER BY columns last.
+        sa.Index("ix_interaction_thread", "post_id", "status", "published_at", "id"),
+        sa.Index("ix_interaction_post_kind", "post_id", "status", "kind", "via", "published_at", "id"),
+        sa.Index("ix_interaction_parent_kind", "parent_id", "status", "kind", "via", "published_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    post_id: int = Field(foreign_key="post.id", index=True, ondelete="CASCADE")
+    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")  # indexed by ix_interaction_thread
     parent_id: int | None = Field(default=None, foreign_key="interaction.id", index=True, ondelete="SET NULL")
     kind: str = Field(max_length=20)  # reply | comment | like | repost | pingback | webmention | mention
     via: str = Field(max_length=20)  # activitypub | form | pingback | webmention | import

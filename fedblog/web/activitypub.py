@@ -1,9 +1,13 @@
-"""ActivityPub documents over HTTP: the actor, its collections, posts as Articles, activities."""
+"""ActivityPub documents over HTTP: the actor, its collections, posts as Articles, activities.
+
+Every database read runs in the database pool (``services.run_db``); the sync functions passed
+to it open their own session. The Article of a post is cached per post version (web/pagecache.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -11,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fedblog.activitypub import vocab
-from fedblog.activitypub.context import AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
+from fedblog.activitypub.context import ACTIVITY_JSON, AS_CONTEXT, OBJECT_CONTEXT, PUBLIC
 from fedblog.federation import publishing, serialize
 from fedblog.federation.keys import KeyPair
 from fedblog.services import Services
@@ -22,14 +26,24 @@ from fedblog.store.tables import Post
 from fedblog.urls import post_path
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
+from fedblog.web.pagecache import Cached, not_modified, not_modified_response, validators
+
+if TYPE_CHECKING:
+    from fedblog.web.pagecache import PageCache, PostState
 
 PAGE_SIZE = publishing.COLLECTION_PAGE_SIZE
+Items = Callable[[int, int], Sequence[object]]  # (offset, limit) -> items; runs in the database pool
 
 
 async def blog_keys(services: Services) -> KeyPair:
     """The blog's keys; loaded from the database off the event loop the first time."""
     keys = services.keys.cached()
     return keys if keys is not None else await services.run_db(services.keys.get)
+
+
+def _count_posts(services: Services) -> int:
+    with Session(services.engine) as session:
+        return post_store.count_posts(session)
 
 
 async def actor(request: Request) -> Response:
@@ -44,14 +58,7 @@ async def actor(request: Request) -> Response:
     return ActivityJSONResponse(serialize.blog_actor(services.settings, services.urls, keys))
 
 
-def _count_posts(services: Services) -> int:
-    with Session(services.engine) as session:
-        return post_store.count_posts(session)
-
-
-async def _paged(
-    request: Request, collection_id: str, total: int, items_for_page: Callable[[int, int], Sequence[object]]
-) -> Response:
+async def _paged(request: Request, collection_id: str, total: int, items_for_page: Items) -> Response:
     """The collection, or one page of it; ``items_for_page`` reads the database in the database pool."""
     if "page" not in request.query_params:
         last = max(1, -(-total // PAGE_SIZE))
@@ -84,11 +91,8 @@ async def outbox(request: Request) -> Response:
             out.append(doc)
         return out
 
-    def count() -> int:
-        with Session(services.engine) as session:
-            return post_store.count_posts(session)
-
-    return await _paged(request, urls.outbox(), await services.run_db(count), items)
+    total = await services.run_db(_count_posts, services)
+    return await _paged(request, urls.outbox(), total, items)
 
 
 async def followers(request: Request) -> Response:
@@ -98,9 +102,11 @@ async def followers(request: Request) -> Response:
         with Session(services.engine) as session:
             return [f.actor_ap_id for f in fed_store.list_followers(session, offset=offset, limit=limit)]
 
-    with Session(services.engine) as session:
-        total = fed_store.count_followers(session)
-    return await _paged(request, services.urls.followers(), total, items)
+    def count() -> int:
+        with Session(services.engine) as session:
+            return fed_store.count_followers(session)
+
+    return await _paged(request, services.urls.followers(), await services.run_db(count), items)
 
 
 async def following(request: Request) -> Response:
@@ -113,21 +119,25 @@ async def featured(request: Request) -> Response:
     return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=0, items=[]))
 
 
-def tombstone_response(services: Services, post: Post) -> Response:
-    deleted = serialize.iso(post.deleted_at) if post.deleted_at else None
+def tombstone_response(services: Services, ap_path: str, deleted_at: Any) -> Response:
+    deleted = serialize.iso(deleted_at) if deleted_at else None
     return ActivityJSONResponse(
-        vocab.with_context(vocab.tombstone(services.urls.post_id(post.ap_path), deleted=deleted)), status_code=410
+        vocab.with_context(vocab.tombstone(services.urls.post_id(ap_path), deleted=deleted)), status_code=410
     )
+
+
+def _get_activity_body(services: Services, ap_id: str) -> str | None:
+    with Session(services.engine) as session:
+        row = fed_store.get_activity(session, ap_id)
+        return row.body if row is not None else None
 
 
 async def activity(request: Request) -> Response:
     services = services_of(request)
-    ap_id = services.urls.activity(request.path_params["token"])
-    with Session(services.engine) as session:
-        row = fed_store.get_activity(session, ap_id)
-    if row is None:
+    body = await services.run_db(_get_activity_body, services, services.urls.activity(request.path_params["token"]))
+    if body is None:
         raise HTTPException(404, "There is no activity with this id.")
-    return ActivityJSONResponse(row.body.encode())  # stored as sent: the exact bytes we signed
+    return ActivityJSONResponse(body.encode())  # stored as sent: the exact bytes we signed
 
 
 def post_ap_path(request: Request) -> str:
@@ -138,21 +148,32 @@ def post_ap_path(request: Request) -> str:
     return post_path(request.path_params["slug"], version)
 
 
-def _post_document(services: Services, ap_path: str) -> Response:
+def _article_bytes(services: Services, ap_path: str) -> bytes:
+    """The Article of a live post: its first page of replies and real reaction counts (O(1) queries)."""
     with Session(services.engine) as session:
-        post = post_store.get_post_by_ap_path(session, ap_path)
-        if post is None or post.draft:
-            raise HTTPException(404, "There is no post here.")
-        if post.deleted_at is not None:
-            return tombstone_response(services, post)
+        post = _live_post(session, ap_path)
         assert post.id is not None
         article = publishing.article_documents(session, services, [post])[post.id]
-    return ActivityJSONResponse(vocab.with_context(article))
+    return vocab.dumps(vocab.with_context(article))
 
 
 async def post_json(request: Request, services: Services, ap_path: str) -> Response:
-    """The Article whose id has this path; a deleted one is a Tombstone (410): ids are never reused."""
-    return await services.run_db(_post_document, services, ap_path)
+    """The Article whose id has this path, cached per post version; a deleted one is a Tombstone
+    (410): ids are never reused."""
+    state: PostState | None = await request.app.state.post_ids.get(ap_path)
+    if state is None or state.draft:
+        raise HTTPException(404, "There is no post here.")
+    if state.deleted_at is not None:
+        return tombstone_response(services, ap_path, state.deleted_at)
+    cache: PageCache = request.app.state.page_cache
+    headers = validators(cache, state, "json")
+    if not_modified(request, headers["ETag"], state.modified):
+        return not_modified_response(headers)
+    entry = cache.get(state, "json")
+    if entry is None:  # the data is read after the version: it is at least as new as the key
+        entry = Cached(await services.run_db(_article_bytes, services, ap_path), ACTIVITY_JSON, {})
+        cache.put(state, "json", entry)
+    return ActivityJSONResponse(entry.body, headers=headers)
 
 
 def _live_post(session: Session, ap_path: str) -> Post:
@@ -185,15 +206,19 @@ async def post_replies(request: Request) -> Response:
     return await _paged(request, services.urls.replies(services.urls.post_id(ap_path)), total, items)
 
 
+def _comment_reply_total(services: Services, raw: str) -> tuple[int, int, int]:
+    with Session(services.engine) as session:
+        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        if item is None or item.status != "visible" or item.id is None:
+            raise HTTPException(404, "There is no comment with this id.")
+        total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
+        return item.post_id, item.id, total
+
+
 async def comment_replies(request: Request) -> Response:
     services = services_of(request)
     raw = request.path_params["comment_id"]
-    with Session(services.engine) as session:
-        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
-        if item is None or item.status != "visible":
-            raise HTTPException(404, "There is no comment with this id.")
-        total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
-    post_id, parent_id = item.post_id, item.id
+    post_id, parent_id, total = await services.run_db(_comment_reply_total, services, raw)
 
     def items(offset: int, limit: int) -> list[object]:
         with Session(services.engine) as session:

@@ -1,4 +1,8 @@
-"""HTML pages: home, post, tag, archive, about, comment permalinks. Thin endpoints."""
+"""HTML pages: home, post, tag, archive, about, comment permalinks. Thin endpoints.
+
+Every database read runs in the database pool (``services.run_db``): the event loop never waits
+on the database. The post page is cached per post version (web/pagecache.py).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,17 @@ from fedblog.urls import post_path
 from fedblog.web.activitypub import blog_keys, post_ap_path, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import wants_activitypub
+from fedblog.web.pagecache import (
+    Cached,
+    PageCache,
+    PostState,
+    VersionReader,
+    not_modified,
+    not_modified_response,
+    validators,
+)
+
+HTML = "text/html; charset=utf-8"
 
 
 def live_post_or_error(session: Session, slug: str) -> Any:
@@ -31,9 +46,11 @@ def live_post_or_error(session: Session, slug: str) -> Any:
     return post
 
 
-async def home(request: Request) -> Response:
-    services = services_of(request)
-    page = page_number(request)
+def page_cache_of(request: Request) -> PageCache:
+    return request.app.state.page_cache  # type: ignore[no-any-return]
+
+
+def _home_data(services: Services, page: int) -> dict[str, Any]:
     per_page = services.settings.posts_per_page
     with Session(services.engine) as session:
         total = post_store.count_posts(session)
@@ -44,31 +61,51 @@ async def home(request: Request) -> Response:
         ids = [p.id for p in posts if p.id is not None]
         tags = post_store.tags_for_posts(session, ids)
         counts = interaction_store.comment_counts(session, ids)
-    return renderer_of(request).page(
-        "index.html",
-        {
-            "posts": posts, "tags": tags, "counts": counts, "page": page, "last_page": last_page,
-            "summary": summary_text,
-        },
-    )
+    return {"posts": posts, "tags": tags, "counts": counts, "page": page, "last_page": last_page}
+
+
+async def home(request: Request) -> Response:
+    services = services_of(request)
+    context = await services.run_db(_home_data, services, page_number(request))
+    return renderer_of(request).page("index.html", {**context, "summary": summary_text})
+
+
+def _post_page_data(services: Services, slug: str) -> dict[str, Any]:
+    with Session(services.engine) as session:
+        post = live_post_or_error(session, slug)
+        tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
+        thread = build_thread(interaction_store.list_for_post(session, post.id))
+    return {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)}
+
+
+async def post_state_or_error(versions: VersionReader, slug: str) -> PostState:
+    state = await versions.get(slug)
+    if state is None or state.draft:
+        raise HTTPException(404, f"There is no post at /posts/{slug[:100]}.")
+    return state
 
 
 async def post_page(request: Request) -> Response:
+    """The post as HTML, or as an Article for ActivityPub clients; both cached per post version."""
     services = services_of(request)
     slug = request.path_params["slug"]
     if wants_activitypub(request):  # the id of the slug's first post: live, or 410 if it was deleted
         return await post_json(request, services, post_path(slug))
-    with Session(services.engine) as session:
-        post = live_post_or_error(session, slug)
-        assert post.id is not None
-        tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
-        thread = build_thread(interaction_store.list_for_post(session, post.id))
-    return renderer_of(request).page(
-        "post.html",
-        {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)},
-        headers={"Link": f'<{services.urls.post_id(post.ap_path)}>; rel="alternate"; type="application/activity+json"',
-                 "Vary": "Accept"},
-    )
+    state = await post_state_or_error(request.app.state.post_versions, slug)
+    if state.deleted_at is not None:
+        raise HTTPException(410, "This post was deleted by its author.")
+    cache = page_cache_of(request)
+    headers = validators(cache, state, "html")
+    if not_modified(request, headers["ETag"], state.modified):
+        return not_modified_response(headers)
+    entry = cache.get(state, "html")
+    if entry is None:  # the data is read after the version: it is at least as new as the key
+        context = await services.run_db(_post_page_data, services, slug)
+        body = renderer_of(request).text("post.html", context).encode()
+        link = f'<{services.urls.post_id(state.ap_path)}>; rel="alternate"; type="application/activity+json"'
+        entry = Cached(body, HTML, {"Link": link})
+        cache.put(state, "html", entry)
+    return Response(entry.body, media_type=entry.media_type, headers={**entry.headers, **headers})
 
 
 async def post_version(request: Request) -> Response:
@@ -92,10 +129,7 @@ async def post_version(request: Request) -> Response:
     return RedirectResponse(page, status_code=302, headers={"Vary": "Accept"})
 
 
-async def tag_page(request: Request) -> Response:
-    services = services_of(request)
-    name = request.path_params["tag"]
-    page = page_number(request)
+def _tag_data(services: Services, name: str, page: int) -> dict[str, Any]:
     per_page = services.settings.posts_per_page
     with Session(services.engine) as session:
         tag = post_store.get_tag(session, name)
@@ -107,40 +141,44 @@ async def tag_page(request: Request) -> Response:
         counts = interaction_store.comment_counts(session, ids)
     if not posts and page > 1:
         raise HTTPException(404, f"There is no page {page} for this tag.")
-    return renderer_of(request).page(
-        "tag.html",
-        {"tag": tag, "posts": posts[:per_page], "has_next": len(posts) > per_page, "page": page,
-         "tags": tags, "counts": counts, "summary": summary_text},
-    )
+    return {"tag": tag, "posts": posts[:per_page], "has_next": len(posts) > per_page, "page": page,
+            "tags": tags, "counts": counts}
 
 
-async def archive(request: Request) -> Response:
+async def tag_page(request: Request) -> Response:
     services = services_of(request)
+    context = await services.run_db(_tag_data, services, request.path_params["tag"], page_number(request))
+    return renderer_of(request).page("tag.html", {**context, "summary": summary_text})
+
+
+def _archive_data(services: Services) -> dict[str, Any]:
     with Session(services.engine) as session:
         posts = post_store.list_archive(session)  # three columns, not every body
         all_tags = post_store.list_tags_with_counts(session)
     years: dict[int, list[Any]] = {}
     for p in posts:
         years.setdefault(p.published_at.year, []).append(p)
-    return renderer_of(request).page("archive.html", {"years": years, "all_tags": all_tags})
+    return {"years": years, "all_tags": all_tags}
+
+
+async def archive(request: Request) -> Response:
+    services = services_of(request)
+    return renderer_of(request).page("archive.html", await services.run_db(_archive_data, services))
+
+
+def count_posts(services: Services) -> int:
+    with Session(services.engine) as session:
+        return post_store.count_posts(session)
 
 
 async def about(request: Request) -> Response:
     services = services_of(request)
     keys = await blog_keys(services)
-    total = await services.run_db(_count_posts, services)
+    total = await services.run_db(count_posts, services)
     return renderer_of(request).page("about.html", {"post_count": total, "joined": keys.created_at})
 
 
-def _count_posts(services: Services) -> int:
-    with Session(services.engine) as session:
-        return post_store.count_posts(session)
-
-
-async def comment_permalink(request: Request) -> Response:
-    """A comment's id, as HTML: redirect to its anchor on the post page."""
-    services = services_of(request)
-    raw = request.path_params["comment_id"]
+def _comment_slug(services: Services, raw: str) -> str:
     with Session(services.engine) as session:
         item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
         post = session.get(Post, item.post_id) if item is not None else None
@@ -148,4 +186,12 @@ async def comment_permalink(request: Request) -> Response:
             raise HTTPException(404, "There is no comment with this id.")
         if post.deleted_at is not None or item.status == "deleted":
             raise HTTPException(410, "This comment was deleted.")
-    return RedirectResponse(services.urls.comment_anchor(post.slug, int(raw)), status_code=302)
+        return post.slug
+
+
+async def comment_permalink(request: Request) -> Response:
+    """A comment's id, as HTML: redirect to its anchor on the post page."""
+    services = services_of(request)
+    raw = request.path_params["comment_id"]
+    slug = await services.run_db(_comment_slug, services, raw)
+    return RedirectResponse(services.urls.comment_anchor(slug, int(raw)), status_code=302)

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from fedblog import __version__
 from fedblog.activitypub import vocab
+from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Interaction
@@ -67,16 +68,21 @@ async def nodeinfo_links(request: Request) -> Response:
     return JSONResponse(vocab.nodeinfo_links(services_of(request).settings.base_url), headers=CORS)
 
 
-async def nodeinfo(request: Request) -> Response:
-    services = services_of(request)
-    version = request.path_params["version"]
-    if version not in ("2.0", "2.1"):
-        raise HTTPException(404, "NodeInfo 2.0 and 2.1 are served.")
+def _usage(services: Services) -> tuple[int, int]:
     with Session(services.engine) as session:
         posts = post_store.count_posts(session)
         comments = session.exec(
             select(func.count()).select_from(Interaction).where(Interaction.status == "visible")
         ).one()
+    return posts, comments
+
+
+async def nodeinfo(request: Request) -> Response:
+    services = services_of(request)
+    version = request.path_params["version"]
+    if version not in ("2.0", "2.1"):
+        raise HTTPException(404, "NodeInfo 2.0 and 2.1 are served.")
+    posts, comments = await services.run_db(_usage, services)
     doc = vocab.nodeinfo_document(version, software_version=__version__, name=services.settings.name,
                                   description=services.settings.description, local_posts=posts, local_comments=comments)
     profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
