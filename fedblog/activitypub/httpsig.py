@@ -1,13 +1,15 @@
 """HTTP Signatures, pure: sign outgoing requests, and verify incoming ones in two steps.
 
 Outbound we speak draft-cavage `rsa-sha256` — the profile every fediverse server accepts
-(INTEROP.md §2.1) — and can also emit RFC 9421 (`sign_request_rfc9421`) for tests and fake peers.
+(https://docs.joinmastodon.org/spec/security/) — and can also emit RFC 9421
+(`sign_request_rfc9421`) for tests and fake peers.
 Inbound we accept draft-cavage (`rsa-sha256`, `hs2019`) and RFC 9421 (`rsa-v1_5-sha256`,
 `ed25519`, `rsa-pss-sha512`). Verification is split so no network I/O happens here:
 
-1. `prepare_verification(...)` parses the request and enforces policy (SECURITY.md invariant 1,
-   P1, P2); it returns the `SignatureInput` (key id + exact bytes that were signed) or a
-   `VerifyFailure`. The caller fetches the key for `key_id` only after this succeeded.
+1. `prepare_verification(...)` parses the request and enforces policy (docs/security.md §1:
+   signed times within the clock-skew window, the required signed headers); it returns the
+   `SignatureInput` (key id + exact bytes that were signed) or a `VerifyFailure`. The caller
+   fetches the key for `key_id` only after this succeeded.
 2. `verify_signature(sig, public_key)` checks the cryptography. Who owns the key, and whether
    that owner is the activity's actor (invariant 2), is the caller's business.
 
@@ -398,7 +400,7 @@ def _header_failure(exc: Exception) -> VerifyFailure:
 
 def _check_times(req: _Request, window: _Window, *, date_signed: bool, created: float | None,
                  expires: float | None) -> VerifyFailure | None:
-    """P1: every signed time (Date, created) within [now - max_age, now + max_future]."""
+    """Clock skew: every signed time (Date, created) within [now - max_age, now + max_future]."""
     times: list[tuple[str, datetime]] = []
     try:
         if date_signed:

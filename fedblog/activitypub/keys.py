@@ -1,7 +1,7 @@
 """Key pairs for signing: generation, PEM round trips, and FEP-521a Multikey encoding.
 
 The blog signs HTTP requests with RSA (the only key type every fediverse server verifies,
-INTEROP.md §2.1) and also publishes an Ed25519 key as a FEP-521a `Multikey` in
+https://docs.joinmastodon.org/spec/security/) and also publishes an Ed25519 key as a FEP-521a `Multikey` in
 `assertionMethod`, for peers that verify RFC 9421 `ed25519` or object integrity proofs.
 Pure functions over `cryptography` key objects; no storage, no network.
 """

@@ -1,8 +1,9 @@
 """Pure builders for every ActivityPub document we serve or send. Plain values in, dicts out.
 
-The Article shape (INTEROP.md §4.2, §9.5): ``name`` + full ``content`` + ``url``, no ``summary``,
-because Mastodon shows title, link and the page's link card and ignores ``content``, while
-GoToSocial, Misskey and Akkoma show ``content`` and would turn a ``summary`` into a content warning.
+The Article shape (https://docs.joinmastodon.org/spec/activitypub/#Article, docs/publishing.md):
+``name`` + full ``content`` + ``url``, no ``summary``, because Mastodon shows title, link and the
+page's link card and ignores ``content``, while GoToSocial, Misskey and Akkoma show ``content``
+and would turn a ``summary`` into a content warning.
 """
 
 from __future__ import annotations

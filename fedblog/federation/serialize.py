@@ -144,5 +144,6 @@ def delete_post_activity(post_url: str, urls: Urls, deleted: str) -> dict[str, A
 
 
 def accept_follow(follow: dict[str, Any], urls: Urls) -> dict[str, Any]:
-    """Accept, embedding the Follow exactly as received (INTEROP.md §3)."""
+    """Accept, embedding the Follow exactly as received: Mastodon matches the Accept's object to its
+    pending Follow (https://docs.joinmastodon.org/spec/activitypub/#Follow)."""
     return vocab.wrap("Accept", id=new_activity_id(urls), actor=urls.actor(), obj=follow, context=AS_CONTEXT)

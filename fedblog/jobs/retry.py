@@ -1,4 +1,5 @@
-"""The delivery retry policy: one pure function (SECURITY.md "nothing lost" 6, P9, P10).
+"""The delivery retry policy: one pure function (docs/delivery.md, after Mastodon's DeliveryWorker
+and DeliveryFailureTracker).
 
 Exponential backoff with full jitter from 30 s, each wait capped at 6 h, for at least 48 h
 (72 h here) after the first attempt. ``Retry-After`` is honoured up to 6 h. Permanent failures

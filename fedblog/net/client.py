@@ -2,7 +2,7 @@
 
 ``build_http_client`` is called once per process (from the Services container) and every
 server-side request goes through the client it returns: fetches, WebFinger, NodeInfo,
-Webmention/pingback sources and delivery POSTs (SECURITY.md invariant 5).
+Webmention/pingback sources and delivery POSTs (docs/security.md §4, No SSRF).
 
 Transport stack in production::
 

@@ -1,6 +1,6 @@
 """Bounded GETs over the shared client: ActivityPub/JSON documents and text pages.
 
-Every fetch (SECURITY.md invariants 5 and 6, parameter P5):
+Every fetch (docs/security.md §4 and §5: no SSRF, bounded work):
 
 * checks each URL, including every redirect hop, with ``UrlPolicy`` *before* requesting it;
   connect-time address checks happen underneath, in the client's transport;

@@ -1,6 +1,6 @@
 """The outbound-request guard: which URLs and which IP addresses fedblog may talk to.
 
-SECURITY.md invariant 5 (no SSRF). Every server-side request goes through one
+docs/security.md §4 (no SSRF). Every server-side request goes through one
 ``httpx.AsyncClient`` (``fedblog.net.client.build_http_client``), and that client enforces two
 things from this module:
 

@@ -1,8 +1,8 @@
 """Signing outbound requests: an ``httpx.Auth`` that adds draft-cavage HTTP Signatures.
 
 GETs sign ``(request-target) host date``; POSTs sign ``(request-target) host date digest``
-(INTEROP.md §2.1). Date, Digest and Signature are regenerated for every attempt; the body is
-signed exactly as sent.
+(https://docs.joinmastodon.org/spec/security/). Date, Digest and Signature are regenerated for
+every attempt; the body is signed exactly as sent.
 """
 
 from __future__ import annotations

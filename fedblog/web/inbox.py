@@ -13,7 +13,7 @@ from fedblog.federation.inbox import Inbox
 from fedblog.services import Services
 from fedblog.web.common import services_of
 
-MAX_BODY = 1_048_576  # P3
+MAX_BODY = 1_048_576  # 1 MiB, larger gets 413 (docs/security.md §5)
 BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in deploy/Caddyfile matches
 
 

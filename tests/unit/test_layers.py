@@ -1,4 +1,4 @@
-"""The layer rules of STYLE.md, enforced with import-linter (contracts in pyproject.toml)."""
+"""The package's layer rules (docs/architecture.md), enforced with import-linter (contracts in pyproject.toml)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The delivery retry policy, a pure function (SECURITY.md P9, P10)."""
+"""The delivery retry policy, a pure function (docs/delivery.md, Retry policy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The outbound URL policy and address classification (SECURITY.md invariant 5).
+"""The outbound URL policy and address classification (docs/security.md §4, No SSRF).
 
 Every address form that advisories show slipping past naive checks (Mastodon GHSA-crr4-7rm4-8gpw,
 GHSA-xx55-4rrg-8xg6, GHSA-xfrj-c749-jxxq; Fedify CVE-2026-50131; Lemmy CVE-2026-33693) is in
