@@ -4,7 +4,8 @@ The transactional outbox and at-least-once delivery (docs/delivery.md): publishi
 delivery row per inbox in the post's transaction; a worker claims rows with a lease; a worker
 killed with SIGKILL loses nothing (its leases expire and another worker re-sends: at-least-once);
 two workers never hold the same row at once; and a slow host neither exceeds its per-host cap nor
-holds up the others (no head-of-line blocking). The receiver is ``tests/receiver.py`` (uvicorn on 127.0.0.1, one line per POST).
+holds up the others (no head-of-line blocking). The receiver is ``tests/receiver.py`` (uvicorn on
+127.0.0.1, one line per POST).
 
 Every wait is bounded; every process started here is killed in teardown.
 """
