@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from fedblog.web.admin import login, views
+from fedblog.web.admin import login, moderation, views
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -15,4 +15,10 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/logout", login.logout, methods=["POST"], name="admin_logout"),
         Route("/admin/followers", views.followers, name="admin_followers"),
         Route("/admin/deliveries/retry", views.retry_deliveries, methods=["POST"], name="admin_retry"),
+        Route("/admin/moderation", moderation.page, name="admin_moderation"),
+        Route("/admin/moderation", moderation.bulk, methods=["POST"], name="admin_moderation_bulk"),
+        Route("/admin/moderation/author", moderation.author, methods=["POST"], name="admin_moderation_author"),
+        Route("/admin/moderation/rules/block", moderation.add_block, methods=["POST"], name="admin_block"),
+        Route("/admin/moderation/rules/remove", moderation.remove_rule, methods=["POST"], name="admin_unrule"),
+        Route("/admin/moderation/import", moderation.import_blocks, methods=["POST"], name="admin_block_import"),
     ]

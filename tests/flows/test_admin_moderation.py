@@ -1,0 +1,192 @@
+"""The moderation queue at /admin/moderation, over HTTP with a real database.
+
+Replies come from fake fediverse servers through the real inbox (held: FEDBLOG_MODERATION is
+first-contact by default); the owner acts through the admin pages, with the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from fedblog.blog.posts import parse_post_source
+from fedblog.federation.publishing import publish
+from fedblog.services import Services
+from fedblog.store.db import session_scope
+from fedblog.store.tables import Interaction, ModerationRule
+from tests.fediverse import builders
+from tests.fediverse.instance import FakeActor, FakeInstance
+from tests.fediverse.network import FakeFediverse
+from tests.flows.test_admin import _csrf, _login, owner  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.anyio
+INBOX = "https://blog.test/inbox"
+POST = "https://blog.test/posts/hello"
+
+
+def _publish(services: Services) -> None:
+    with session_scope(services.engine) as session:
+        publish(session, services, parse_post_source("---\ntitle: Hello moderation\nslug: hello\n---\nA post.\n"))
+
+
+async def _reply(inst: FakeInstance, who: FakeActor, services: Services, text: str) -> str:
+    create, note = builders.reply(who, POST, f"<p>{text}</p>", services.clock.now())
+    assert (await inst.post(who, INBOX, create)).status_code == 202
+    return str(note["id"])
+
+
+def _id_of(services: Services, note_id: str) -> int:
+    with Session(services.engine) as s:
+        item = s.exec(select(Interaction).where(Interaction.ap_id == note_id)).one()
+        assert item.id is not None
+        return item.id
+
+
+def _status(services: Services, note_id: str) -> str:
+    with Session(services.engine) as s:
+        return s.exec(select(Interaction.status).where(Interaction.ap_id == note_id)).one()
+
+
+async def _queue_csrf(client: httpx.AsyncClient) -> tuple[str, str]:
+    r = await client.get("/admin/moderation")
+    assert r.status_code == 200, r.text
+    return r.text, _csrf(r.text)
+
+
+@pytest.fixture
+async def world(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
+                ) -> tuple[FakeInstance, FakeInstance]:
+    _publish(services)
+    assert (await _login(client)).status_code == 303
+    return FakeInstance("mastodon.test", fediverse), FakeInstance("spam.test", fediverse)
+
+
+async def test_queue_lists_pending_replies_and_approve_shows_one(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    masto, spam = world
+    alice, bob = masto.actor("alice", "Alice A."), spam.actor("bob", "Bob Spammer")
+    a = await _reply(masto, alice, services, "A kind word from Alice")
+    b = await _reply(spam, bob, services, "Buy cheap things")
+    page = await client.get(POST)
+    assert "A kind word from Alice" not in page.text  # held
+    html, csrf = await _queue_csrf(client)
+    assert "Waiting for you (2)" in html
+    for text in ("Alice A.", "Bob Spammer", "A kind word from Alice", "Buy cheap things", "Hello moderation",
+                 "mastodon.test", "spam.test"):
+        assert text in html, text
+    r = await client.post("/admin/moderation", data={"csrf": csrf, "id": str(_id_of(services, a)), "action": "approve"})
+    assert r.status_code == 303 and "done=approve" in r.headers["location"]
+    assert "1 item(s) approved" in (await client.get(r.headers["location"])).text
+    assert "A kind word from Alice" in (await client.get(POST)).text
+    assert _status(services, b) == "pending"
+
+
+async def test_bulk_spam_blocks_their_authors_and_csrf_is_required(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    masto, spam = world
+    bots = [spam.actor(f"bot{i}", f"Bot {i}") for i in range(3)]
+    ids = [await _reply(spam, bot, services, f"spam number {i}") for i, bot in enumerate(bots)]
+    keep = await _reply(masto, masto.actor("alice"), services, "not spam")
+    _html, csrf = await _queue_csrf(client)
+    form = [("csrf", csrf), ("action", "spam")] + [("id", str(_id_of(services, n))) for n in ids]
+    # without the token: 403, nothing changes
+    r = await client.post("/admin/moderation", content=httpx.QueryParams(form[1:]).__str__(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and "security token" in r.text
+    assert {_status(services, n) for n in ids} == {"pending"}
+    r = await client.post("/admin/moderation", content=str(httpx.QueryParams(form)),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 303, r.text
+    assert {_status(services, n) for n in ids} == {"spam"} and _status(services, keep) == "pending"
+    with Session(services.engine) as s:
+        blocked = set(s.exec(select(ModerationRule.target).where(ModerationRule.action == "block")).all())
+    assert blocked == {b.id for b in bots}
+    # a spammer's next reply is refused at the door
+    create, _ = builders.reply(bots[0], POST, "<p>again</p>", services.clock.now())
+    assert (await spam.post(bots[0], INBOX, create)).status_code == 403
+    html, _ = await _queue_csrf(client)
+    assert "spam number" not in html and "Waiting for you (1)" in html
+
+
+async def test_always_approve_then_the_next_reply_shows_at_once(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    masto, _spam = world
+    carol = masto.actor("carol", "Carol C.")
+    first = await _reply(masto, carol, services, "first from carol")
+    second = await _reply(masto, carol, services, "second from carol")
+    _html, csrf = await _queue_csrf(client)
+    r = await client.post("/admin/moderation/author",
+                          data={"csrf": csrf, "id": str(_id_of(services, first)), "what": "approve"})
+    assert r.status_code == 303
+    assert "is always approved now; 2 of their" in (await client.get(r.headers["location"])).text
+    assert _status(services, first) == _status(services, second) == "visible"
+    await _reply(masto, carol, services, "third from carol, no wait")
+    assert "third from carol, no wait" in (await client.get(POST)).text
+
+
+async def test_block_domain_hides_its_items_and_rules_can_be_removed(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    masto, spam = world
+    one = await _reply(spam, spam.actor("x"), services, "from spam x")
+    two = await _reply(spam, spam.actor("y"), services, "from spam y")
+    _html, csrf = await _queue_csrf(client)
+    r = await client.post("/admin/moderation/author",
+                          data={"csrf": csrf, "id": str(_id_of(services, one)), "what": "block-domain"})
+    assert r.status_code == 303
+    html = (await client.get(r.headers["location"])).text
+    assert "spam.test is blocked; 2 of their item(s) hidden" in html
+    assert _status(services, one) == _status(services, two) == "hidden" and "from spam" not in html
+    create, _ = builders.reply(spam.actor("z"), POST, "<p>z</p>", services.clock.now())
+    assert (await spam.post(spam.actor("z"), INBOX, create)).status_code == 403
+    with Session(services.engine) as s:
+        rule = s.exec(select(ModerationRule).where(ModerationRule.target == "spam.test")).one()
+    r = await client.post("/admin/moderation/rules/remove", data={"csrf": csrf, "rule": str(rule.id)})
+    assert r.status_code == 303
+    with Session(services.engine) as s:
+        assert s.exec(select(ModerationRule).where(ModerationRule.target == "spam.test")).first() is None
+    r = await client.post("/admin/moderation/rules/remove", data={"rule": str(rule.id)})
+    assert r.status_code == 403
+
+
+def _multipart(csrf: str | None, body: bytes, name: str = "blocks.csv") -> dict[str, object]:
+    data = {"csrf": csrf} if csrf is not None else {}
+    return {"data": data, "files": {"file": (name, body, "text/csv")}}
+
+
+async def test_mastodon_domain_block_csv_import_both_formats(
+    services: Services, client: httpx.AsyncClient, fediverse: FakeFediverse,
+    world: tuple[FakeInstance, FakeInstance],
+) -> None:
+    _html, csrf = await _queue_csrf(client)
+    modern = (b"#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate\n"
+              b"evil.test,suspend,false,false,Spam,false\n"
+              b"quiet.test,silence,true,false,,false\n"
+              b"not a domain!,suspend,false,false,,false\n"
+              b"EVIL.test,suspend,false,false,dup,false\n")
+    r = await client.post("/admin/moderation/import", **_multipart(None, modern))  # type: ignore[arg-type]
+    assert r.status_code == 403
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, modern))  # type: ignore[arg-type]
+    assert r.status_code == 303, r.text
+    html = (await client.get(r.headers["location"])).text
+    assert "2 added, 1 skipped (already blocked), 1 invalid" in html and "not a domain!" in html
+    plain = b"quiet.test\nold.test\n\nhttps://x/y\n"
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, plain, "list.txt"))  # type: ignore[arg-type]
+    html = (await client.get(r.headers["location"])).text
+    assert "1 added, 1 skipped (already blocked), 1 invalid" in html
+    with Session(services.engine) as s:
+        targets = set(s.exec(select(ModerationRule.target).where(ModerationRule.action == "block")).all())
+    assert targets == {"evil.test", "quiet.test", "old.test"}
+    evil = FakeInstance("evil.test", fediverse)
+    mallory = evil.actor("mallory")
+    create, _ = builders.reply(mallory, POST, "<p>hi</p>", services.clock.now())
+    assert (await evil.post(mallory, INBOX, create)).status_code == 403
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, b"#severity\nsuspend\n"))  # type: ignore[arg-type]
+    assert r.status_code == 400 and "#domain" in r.text
+    assert re.search(r"Rules \(3\)", (await client.get("/admin/moderation")).text)
