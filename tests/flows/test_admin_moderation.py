@@ -190,3 +190,71 @@ async def test_mastodon_domain_block_csv_import_both_formats(
     r = await client.post("/admin/moderation/import", **_multipart(csrf, b"#severity\nsuspend\n"))  # type: ignore[arg-type]
     assert r.status_code == 400 and "#domain" in r.text
     assert re.search(r"Rules \(3\)", (await client.get("/admin/moderation")).text)
+
+
+AP = "application/activity+json"
+
+
+async def test_owner_reply_goes_to_the_thread_participants_only(
+    services: Services, client: httpx.AsyncClient, fediverse: FakeFediverse,
+    world: tuple[FakeInstance, FakeInstance],
+) -> None:
+    from fedblog.store.tables import Delivery
+    from tests.fediverse.instance import follow
+    from tests.flows.test_admin import deliver
+
+    masto, _spam = world
+    gts = FakeInstance("gts.test", fediverse, "gotosocial")
+    lurker_home = FakeInstance("lurker.test", fediverse)
+    alice, dave, lurker = masto.actor("alice", "Alice A."), gts.actor("dave", "Dave D."), lurker_home.actor("lee")
+    assert (await lurker_home.post(lurker, INBOX, follow(lurker, "https://blog.test/users/blog"))).status_code == 202
+    await deliver(services)
+    lurker_home.received.clear()
+    a = await _reply(masto, alice, services, "Question from Alice")
+    d = await _reply(gts, dave, services, "Dave was here")
+    _html, csrf = await _queue_csrf(client)
+    for note in (a, d):
+        await client.post("/admin/moderation", data={"csrf": csrf, "id": str(_id_of(services, note)), "action": "approve"})
+    alice_comment = _id_of(services, a)
+    # the post page links to the reply form, the same link for everyone
+    assert f'href="/admin/reply?to={alice_comment}"' in (await client.get(POST)).text
+    form = await client.get(f"/admin/reply?to={alice_comment}")
+    assert form.status_code == 200 and "Question from Alice" in form.text
+    r = await client.post("/admin/reply", data={"to": str(alice_comment), "content": "no token"})
+    assert r.status_code == 403
+    r = await client.post("/admin/reply", data={"csrf": csrf, "to": str(alice_comment), "content": "Thanks, Alice!"})
+    assert r.status_code == 303, r.text
+    note_url = r.headers["location"]
+    assert re.fullmatch(r"https://blog\.test/comments/\d+", note_url)
+    await deliver(services)
+    creates = [x for x in masto.activities("Create") if x["object"].get("id") == note_url]
+    assert len(creates) == 1, [x.received for x in [masto]]
+    note = creates[0]["object"]
+    assert creates[0]["actor"] == "https://blog.test/users/blog" and note["inReplyTo"] == a
+    assert note["attributedTo"] == "https://blog.test/users/blog"
+    assert note["to"] == ["https://www.w3.org/ns/activitystreams#Public"]
+    assert set(note["cc"]) == {alice.id, dave.id} and "followers" not in " ".join(note["cc"])
+    assert note["tag"][0]["href"] == alice.id and "Thanks, Alice!" in note["content"]
+    assert any(x["object"].get("id") == note_url for x in gts.activities("Create"))  # a participant
+    assert not any(x.get("type") == "Create" for x in lurker_home.activities())  # a follower, not in the thread
+    with Session(services.engine) as s:  # one delivery per server
+        inboxes = sorted(s.exec(select(Delivery.inbox).where(Delivery.state == "sent")).all())
+    assert inboxes.count("https://mastodon.test/inbox") == 1
+    # in the thread, marked as the author's, and in the replies and context collections
+    page = (await client.get(POST)).text
+    assert "Thanks, Alice!" in page and "owner-badge" in page
+    replies = (await client.get("/posts/hello/replies?page=1", headers={"Accept": AP})).json()["orderedItems"]
+    assert note_url in replies
+    context = (await client.get("/posts/hello/context?page=1", headers={"Accept": AP})).json()["orderedItems"]
+    assert note_url in context
+    # its id is dereferenceable: the Note for fediverse servers, the anchor for browsers
+    got = await client.get(note_url, headers={"Accept": AP})
+    assert got.status_code == 200 and got.json()["id"] == note_url and got.json()["inReplyTo"] == a
+    html = await client.get(note_url)
+    assert html.status_code == 302 and "#comment-" in html.headers["location"]
+    # a reply to the reply comes back into the thread
+    create, answer = builders.reply(alice, note_url, "<p>You're welcome</p>", services.clock.now())
+    assert (await masto.post(alice, INBOX, create)).status_code == 202
+    with Session(services.engine) as s:
+        item = s.exec(select(Interaction).where(Interaction.ap_id == answer["id"])).one()
+        assert item.parent_id == int(note_url.rsplit("/", 1)[1])

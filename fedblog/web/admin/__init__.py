@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from fedblog.web.admin import login, moderation, views
+from fedblog.web.admin import login, moderation, reply, views
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -20,5 +20,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/moderation/author", moderation.author, methods=["POST"], name="admin_moderation_author"),
         Route("/admin/moderation/rules/block", moderation.add_block, methods=["POST"], name="admin_block"),
         Route("/admin/moderation/rules/remove", moderation.remove_rule, methods=["POST"], name="admin_unrule"),
+        Route("/admin/reply", reply.reply_page, name="admin_reply"),
+        Route("/admin/reply", reply.reply_submit, methods=["POST"], name="admin_reply_submit"),
         Route("/admin/moderation/import", moderation.import_blocks, methods=["POST"], name="admin_block_import"),
     ]
