@@ -213,7 +213,8 @@ def parse_domain_blocks(data: bytes) -> tuple[list[str], list[str]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError("The file is not UTF-8 text: export it again from Mastodon (Moderation → Federation).") from None
+        raise ValueError("The file is not UTF-8 text: export it again from Mastodon "
+                         "(Moderation → Federation).") from None
     rows = list(csv.reader(io.StringIO(text)))
     if len(rows) > MAX_CSV_ROWS + 1:
         raise ValueError(f"The file has more than {MAX_CSV_ROWS} rows: split it.")

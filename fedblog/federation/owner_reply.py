@@ -124,7 +124,7 @@ def post_reply(services: Services, comment_id: int, text: str) -> tuple[int, int
         session.add(item)
         create = vocab.wrap("Create", id=item.activity_ap_id, actor=urls.actor(), obj=note,
                             published=note["published"], to=note["to"], cc=note["cc"])
-        inboxes = sorted({p.shared_inbox or p.inbox for p in people if p.shared_inbox or p.inbox})
+        inboxes = sorted({i for i in (p.shared_inbox or p.inbox for p in people) if i})
         outbox.enqueue(session, create, inboxes, now=now, object_ap_id=note_id)
         return item.id, len(inboxes)
 

@@ -214,7 +214,8 @@ async def test_owner_reply_goes_to_the_thread_participants_only(
     d = await _reply(gts, dave, services, "Dave was here")
     _html, csrf = await _queue_csrf(client)
     for note in (a, d):
-        await client.post("/admin/moderation", data={"csrf": csrf, "id": str(_id_of(services, note)), "action": "approve"})
+        await client.post("/admin/moderation",
+                          data={"csrf": csrf, "id": str(_id_of(services, note)), "action": "approve"})
     alice_comment = _id_of(services, a)
     # the post page links to the reply form, the same link for everyone
     assert f'href="/admin/reply?to={alice_comment}"' in (await client.get(POST)).text
