@@ -259,3 +259,31 @@ async def test_owner_reply_goes_to_the_thread_participants_only(
     with Session(services.engine) as s:
         item = s.exec(select(Interaction).where(Interaction.ap_id == answer["id"])).one()
         assert item.parent_id == int(note_url.rsplit("/", 1)[1])
+
+
+async def test_the_queue_costs_the_same_queries_with_more_items(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    from sqlalchemy import event
+
+    masto, spam = world
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    await _reply(masto, masto.actor("one"), services, "just one")
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        assert (await client.get("/admin/moderation")).status_code == 200
+        before = len(statements)
+        event.remove(services.engine, "before_cursor_execute", count)
+        for i in range(6):
+            await _reply(spam if i % 2 else masto, (spam if i % 2 else masto).actor(f"u{i}"), services, f"n{i}")
+        event.listen(services.engine, "before_cursor_execute", count)
+        statements.clear()
+        r = await client.get("/admin/moderation")
+        assert r.status_code == 200 and "Waiting for you (7)" in r.text
+        assert len(statements) == before <= 6, statements
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
