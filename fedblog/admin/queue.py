@@ -229,7 +229,7 @@ def parse_domain_blocks(data: bytes) -> tuple[list[str], list[str]]:
         raw = row[column].strip() if len(row) > column else ""
         if not raw and not any(c.strip() for c in row):
             continue  # blank line
-        domain = _valid_domain(raw)
+        domain = valid_domain(raw)
         if domain is None:
             invalid.append(",".join(row)[:100])
         else:
@@ -237,7 +237,7 @@ def parse_domain_blocks(data: bytes) -> tuple[list[str], list[str]]:
     return domains, invalid
 
 
-def _valid_domain(raw: str) -> str | None:
+def valid_domain(raw: str) -> str | None:
     if not raw or "/" in raw or " " in raw or "*" in raw or len(raw) > 253:
         return None  # Mastodon's obfuscated entries ("exa*ple.com") cannot be matched: invalid here
     try:

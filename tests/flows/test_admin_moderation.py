@@ -153,6 +153,11 @@ async def test_block_domain_hides_its_items_and_rules_can_be_removed(
         assert s.exec(select(ModerationRule).where(ModerationRule.target == "spam.test")).first() is None
     r = await client.post("/admin/moderation/rules/remove", data={"rule": str(rule.id)})
     assert r.status_code == 403
+    for bad in ("#nope", "not a domain", "https://", ""):
+        r = await client.post("/admin/moderation/rules/block", data={"csrf": csrf, "target": bad})
+        assert r.status_code == 400, bad
+    r = await client.post("/admin/moderation/rules/block", data={"csrf": csrf, "target": "Other.TEST"})
+    assert r.status_code == 303 and "target=other.test" in r.headers["location"]
 
 
 def _multipart(csrf: str | None, body: bytes, name: str = "blocks.csv") -> dict[str, object]:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from fedblog.admin import queue
+from fedblog.net.origin import host_of
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, private
 from fedblog.web.admin.uploads import list_form, multipart_upload
 from fedblog.web.common import page_number, renderer_of, services_of
@@ -98,7 +99,8 @@ async def add_block(request: Request, admin: Admin, form: dict[str, str]) -> Res
     target = form.get("target", "").strip()
     if not target or len(target) > 2000 or any(c.isspace() for c in target):
         raise HTTPException(400, "Give one actor URL (https://…) or one domain (example.social).")
-    if not target.startswith(("https://", "http://")) and queue.parse_domain_blocks(target.encode())[1]:
+    is_url = target.startswith(("https://", "http://"))
+    if queue.valid_domain(host_of(target) if is_url else target) is None:
         raise HTTPException(400, f"{target[:100]!r} is neither an actor URL nor a domain.")
     services = services_of(request)
     rule_target, n = await services.run_db(queue.block_target, services, target)
