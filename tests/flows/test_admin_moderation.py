@@ -222,7 +222,8 @@ async def test_owner_reply_goes_to_the_thread_participants_only(
         await client.post("/admin/moderation",
                           data={"csrf": csrf, "id": str(_id_of(services, note)), "action": "approve"})
     alice_comment = _id_of(services, a)
-    # the post page links to the reply form, the same link for everyone
+    # the dashboard's recent list and the post page link to the reply form
+    assert f'href="/admin/reply?to={alice_comment}"' in (await client.get("/admin")).text
     assert f'href="/admin/reply?to={alice_comment}"' in (await client.get(POST)).text
     form = await client.get(f"/admin/reply?to={alice_comment}")
     assert form.status_code == 200 and "Question from Alice" in form.text
