@@ -293,3 +293,22 @@ async def test_the_queue_costs_the_same_queries_with_more_items(
         assert len(statements) == before <= 6, statements
     finally:
         event.remove(services.engine, "before_cursor_execute", count)
+
+
+async def test_block_list_upload_limits(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    _html, csrf = await _queue_csrf(client)
+    big = b"x.test\n" * (5 * 2**20 // 7)  # over the 4 MB cap
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, big))  # type: ignore[arg-type]
+    assert r.status_code == 413 and "too large" in r.text
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, b"\xff\xfe bad\n"))  # type: ignore[arg-type]
+    assert r.status_code == 400 and "UTF-8" in r.text
+    r = await client.post("/admin/moderation/import", **_multipart(csrf, b"\n\n"))  # type: ignore[arg-type]
+    assert r.status_code == 400 and "empty" in r.text
+    async with httpx.AsyncClient(transport=client._transport, base_url="https://blog.test") as stranger:
+        r = await stranger.post("/admin/moderation/import", **_multipart(csrf, b"a.test\n"))  # type: ignore[arg-type]
+        assert r.status_code == 403
+    assert not any((services.settings.data_dir / "uploads-tmp").glob("*"))  # nothing left behind
+    with Session(services.engine) as s:
+        assert s.exec(select(ModerationRule)).all() == []
