@@ -100,7 +100,7 @@ class Interaction(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="interaction.id", index=True, ondelete="SET NULL")
     kind: str = Field(max_length=20)  # reply | comment | like | repost | pingback | webmention | mention
     via: str = Field(max_length=20)  # activitypub | form | pingback | webmention | import
-    status: str = Field(default="visible", max_length=20, index=True)  # visible | pending | hidden | deleted
+    status: str = Field(default="visible", max_length=20, index=True)  # visible | pending | hidden | spam | deleted
     ap_id: str | None = Field(default=None, max_length=2000, sa_column_kwargs={"unique": True})
     activity_ap_id: str | None = Field(default=None, max_length=2000, index=True)
     in_reply_to_ap_id: str | None = Field(default=None, max_length=2000, index=True)

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
+from fedblog.federation import owner_reply
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
@@ -22,7 +23,7 @@ from fedblog.store.tables import Post
 from fedblog.urls import post_path
 from fedblog.web.activitypub import blog_keys, post_ap_path, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
-from fedblog.web.negotiation import wants_activitypub
+from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 from fedblog.web.pagecache import (
     Cached,
     PageCache,
@@ -193,5 +194,9 @@ async def comment_permalink(request: Request) -> Response:
     """A comment's id, as HTML: redirect to its anchor on the post page."""
     services = services_of(request)
     raw = request.path_params["comment_id"]
+    if wants_activitypub(request):  # the owner's replies are Notes with this id; others have their own
+        note = await services.run_db(owner_reply.note_json, services, int(raw)) if raw.isdigit() else None
+        if note is not None:
+            return ActivityJSONResponse(note, headers={"Vary": "Accept"})
     slug = await services.run_db(_comment_slug, services, raw)
     return RedirectResponse(services.urls.comment_anchor(slug, int(raw)), status_code=302)
