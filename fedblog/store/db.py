@@ -76,8 +76,9 @@ def request_write_limits(conn: Connection, seconds: int, *, reads_only: bool = F
         conn.info[_LOWERED] = True
         conn.exec_driver_sql(f"PRAGMA busy_timeout={seconds * 1000}")
     else:
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{seconds}s'")
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{seconds}s'")
+        # both in one round trip: set_config(..., is_local => true) is SET LOCAL
+        conn.exec_driver_sql(f"SELECT set_config('lock_timeout', '{seconds}s', true), "
+                             f"set_config('statement_timeout', '{seconds}s', true)")
     yield
 
 
