@@ -98,6 +98,13 @@ async def _upload(request: Request, field: Any, alt: str) -> Any:
 async def _editor_post(request: Request, post_id: int | None) -> Response:
     admin = await current_admin(request)
     fields = await _read_multipart(request)
+    try:
+        return await _editor_submit(request, admin, fields, post_id)
+    finally:
+        await fields.close()  # the spooled upload files
+
+
+async def _editor_submit(request: Request, admin: Admin | None, fields: FormData, post_id: int | None) -> Response:
     if admin is None:
         raise HTTPException(403, "You are not logged in (or your session has ended): log in again.")
     if not auth.check_csrf(admin.csrf, _text(fields, "csrf", 200)):

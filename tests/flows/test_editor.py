@@ -1,0 +1,277 @@
+"""The post editor over HTTP with a real database: drafts, preview, uploads, publish, schedule, edit, delete.
+
+A follower on a fake Mastodon receives (and verifies the signature of) what the editor sends.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from sqlmodel import Session, select
+
+from fedblog.clock import FrozenClock
+from fedblog.jobs import scheduler
+from fedblog.jobs.runner import DeliveryRunner
+from fedblog.services import Services
+from fedblog.store.tables import Media, Post, PostMedia
+from tests.fediverse.instance import FakeInstance, follow
+from tests.fediverse.network import FakeFediverse
+from tests.flows.test_admin import _csrf, _login, owner  # noqa: F401  (owner is a fixture)
+from tests.flows.test_jsonld import _check
+
+pytestmark = pytest.mark.anyio
+BLOG = "https://blog.test/users/blog"
+
+
+def jpeg_with_gps(width: int = 1200, height: int = 800) -> bytes:
+    img = Image.new("RGB", (width, height), (40, 120, 200))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # GPSInfo: GPSLatitude
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def png(width: int = 600, height: int = 400) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (220, 180, 40)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def _follower(services: Services, fediverse: FakeFediverse) -> FakeInstance:
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice = masto.actor("alice", "Alice")
+    assert (await masto.post(alice, BLOG + "/inbox", follow(alice, BLOG))).status_code == 202
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    masto.received.clear()
+    return masto
+
+
+async def _editor(client: httpx.AsyncClient, path: str = "/admin/posts/new") -> str:
+    r = await client.get(path)
+    assert r.status_code == 200, r.text
+    return _csrf(r.text)
+
+
+async def _submit(client: httpx.AsyncClient, csrf: str, action: str, *, path: str = "/admin/posts/new",
+                  files: dict[str, Any] | None = None, **fields: str | list[str]) -> httpx.Response:
+    data: dict[str, Any] = {"csrf": csrf, "action": action, "title": "", "body": "", **fields}
+    # a file field always goes, as a browser sends an empty one: the body is multipart either way
+    return await client.post(path, data=data, files=files or {"image_file": ("", b"", "application/octet-stream")})
+
+
+def _post(services: Services, **where: Any) -> Post:
+    with Session(services.engine) as s:
+        return s.exec(select(Post).filter_by(**where)).one()
+
+
+def _count(services: Services, table: type) -> int:
+    with Session(services.engine) as s:
+        return len(s.exec(select(table)).all())
+
+
+async def test_draft_is_not_public_and_preview_keeps_the_text(
+    services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    await _login(client, next_url="/admin/posts")
+    csrf = await _editor(client)
+    body = "Some *emphasis* and a [link](https://example.org).\n\n<b>kept</b> & so on"
+    r = await _submit(client, csrf, "preview", title="Draft one", body=body, tags="a, b")
+    assert r.status_code == 200
+    assert "<em>emphasis</em>" in r.text  # the rendered preview
+    assert "Some *emphasis* and a [link](https://example.org).\n\n&lt;b&gt;kept&lt;/b&gt; &amp; so on" in r.text
+    assert 'value="a, b"' in r.text
+    assert _count(services, Post) == 0  # a preview saves nothing
+    r = await _submit(client, csrf, "draft", title="Draft one", body=body)
+    assert r.status_code == 303 and r.headers["location"].startswith("/admin/posts/")
+    post = _post(services, slug="draft-one")  # the slug comes from the title
+    assert post.draft and post.content_md == body
+    assert (await client.get("/posts/draft-one")).status_code == 404
+    listing = await client.get("/admin/posts")
+    assert "Draft one" in listing.text and ">draft<" in listing.text
+    # an error keeps everything typed: no title
+    r = await _submit(client, csrf, "publish", title="", body="Still here, every word.", summary="sum")
+    assert r.status_code == 400 and "needs a title" in r.text
+    assert "Still here, every word." in r.text and ">sum</textarea>" in r.text
+
+
+async def test_csrf_missing_or_wrong_is_403_and_nothing_changes(
+    services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    await _login(client)
+    for token in ("", "wrong"):
+        r = await _submit(client, token, "publish", title="Nope", body="x")
+        assert r.status_code == 403 and "security token" in r.text
+    r = await _submit(client, await _editor(client), "draft", title="Yes", body="x")
+    post_id = r.headers["location"].split("/")[3]
+    r = await client.post(f"/admin/posts/{post_id}/delete", data={"csrf": ""})
+    assert r.status_code == 403
+    assert _count(services, Post) == 1 and not _post(services, slug="yes").deleted_at
+
+
+async def test_non_image_upload_is_refused_and_nothing_stored(
+    services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    await _login(client)
+    csrf = await _editor(client)
+    r = await _submit(client, csrf, "publish", title="With a fake picture", body="Text I typed.",
+                      files={"image_file": ("cat.jpg", b"<html>not a picture</html>", "image/jpeg")})
+    assert r.status_code == 400 and "not stored" in r.text and "not an image" in r.text
+    assert "Text I typed." in r.text
+    assert _count(services, Media) == 0 and _count(services, Post) == 0
+    media_dir = services.settings.data_dir / "media"
+    assert not media_dir.exists() or not any(media_dir.rglob("*.*"))
+
+
+async def test_too_large_body_is_413(services: Services, client: httpx.AsyncClient, owner: str) -> None:  # noqa: F811
+    await _login(client)
+    csrf = await _editor(client)
+    r = await _submit(client, csrf, "draft", title="Big", body="x",
+                      files={"image_file": ("big.jpg", b"\xff" * (13 * 1024 * 1024), "image/jpeg")})
+    assert r.status_code == 413 and "larger than 12 MB" in r.text
+    assert _count(services, Post) == 0
+
+
+async def test_publish_with_images_edit_and_delete_reach_a_follower(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    masto = await _follower(services, fediverse)
+    await _login(client)
+    csrf = await _editor(client)
+    # upload an inline image (with GPS in its EXIF) and a cover: the page shows the snippet to paste
+    r = await _submit(client, csrf, "preview", title="Pictures", body="First words.",
+                      image_alt="A blue square",
+                      files={"image_file": ("me.jpg", jpeg_with_gps(), "image/jpeg"),
+                             "cover_file": ("cover.png", png(), "image/png")},
+                      cover_alt="A yellow cover")
+    assert r.status_code == 200, r.text
+    snippet = re.search(r'value="(!\[A blue square\]\(/media/uploads/[0-9a-f]{64}/full\.jpg\))"', r.text)
+    assert snippet, r.text
+    keys = re.findall(r'name="attachment" value="([0-9a-f]{64})"', r.text)
+    cover = re.search(r'name="cover" value="([0-9a-f]{64})"', r.text)
+    assert len(keys) == 1 and cover
+    path = snippet.group(1).split("(")[1].rstrip(")")
+    # the stored file has no EXIF/GPS, and is served with long cache headers
+    served = await client.get(path)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert b"SecretCam" not in served.content and b"Exif" not in served.content
+    assert "immutable" in served.headers["cache-control"]
+    with Image.open(io.BytesIO(served.content)) as img:
+        assert img.size == (1200, 800) and not img.getexif()
+
+    body = f"First words.\n\n{snippet.group(1)}\n"
+    r = await _submit(client, csrf, "publish", title="Pictures", body=body, tags="photos",
+                      attachment=keys, cover=cover.group(1), cover_alt="A yellow cover",
+                      **{f"alt_{keys[0]}": "A blue square"})
+    assert r.status_code == 303, r.text
+    post = _post(services, slug="pictures")
+    assert not post.draft
+    page = await client.get("/posts/pictures")
+    assert page.status_code == 200
+    img = re.search(r'<img width="1200" height="800" srcset="([^"]+)"[^>]*src="https://blog.test/media/uploads/', page.text)
+    assert img and "480w" in img.group(1) and "1200w" in img.group(1)
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    creates = masto.activities("Create")
+    assert len(creates) == 1
+    article = creates[0]["object"]
+    assert article["image"] == {"type": "Image", "mediaType": "image/png", "width": 600, "height": 400,
+                                "url": f"https://blog.test/media/uploads/{cover.group(1)}/full.png",
+                                "name": "A yellow cover"}
+    images = [a for a in article["attachment"] if a["type"] == "Image"]
+    assert [(a["mediaType"], a["width"], a["height"], a.get("name")) for a in images] == [
+        ("image/png", 600, 400, "A yellow cover"), ("image/jpeg", 1200, 800, "A blue square")]
+    assert images[1]["url"] == f"https://blog.test{path}"
+    _check(creates[0])  # JSON-LD: every term we set survives expansion (pyld)
+
+    # edit: the slug is fixed now; an Update goes out
+    edit = f"/admin/posts/{post.id}/edit"
+    csrf = await _editor(client, edit)
+    r = await _submit(client, csrf, "publish", path=edit, title="Pictures, edited", slug="other", body=body + "More.",
+                      attachment=keys, cover=cover.group(1), **{f"alt_{keys[0]}": "A blue square"})
+    assert r.status_code == 303, r.text
+    assert _post(services, id=post.id).slug == "pictures"
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    updates = masto.activities("Update")
+    assert len(updates) == 1 and updates[0]["object"]["name"] == "Pictures, edited"
+
+    # delete: a confirmation page first, then Delete and 410
+    confirm = await client.get(f"/admin/posts/{post.id}/delete")
+    assert confirm.status_code == 200 and 'method="post"' in confirm.text
+    assert _post(services, id=post.id).deleted_at is None
+    r = await client.post(f"/admin/posts/{post.id}/delete", data={"csrf": _csrf(confirm.text)})
+    assert r.status_code == 303
+    assert (await client.get("/posts/pictures")).status_code == 410
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    deletes = masto.activities("Delete")
+    assert len(deletes) == 1 and deletes[0]["object"]["id"] == "https://blog.test/posts/pictures"
+    assert ">deleted<" in (await client.get("/admin/posts")).text
+    with Session(services.engine) as s:
+        assert len(s.exec(select(PostMedia)).all()) == 2
+
+
+async def test_backdated_publish_is_quiet_with_the_cli_notice_unless_sent_as_new(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    masto = await _follower(services, fediverse)
+    await _login(client)
+    csrf = await _editor(client)
+    r = await _submit(client, csrf, "publish", title="Old", body="From last year.", date="2025-10-01T09:30",
+                      tz="+02:00")
+    assert r.status_code == 303
+    page = await client.get(r.headers["location"])
+    assert "published quietly: dated 2025-10-01 07:30 UTC" in page.text and "send as new" in page.text
+    r = await _submit(client, csrf, "publish", title="Older", body="x", date="2025-10-01T09:30",
+                      send_as_new="1")
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    assert [a["object"]["name"] for a in masto.activities("Create")] == ["Older"]
+
+
+async def test_scheduled_post_is_published_once_by_the_worker(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, clock: FrozenClock,
+    owner: str,  # noqa: F811
+) -> None:
+    masto = await _follower(services, fediverse)
+    await _login(client)
+    csrf = await _editor(client)
+    r = await _submit(client, csrf, "schedule", title="Later", body="Tomorrow's words.",
+                      date="2026-11-01T13:30", tz="-01:00")  # 14:30 UTC; the test clock says 12:00 UTC
+    assert r.status_code == 303, r.text
+    post = _post(services, slug="later")
+    assert post.draft and post.scheduled_at is not None
+    assert ">scheduled<" in (await client.get("/admin/posts")).text
+    assert await scheduler.run_once(services) == 0  # not due yet
+    assert (await client.get("/posts/later")).status_code == 404
+    clock.advance(2 * 3600 + 29 * 60)
+    assert await scheduler.run_once(services) == 0  # 14:29
+    clock.advance(60)
+    assert await scheduler.run_once(services) == 1
+    assert await scheduler.run_once(services) == 0  # once
+    published = _post(services, slug="later")
+    assert not published.draft and published.scheduled_at is None
+    assert (await client.get("/posts/later")).status_code == 200
+    await DeliveryRunner(services, concurrency=2).run_until_idle()
+    creates = masto.activities("Create")
+    assert len(creates) == 1 and creates[0]["object"]["name"] == "Later"
+    # a claim that lost the race (another worker published it) publishes nothing
+    from fedblog.admin.editor import publish_scheduled
+    assert publish_scheduled(services, published.id or 0, clock.now()) is None
+
+
+async def test_schedule_in_the_past_and_bad_offset_are_form_errors(
+    services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    await _login(client)
+    csrf = await _editor(client)
+    r = await _submit(client, csrf, "schedule", title="T", body="B", date="2020-01-01T10:00")
+    assert r.status_code == 400 and "in the future" in r.text
+    r = await _submit(client, csrf, "schedule", title="T", body="B", date="2030-01-01T10:00", tz="+25:00")
+    assert r.status_code == 400 and "offset" in r.text
+    r = await _submit(client, csrf, "publish", title="T", body="B", date="2030-01-01T10:00")
+    assert r.status_code == 400 and "Schedule" in r.text
+    assert _count(services, Post) == 0
