@@ -60,7 +60,7 @@ async def _editor(client: httpx.AsyncClient, path: str = "/admin/posts/new") -> 
 
 
 async def _submit(client: httpx.AsyncClient, csrf: str, action: str, *, path: str = "/admin/posts/new",
-                  files: dict[str, Any] | None = None, **fields: str | list[str]) -> httpx.Response:
+                  files: dict[str, Any] | None = None, **fields: Any) -> httpx.Response:
     data: dict[str, Any] = {"csrf": csrf, "action": action, "title": "", "body": "", **fields}
     # a file field always goes, as a browser sends an empty one: the body is multipart either way
     return await client.post(path, data=data, files=files or {"image_file": ("", b"", "application/octet-stream")})
@@ -174,8 +174,9 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
     assert not post.draft
     page = await client.get("/posts/pictures")
     assert page.status_code == 200
-    img = re.search(r'<img width="1200" height="800" srcset="([^"]+)"[^>]*src="https://blog.test/media/uploads/', page.text)
-    assert img and "480w" in img.group(1) and "1200w" in img.group(1)
+    tag = re.search(r'<img width="1200" height="800" srcset="([^"]+)"[^>]*src="https://blog.test/media/uploads/',
+                    page.text)
+    assert tag and "480w" in tag.group(1) and "1200w" in tag.group(1)
     await DeliveryRunner(services, concurrency=2).run_until_idle()
     creates = masto.activities("Create")
     assert len(creates) == 1
