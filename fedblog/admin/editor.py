@@ -9,6 +9,7 @@ publishes it through the same path. Rules: docs/editor.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from html import escape
@@ -153,12 +154,12 @@ def store_upload(services: Services, data: bytes, alt: str) -> Media:
     return row
 
 
-def srcset(media: Media, urls_media: object) -> str:
+def srcset(media: Media, media_url: Callable[[str], str]) -> str:
+    """The ``srcset`` of an upload: its variants (fedblog.blog.images.WIDTHS below its width), then itself."""
     base = media.path.rsplit("/", 1)[0]
     ext = media.path.rsplit(".", 1)[-1]
-    assert callable(urls_media)
-    items = [f"{urls_media(f'{base}/{w}.{ext}')} {w}w" for w in WIDTHS if w < media.width]
-    items.append(f"{urls_media(media.path)} {media.width}w")
+    items = [f"{media_url(f'{base}/{w}.{ext}')} {w}w" for w in WIDTHS if w < media.width]
+    items.append(f"{media_url(media.path)} {media.width}w")
     return ", ".join(items)
 
 

@@ -13,6 +13,7 @@ from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
+from fedblog.store import media as media_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
 from fedblog.urls import post_path
@@ -63,9 +64,11 @@ async def post_page(request: Request) -> Response:
         assert post.id is not None
         tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
         thread = build_thread(interaction_store.list_for_post(session, post.id))
+        cover = next((m for role, m in media_store.media_for_posts(session, [post.id]).get(post.id, [])
+                      if role == "cover"), None)  # the editor's cover image, if any
     return renderer_of(request).page(
         "post.html",
-        {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)},
+        {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200), "cover": cover},
         headers={"Link": f'<{services.urls.post_id(post.ap_path)}>; rel="alternate"; type="application/activity+json"',
                  "Vary": "Accept"},
     )

@@ -177,6 +177,10 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
     tag = re.search(r'<img width="1200" height="800" srcset="([^"]+)"[^>]*src="https://blog.test/media/uploads/',
                     page.text)
     assert tag and "480w" in tag.group(1) and "1200w" in tag.group(1)
+    cover_tag = re.search(r'<img class="u-featured post-cover" src="([^"]+)" width="600" height="400" srcset="([^"]+)"',
+                          page.text)
+    assert cover_tag and cover_tag.group(1).endswith(f"{cover.group(1)}/full.png"), page.text
+    assert cover_tag.group(2).endswith("full.png 600w") and "480w" in cover_tag.group(2)
     await DeliveryRunner(services, concurrency=2).run_until_idle()
     creates = masto.activities("Create")
     assert len(creates) == 1
