@@ -270,6 +270,9 @@ def save(services: Services, form: EditorForm, action: str) -> Saved:
                 session.add(current)
                 session.flush()
             draft = replace(draft, author_name=current.author_name, author_url=current.author_url)
+            shown = utc(current.published_at).replace(second=0, microsecond=0)  # the form shows minutes
+            if not current.draft and draft.published_at == shown:
+                draft = replace(draft, published_at=None)  # unchanged: keep the exact time
         found = media_store.media_by_keys(session, [k for k in [form.cover, *form.attachments] if k])
         for key, alt in form.alts.items():
             if key in found:
