@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sqlmodel import Session, select
 
-from fedblog.clock import FrozenClock
+from fedblog.clock import FrozenClock, utc
 from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
@@ -139,8 +139,10 @@ async def test_too_large_body_is_413(services: Services, client: httpx.AsyncClie
 
 
 async def test_publish_with_images_edit_and_delete_reach_a_follower(
-    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, clock: FrozenClock,
+    owner: str,  # noqa: F811
 ) -> None:
+    clock.advance(17)  # published at 12:00:17: the editor's date field shows 12:00
     masto = await _follower(services, fediverse)
     await _login(client)
     csrf = await _editor(client)
@@ -196,13 +198,18 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
 
     # edit: the slug is fixed now; an Update goes out
     edit = f"/admin/posts/{post.id}/edit"
-    csrf = await _editor(client, edit)
+    form = (await client.get(edit)).text
+    shown = re.search(r'id="date" name="date" type="datetime-local" value="([^"]+)"', form)
+    assert shown and shown.group(1) == f"{post.published_at:%Y-%m-%dT%H:%M}"
+    csrf = _csrf(form)
     r = await _submit(client, csrf, "publish", path=edit, title="Pictures, edited", slug="other", body=body + "More.",
+                      date=shown.group(1),
                       attachment=keys, cover=cover.group(1), **{f"alt_{keys[0]}": "A blue square"})
     assert r.status_code == 303, r.text
     edited = _post(services, id=post.id)
     assert edited.slug == "pictures"
-    assert edited.published_at == post.published_at  # the date field shows minutes; the time is kept
+    assert utc(post.published_at).second == 17 and utc(edited.published_at) == utc(post.published_at)
+    # (the date field shows minutes; resubmitting it unchanged keeps the exact time)
     await DeliveryRunner(services, concurrency=2).run_until_idle()
     updates = masto.activities("Update")
     assert len(updates) == 1 and updates[0]["object"]["name"] == "Pictures, edited"
