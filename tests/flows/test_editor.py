@@ -289,3 +289,64 @@ async def test_schedule_in_the_past_and_bad_offset_are_form_errors(
     r = await _submit(client, csrf, "publish", title="T", body="B", date="2030-01-01T10:00")
     assert r.status_code == 400 and "Schedule" in r.text
     assert _count(services, Post) == 0
+
+
+def _scheduled_draft(services: Services, slug: str, at: Any) -> int:
+    from fedblog.blog.posts import PostDraft
+    from fedblog.federation.publishing import publish
+
+    with Session(services.engine) as s:
+        post = publish(s, services, PostDraft(title=slug.title(), slug=slug, body_markdown="Due.", draft=True)).post
+        post.scheduled_at = at
+        s.add(post)
+        s.commit()
+        assert post.id is not None
+        return post.id
+
+
+async def test_two_workers_claiming_the_same_scheduled_post_publish_it_once(
+    services: Services, fediverse: FakeFediverse, clock: FrozenClock
+) -> None:
+    import threading
+
+    from fedblog.admin.editor import publish_scheduled
+    from fedblog.store.tables import Activity
+
+    await _follower(services, fediverse)
+    due = clock.now()
+    post_id = _scheduled_draft(services, "raced", due)
+    barrier = threading.Barrier(2)
+    results: list[str | None] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(publish_scheduled(services, post_id, due))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results, key=str) == ["Create", None]
+    with Session(services.engine) as s:
+        assert [a.type for a in s.exec(select(Activity)).all()].count("Create") == 1
+
+
+def test_fedblog_worker_once_publishes_due_scheduled_posts(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fedblog.cli import main
+    from fedblog.services import build_services
+    from fedblog.settings import load_settings
+
+    svc = build_services(load_settings(cli_env))
+    _scheduled_draft(svc, "due-now", datetime.now(UTC) - timedelta(minutes=1))
+    _scheduled_draft(svc, "next-year", datetime.now(UTC) + timedelta(days=365))
+    svc.engine.dispose()
+    assert main(["worker", "--once", "--quiet"]) == 0
+    assert "published 1 scheduled post" in capsys.readouterr().out
+    svc = build_services(load_settings(cli_env))
+    assert not _post(svc, slug="due-now").draft and _post(svc, slug="next-year").draft
+    svc.engine.dispose()
