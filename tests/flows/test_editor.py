@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -350,3 +351,36 @@ def test_fedblog_worker_once_publishes_due_scheduled_posts(
     svc = build_services(load_settings(cli_env))
     assert not _post(svc, slug="due-now").draft and _post(svc, slug="next-year").draft
     svc.engine.dispose()
+
+
+def test_fedblog_serve_with_its_worker_publishes_due_scheduled_posts(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The app's lifespan starts the scheduler with the delivery worker (FEDBLOG_WORKER on)."""
+    import time
+    import urllib.error
+    import urllib.request
+    from datetime import UTC, datetime, timedelta
+
+    from fedblog.services import build_services
+    from fedblog.settings import load_settings
+    from fedblog.store.db import migrate
+    from tests.servers import clean_env, fedblog_serve, free_port
+
+    port = free_port()
+    env = clean_env(FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}", FEDBLOG_DATA_DIR=str(tmp_path / "data"),
+                    FEDBLOG_DATABASE_URL=database_url, FEDBLOG_WORKER="on")
+    svc = build_services(load_settings(env))
+    migrate(svc.engine)
+    _scheduled_draft(svc, "due-at-start", datetime.now(UTC) - timedelta(seconds=5))
+    svc.engine.dispose()
+    with fedblog_serve(env, port, tmp_path / "server.log", "/about") as base:
+        deadline, status = time.monotonic() + 30, 0
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(base + "/posts/due-at-start", timeout=5) as r:
+                    status = r.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                time.sleep(0.2)
+        assert status == 200, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
