@@ -384,3 +384,50 @@ def test_fedblog_serve_with_its_worker_publishes_due_scheduled_posts(
                 status = exc.code
                 time.sleep(0.2)
         assert status == 200, (tmp_path / "server.log").read_text(errors="replace")[-2000:]
+
+
+async def test_post_list_pages_cost_the_same_queries_with_more_posts(
+    services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
+) -> None:
+    from sqlalchemy import event
+
+    from fedblog.blog.posts import PostDraft
+    from fedblog.federation.publishing import publish, unpublish
+
+    await _login(client)
+
+    def add(first: int, last: int) -> None:
+        with Session(services.engine) as s:
+            for i in range(first, last):
+                draft = PostDraft(title=f"Post {i}", slug=f"post-{i}", body_markdown="x", draft=i % 3 == 0)
+                publish(s, services, draft)
+            s.commit()
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    add(0, 30)
+    with Session(services.engine) as s:
+        unpublish(s, services, "post-1")
+        s.commit()
+    event.listen(services.engine, "before_cursor_execute", count)
+    try:
+        r = await client.get("/admin/posts?page=2")
+        assert r.status_code == 200 and "Page 2 of 2" in r.text
+        first = len(statements)
+        event.remove(services.engine, "before_cursor_execute", count)
+        add(30, 80)
+        event.listen(services.engine, "before_cursor_execute", count)
+        statements.clear()
+        r = await client.get("/admin/posts?page=2")
+        assert r.status_code == 200 and "Page 2 of 4" in r.text
+        assert len(statements) == first <= 4, statements
+    finally:
+        event.remove(services.engine, "before_cursor_execute", count)
+    page1 = (await client.get("/admin/posts")).text
+    assert page1.count("<tr>") == 26  # the header row and 25 posts
+    last = (await client.get("/admin/posts?page=4")).text
+    assert ">deleted<" in last and ">draft<" in last and ">published<" in last
+    assert (await client.get("/admin/posts?page=5")).status_code == 404
