@@ -28,6 +28,7 @@ from fedblog.store import posts as post_store
 from fedblog.store.tables import Media, Post
 
 PAGE_SIZE = 25
+MAX_TEXT = 500_000  # characters of Markdown (a long novella); the multipart parser caps a field at 1 MB
 ACTIONS = ("preview", "draft", "publish", "schedule")
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
@@ -221,6 +222,8 @@ def check(services: Services, form: EditorForm, action: str) -> tuple[PostDraft,
         raise FormError(f"The slug {slug[:80]!r} is not valid: use lowercase letters, digits and single dashes.")
     if not form.body.strip():
         raise FormError("The post has no text: write it in Markdown.")
+    if len(form.body) > MAX_TEXT:
+        raise FormError(f"The text is longer than {MAX_TEXT:,} characters: split it into two posts.")
     tags = tuple(dict.fromkeys(t.strip() for t in form.tags.split(",") if t.strip()))
     if len(tags) > 50 or any(len(t) > 100 or not tag_name(t) for t in tags):
         raise FormError("Tags: at most 50, each under 100 characters, separated by commas.")

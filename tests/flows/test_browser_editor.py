@@ -7,6 +7,7 @@ publishes, and finds the post with its picture on the home page. Screenshots lan
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,7 +96,9 @@ def test_write_upload_preview_publish_without_javascript(editor_server: str, tmp
             # nothing that a "default-src 'self'" Content-Security-Policy would block, in what we sent
             # (the browser itself adds style="" to the inputs it fills)
             sent = page.request.get(editor_server + "/admin/posts/new").text()
-            assert "<script" not in sent and "<style" not in sent and " style=" not in sent
+            assert re.findall(r"<script[^>]*>", sent) == ['<script src="/static/editor.js" defer>']
+            assert "<script src=\"/static/editor.js\" defer></script>" in sent  # no inline code
+            assert "<style" not in sent and " style=" not in sent
 
             phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
                                         is_mobile=True, storage_state=context.storage_state())
@@ -109,6 +112,22 @@ def test_write_upload_preview_publish_without_javascript(editor_server: str, tmp
             page.click("button[value=publish]")
             assert "/admin/posts/" in page.url and page.locator(".admin-notice").inner_text() == "Published."
             assert page.locator("#slug").get_attribute("readonly") is not None
+            edit_url = page.url
+
+            # with JavaScript on, "Insert into the text" puts the image's Markdown at the cursor
+            scripted = browser.new_context(viewport={"width": 1280, "height": 900},
+                                           storage_state=context.storage_state())
+            spage = scripted.new_page()
+            errors: list[str] = []
+            spage.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            spage.on("pageerror", lambda e: errors.append(str(e)))
+            spage.goto(edit_url, wait_until="load")  # the published post's editor lists its image
+            spage.fill("#body", "Before.")
+            spage.locator(".admin-insert").first.click()
+            assert spage.locator("#body").input_value() == "Before.\n\n" + snippet + "\n\n"
+            assert not errors, errors  # the CSP let the script run, and it ran cleanly
+            scripted.close()
+
             page.goto(editor_server + "/admin/posts", wait_until="load")
             assert page.locator(".admin-table tbody tr").count() == 1
             page.screenshot(path=str(ARTIFACTS / "admin-posts.png"), full_page=True)

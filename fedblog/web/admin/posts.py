@@ -54,7 +54,7 @@ async def _read_multipart(request: Request) -> FormData:
         raise HTTPException(400, f"The form could not be read: {str(exc)[:120]}") from None
 
 
-def _text(form: FormData, name: str, limit: int = 200_000) -> str:
+def _text(form: FormData, name: str, limit: int = 1_000_000) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
 
@@ -97,6 +97,8 @@ async def _upload(request: Request, field: Any, alt: str) -> Any:
 
 async def _editor_post(request: Request, post_id: int | None) -> Response:
     admin = await current_admin(request)
+    if admin is None:  # refused before up to 12 MB are read
+        raise HTTPException(403, "You are not logged in (or your session has ended): log in again.")
     fields = await _read_multipart(request)
     try:
         return await _editor_submit(request, admin, fields, post_id)
@@ -104,9 +106,7 @@ async def _editor_post(request: Request, post_id: int | None) -> Response:
         await fields.close()  # the spooled upload files
 
 
-async def _editor_submit(request: Request, admin: Admin | None, fields: FormData, post_id: int | None) -> Response:
-    if admin is None:
-        raise HTTPException(403, "You are not logged in (or your session has ended): log in again.")
+async def _editor_submit(request: Request, admin: Admin, fields: FormData, post_id: int | None) -> Response:
     if not auth.check_csrf(admin.csrf, _text(fields, "csrf", 200)):
         raise HTTPException(403, "The form's security token is missing or wrong: reload the page and submit it again.")
     services = services_of(request)
