@@ -90,8 +90,8 @@ def test_write_upload_preview_publish_without_javascript(editor_server: str, tmp
             assert page.locator("#title").input_value() == "A walk by the harbour"  # nothing typed is lost
             page.fill("#body", page.locator("#body").input_value() + "\n\n" + snippet + "\n\nThen home.")
             page.click("button[value=preview]:has-text('Preview')")
-            preview = page.locator(".admin-preview img")
-            assert preview.count() == 1
+            assert page.locator(".admin-preview .post-body img").count() == 1
+            assert page.locator(".admin-preview img.post-cover").count() == 1
             page.screenshot(path=str(ARTIFACTS / "admin-editor.png"), full_page=True)
             # nothing that a "default-src 'self'" Content-Security-Policy would block, in what we sent
             # (the browser itself adds style="" to the inputs it fills)
