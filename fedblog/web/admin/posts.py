@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from fedblog.admin import auth, editor
 from fedblog.blog.markup import MarkdownRenderer
+from fedblog.services import Services
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, current_admin, private
 from fedblog.web.common import page_number, renderer_of, services_of
 
@@ -74,9 +76,10 @@ def _form_from(form: FormData, post_id: int | None) -> editor.EditorForm:
     )
 
 
-def _page(request: Request, admin: Admin, form: editor.EditorForm, *, error: str | None = None,
-          preview: str | None = None, notice: str | None = None, status: int = 200) -> Response:
-    media = editor.media_of(services_of(request), form)
+async def _page(request: Request, admin: Admin, form: editor.EditorForm, *, error: str | None = None,
+                preview: str | None = None, notice: str | None = None, status: int = 200) -> Response:
+    services = services_of(request)
+    media = await services.run_db(editor.media_of, services, form)
     attached = [(k, media[k]) for k in form.attachments if k in media]
     return renderer_of(request).page(
         "admin/edit.html",
@@ -116,12 +119,13 @@ async def _editor_submit(request: Request, admin: Admin, fields: FormData, post_
             stored = await services.run_db(editor.load_form, services, post_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
-        form.slug_fixed, form.public, form.scheduled_at = stored.slug_fixed, stored.public, stored.scheduled_at
+        form.slug_fixed, form.public = stored.slug_fixed, stored.public
+        form.scheduled_at, form.published_at = stored.scheduled_at, stored.published_at
         if stored.slug_fixed:
             form.slug = stored.slug
     action = _text(fields, "action", 20)
     if action not in editor.ACTIONS:
-        return private(_page(request, admin, form, error="Choose what to do: preview, save, publish or schedule.",
+        return private(await _page(request, admin, form, error="Choose what to do: preview, save, publish or schedule.",
                              status=400))
     try:  # uploads first: they are kept even if the post itself has an error to fix
         cover = await _upload(request, fields.get("cover_file"), form.cover_alt)
@@ -132,23 +136,21 @@ async def _editor_submit(request: Request, admin: Admin, fields: FormData, post_
             form.attachments.append(image.key)
             form.alts[image.key] = image.alt
     except editor.ImageError as exc:
-        return private(_page(request, admin, form, error=f"That upload was not stored: {exc.reason}", status=400))
+        return private(await _page(request, admin, form, error=f"That upload was not stored: {exc.reason}", status=400))
     if action == "preview":
         html = await services.run_db(_render_preview, services, form.body)
-        return private(_page(request, admin, form, preview=html))
+        return private(await _page(request, admin, form, preview=html))
     try:
         saved = await services.run_db(editor.save, services, form, action)
     except editor.FormError as exc:
-        return private(_page(request, admin, form, error=str(exc), status=400))
+        return private(await _page(request, admin, form, error=str(exc), status=400))
     target = f"/admin/posts/{saved.post_id}/edit?saved={action}"
     if saved.notice:
         target += "&quiet=1"
     return private(RedirectResponse(target, status_code=303))
 
 
-def _render_preview(services: Any, body: str) -> str:
-    from sqlmodel import Session
-
+def _render_preview(services: Services, body: str) -> str:
     with Session(services.engine) as session:
         return editor.with_image_sizes(session, services, _markdown.render(body))
 
@@ -165,7 +167,7 @@ async def post_list(request: Request, admin: Admin) -> Response:
 
 @admin_page
 async def new_post(request: Request, admin: Admin) -> Response:
-    return _page(request, admin, editor.EditorForm(language=services_of(request).settings.language))
+    return await _page(request, admin, editor.EditorForm(language=services_of(request).settings.language))
 
 
 async def new_post_submit(request: Request) -> Response:
@@ -190,7 +192,7 @@ async def edit_post(request: Request, admin: Admin) -> Response:
     notice = _SAVED.get(saved)
     if request.query_params.get("quiet") == "1" and form.published_at is not None:
         notice = editor.quiet_notice(form.published_at, editor.SEND_AS_NEW)
-    return _page(request, admin, form, notice=notice)
+    return await _page(request, admin, form, notice=notice)
 
 
 _SAVED = {"draft": "Saved as a draft.", "publish": "Published.", "schedule": "Scheduled."}
