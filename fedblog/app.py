@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
+from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import optimize
@@ -82,9 +83,10 @@ def create_app(services: Services) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         """Start the delivery worker (unless FEDBLOG_WORKER=off); close resources at the end."""
         stop = asyncio.Event()
-        task = None
-        if services.settings.run_worker:
-            task = asyncio.create_task(DeliveryRunner(services).run_forever(stop))
+        tasks = []
+        if services.settings.run_worker:  # deliveries, and scheduled posts (docs/editor.md)
+            tasks = [asyncio.create_task(DeliveryRunner(services).run_forever(stop)),
+                     asyncio.create_task(scheduler.run_forever(services, stop))]
         statistics = asyncio.create_task(_keep_statistics(services, stop))
         try:  # the keys once, in the database pool: signing later never reads the database
             await services.keys.load(services.run_db)
@@ -96,8 +98,7 @@ def create_app(services: Services) -> Starlette:
             stop.set()
             statistics.cancel()
             await asyncio.gather(statistics, return_exceptions=True)
-            if task is not None:
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await services.http.aclose()
 
     app = Starlette(

@@ -37,6 +37,7 @@ from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.federation.profile import announce_profile_change
 from fedblog.federation.publishing import publish, quiet_notice, unpublish
+from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner, RunStats
 from fedblog.services import Services, build_services
 from fedblog.settings import SettingsError, ensure_secret_key, load_settings
@@ -166,6 +167,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         services.keys.get()
         runner = DeliveryRunner(services, concurrency=args.concurrency)
         if args.once:
+            scheduled = asyncio.run(scheduler.run_once(services))  # due scheduled posts first
+            if scheduled:
+                print(f"published {scheduled} scheduled post{'s' if scheduled != 1 else ''}")
             with session_scope(services.engine) as session:
                 total = pending_count(session, due_only=True, now=services.clock.now())
             with tqdm(total=total, unit="delivery", disable=args.quiet or total == 0) as bar:
@@ -198,7 +202,7 @@ async def _run_forever(services: Services, runner: DeliveryRunner) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await runner.run_forever(stop)
+        await asyncio.gather(runner.run_forever(stop), scheduler.run_forever(services, stop))
     finally:
         await services.http.aclose()
 

@@ -64,6 +64,10 @@ class Urls:
     def static(self, name: str) -> str:
         return f"{self.base_url}/static/{name}"
 
+    def media(self, path: str) -> str:
+        """A file under the media folder (``uploads/<key>/full.jpg``), served at /media/."""
+        return f"{self.base_url}/media/{quote(path)}"
+
     # -- ActivityPub objects -------------------------------------------------------------------
     def actor(self) -> str:
         return f"{self.base_url}/users/{self.handle}"

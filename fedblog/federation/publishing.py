@@ -16,7 +16,7 @@ When a post goes out (docs/publishing.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from fedblog.clock import utc
 from fedblog.federation import outbox, serialize
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
+from fedblog.store import media as media_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
 
@@ -43,14 +44,21 @@ class PublishResult:
     quiet: bool  # became public with a date older than REAL_TIME_WINDOW: stored, not pushed
 
 
-def publish(session: Session, services: Services, draft: PostDraft, *, send_as_new: bool = False) -> PublishResult:
-    """Save the post; if it is public, enqueue Create (new) or Update (edit) to every follower."""
+def publish(session: Session, services: Services, draft: PostDraft, *, send_as_new: bool = False,
+            after_save: Callable[[Session, Post], None] | None = None) -> PublishResult:
+    """Save the post; if it is public, enqueue Create (new) or Update (edit) to every follower.
+
+    ``after_save`` (the editor: images, attachments) runs on the saved post before any activity
+    is built, in the same transaction.
+    """
     now = services.clock.now()
     result = save_post(
         session, draft, now=now, default_author=services.settings.author,
         default_language=services.settings.language, published_now=send_as_new,
     )
     post = result.post
+    if after_save is not None:
+        after_save(session, post)
     if post.draft:
         return PublishResult(post, result.created, None, False)
     if not result.was_public and now - utc(post.published_at) > REAL_TIME_WINDOW:
@@ -61,21 +69,23 @@ def publish(session: Session, services: Services, draft: PostDraft, *, send_as_n
     return PublishResult(post, result.created, kind, False)
 
 
-def quiet_notice(published: datetime) -> str:
+def quiet_notice(published: datetime, send_as_new: str = "--send-as-new") -> str:
     """The one line that tells the author a post went out quietly, and how to send it instead."""
     hours = int(REAL_TIME_WINDOW.total_seconds() // 3600)
     return (f"published quietly: dated {utc(published):%Y-%m-%d %H:%M} UTC, more than {hours} hours ago, so "
-            "followers get no Create and it stays out of their timelines; --send-as-new sends it as new, dated now")
+            f"followers get no Create and it stays out of their timelines; {send_as_new} sends it as new, dated now")
 
 
 def article_documents(session: Session, services: Services, posts: Sequence[Post]) -> dict[int, dict[str, Any]]:
-    """The Articles of ``posts`` with their tags, real counts and first replies: three queries at most."""
+    """The Articles of ``posts`` with their tags, real counts and first replies: four queries at most."""
     ids = [p.id for p in posts if p.id is not None]
     tags = post_store.tags_for_posts(session, ids)
     stats = interaction_store.thread_stats(session, ids, first_page=COLLECTION_PAGE_SIZE)
+    media = media_store.media_for_posts(session, ids)
     empty = interaction_store.ThreadStats()
     return {
-        p.id: serialize.post_to_article(p, tags.get(p.id, []), services.urls, stats.get(p.id, empty))
+        p.id: serialize.post_to_article(
+            p, tags.get(p.id, []), services.urls, stats.get(p.id, empty), media.get(p.id, []))
         for p in posts if p.id is not None
     }
 

@@ -75,8 +75,34 @@ class StatsLike(Protocol):
     def first_replies(self) -> tuple[str, ...]: ...
 
 
-def post_to_article(post: Post, tags: Sequence[TagLike], urls: Urls, stats: StatsLike) -> dict[str, Any]:
+class MediaLike(Protocol):
+    """What post_to_article reads of an uploaded image: a store.tables.Media."""
+
+    path: str
+    media_type: str
+    width: int
+    height: int
+    alt: str
+
+
+def media_object(media: MediaLike, urls: Urls) -> dict[str, Any]:
+    """An uploaded image as an ``Image`` (a PDF or other file would be a ``Document``), with the
+    ``mediaType``, ``width``, ``height`` and ``name`` (alt text) Mastodon reads from attachments
+    (https://docs.joinmastodon.org/spec/activitypub/#as)."""
+    kind = "Image" if media.media_type.startswith("image/") else "Document"
+    doc: dict[str, Any] = {"type": kind, "mediaType": media.media_type, "url": urls.media(media.path),
+                           "width": media.width, "height": media.height}
+    if media.alt:
+        doc["name"] = media.alt
+    return doc
+
+
+def post_to_article(post: Post, tags: Sequence[TagLike], urls: Urls, stats: StatsLike,
+                    media: Sequence[tuple[str, MediaLike]] = ()) -> dict[str, Any]:
     """The Article for ``post``, with the real counts of its thread and its first replies.
+
+    ``media`` is (role, image) of the post's uploads: the cover becomes ``image`` and, with the
+    images used in the text, an ``attachment`` (Mastodon shows attachments, not ``image``).
 
     Mastodon 4.4+ shows ``likes``/``shares`` ``totalItems`` as the status's favourite and boost
     counts (mastodon/mastodon#32620), so every copy we hand out carries the real numbers.
@@ -107,7 +133,14 @@ def post_to_article(post: Post, tags: Sequence[TagLike], urls: Urls, stats: Stat
         shares_id=urls.shares(post_id),
         shares_count=stats.shares,
     )
-    return vocab.article_object(info)
+    article = vocab.article_object(info)
+    if media:
+        attached = [media_object(m, urls) for _role, m in media]
+        covers = [doc for (role, _m), doc in zip(media, attached, strict=True) if role == "cover"]
+        if covers:
+            article["image"] = covers[0]
+        article["attachment"] = [*article.get("attachment", []), *attached]
+    return article
 
 
 def fit_for_delivery(article: dict[str, Any], urls: Urls, post: Post, summary: str) -> dict[str, Any]:

@@ -47,6 +47,8 @@ class Post(SQLModel, table=True):
     # its tags or its interactions (every process agrees): the key of rendered-page caches and ETags
     version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     changed_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
+    # 0009_editor: a draft the scheduler publishes at this time (then cleared)
+    scheduled_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True, index=True))
 
 
 class Tag(SQLModel, table=True):
@@ -292,3 +294,29 @@ class ImportItem(SQLModel, table=True):
     wp_parent_id: int | None = None  # a comment's wp:comment_parent, as in the file
     author_email: str | None = Field(default=None, max_length=320)  # private: never rendered or sent
     imported_at: datetime = Field(sa_column=_dt())
+
+
+# Revision 0009_editor: uploaded images, and which posts use them
+
+
+class Media(SQLModel, table=True):
+    """An uploaded image, stored by content under media/uploads/<key>/ (fedblog.blog.images)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, sa_column_kwargs={"unique": True})  # SHA-256 of the stored file
+    path: str = Field(max_length=300)  # relative to the media folder: uploads/<key>/full.<ext>
+    media_type: str = Field(max_length=100)
+    width: int
+    height: int
+    alt: str = Field(default="", max_length=1500)
+    created_at: datetime = Field(sa_column=_dt())
+
+
+class PostMedia(SQLModel, table=True):
+    """An image a post uses: its cover, or an attachment (shown inline), in order."""
+
+    __tablename__ = "post_media"
+    post_id: int = Field(foreign_key="post.id", primary_key=True, ondelete="CASCADE")
+    media_id: int = Field(foreign_key="media.id", primary_key=True, ondelete="CASCADE", index=True)
+    role: str = Field(max_length=20)  # cover | attachment
+    position: int = 0

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from fedblog.blog.images import UPLOADS
 from fedblog.blog.wp_import import MEDIA_FOLDER
 from fedblog.web.common import services_of
 
@@ -36,7 +37,9 @@ async def media(request: Request) -> Response:
     target = _file(services.settings.data_dir / MEDIA_FOLDER, rel) if kind else None
     if target is None or kind is None:
         raise HTTPException(404, "There is no such file.")
+    # an upload's path names its content (a SHA-256): it never changes, so it can be cached for good
+    forever = rel.startswith(UPLOADS + "/")
     return FileResponse(target, media_type=kind, headers={
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
-        "Cache-Control": "public, max-age=86400",
+        "Cache-Control": "public, max-age=31536000, immutable" if forever else "public, max-age=86400",
     })

@@ -18,6 +18,7 @@ from fedblog.blog.threads import build_thread
 from fedblog.federation import owner_reply
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
+from fedblog.store import media as media_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
 from fedblog.urls import post_path
@@ -76,7 +77,9 @@ def _post_page_data(services: Services, slug: str) -> dict[str, Any]:
         post = live_post_or_error(session, slug)
         tags = post_store.tags_for_posts(session, [post.id]).get(post.id, [])
         thread = build_thread(interaction_store.list_for_post(session, post.id))
-    return {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200)}
+        cover = next((m for role, m in media_store.media_for_posts(session, [post.id]).get(post.id, [])
+                      if role == "cover"), None)  # the editor's cover image, if any
+    return {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200), "cover": cover}
 
 
 async def post_state_or_error(versions: VersionReader, slug: str) -> PostState:

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse, Response
 
 from fedblog import __version__
+from fedblog.admin.editor import srcset
 from fedblog.clock import utc
 from fedblog.services import Services
 from fedblog.web.middleware import HTML_HEADERS
@@ -44,6 +45,7 @@ def build_environment(services: Services) -> Environment:
     )
     env.filters.update(human_date=_human_date, human_datetime=_human_datetime, iso=_iso, rfc822=_rfc822)
     env.globals.update(settings=services.settings, urls=services.urls, version=__version__)
+    env.globals["media_srcset"] = lambda media: srcset(media, services.urls.media)  # the editor's uploads
     return env
 
 

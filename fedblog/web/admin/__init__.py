@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from fedblog.web.admin import imports, login, moderation, reply, views
+from fedblog.web.admin import imports, login, moderation, posts, reply, views
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -25,4 +25,11 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/reply", reply.reply_page, name="admin_reply"),
         Route("/admin/reply", reply.reply_submit, methods=["POST"], name="admin_reply_submit"),
         Route("/admin/moderation/import", moderation.import_blocks, methods=["POST"], name="admin_block_import"),
+        Route("/admin/posts", posts.post_list, name="admin_posts"),
+        Route("/admin/posts/new", posts.new_post, methods=["GET"], name="admin_post_new"),
+        Route("/admin/posts/new", posts.new_post_submit, methods=["POST"], name="admin_post_create"),
+        Route("/admin/posts/{post_id}/edit", posts.edit_post, methods=["GET"], name="admin_post_edit"),
+        Route("/admin/posts/{post_id}/edit", posts.edit_post_submit, methods=["POST"], name="admin_post_save"),
+        Route("/admin/posts/{post_id}/delete", posts.confirm_delete, methods=["GET"], name="admin_post_delete"),
+        Route("/admin/posts/{post_id}/delete", posts.delete_post, methods=["POST"], name="admin_post_delete_do"),
     ]
