@@ -23,6 +23,7 @@ from fedblog.services import Services
 from fedblog.web.inbox import InboxGate
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.routes import build_routes
+from fedblog.web.site import SiteProfileRefresh
 from fedblog.web.templating import Renderer
 
 log = logging.getLogger("fedblog")
@@ -88,6 +89,7 @@ def create_app(services: Services) -> Starlette:
     settings = services.settings  # the edge: outermost last (the 500 page sets its own headers)
     app.add_middleware(InboxRateLimit, per_ip=settings.rate_limit, per_host=settings.rate_limit_host,
                        window=settings.rate_window, now=lambda: services.clock.now().timestamp())
+    app.add_middleware(SiteProfileRefresh, services=services)  # the admin's profile, fresh within its TTL
     app.add_middleware(ProxyHeaders, trusted=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)
     app.state.services = services

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from fedblog.web.admin import login, views
+from fedblog.web.admin import login, profile, views
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -15,4 +15,5 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/logout", login.logout, methods=["POST"], name="admin_logout"),
         Route("/admin/followers", views.followers, name="admin_followers"),
         Route("/admin/deliveries/retry", views.retry_deliveries, methods=["POST"], name="admin_retry"),
+        *profile.routes(),
     ]
