@@ -70,15 +70,13 @@ def load_page(services: Services) -> ProfilePage:
     return ProfilePage(site, followers, rows)
 
 
-def _pick(stored: StoredImage, media_root: Path) -> ImageRef:
-    """The largest stored size under Mastodon's 2 MB limit (the smallest if none is)."""
+def _pick(stored: StoredImage, media_root: Path, max_width: int) -> ImageRef:
+    """The largest stored size no wider than ``max_width`` and under Mastodon's 2 MB limit
+    (the smallest if none is)."""
     sizes = [(stored.width, stored.path)] + sorted(stored.variants.items(), reverse=True)
-    chosen = sizes[-1]
-    for width, rel in sizes:
-        if (media_root / rel).stat().st_size <= REMOTE_IMAGE_BYTES:
-            chosen = (width, rel)
-            break
-    width, rel = chosen
+    fitting = [(w, rel) for w, rel in sizes
+               if w <= max_width and (media_root / rel).stat().st_size <= REMOTE_IMAGE_BYTES]
+    width, rel = fitting[0] if fitting else sizes[-1]
     height = stored.height if width == stored.width else max(1, round(stored.height * width / stored.width))
     return ImageRef("/media/" + rel, stored.media_type, width, height)
 
@@ -86,8 +84,8 @@ def _pick(stored: StoredImage, media_root: Path) -> ImageRef:
 def store_profile_image(services: Services, data: bytes, header: bool) -> ImageRef:
     """Check and store an uploaded avatar or header (raises ImageError); blocking."""
     root = services.settings.data_dir / MEDIA_FOLDER
-    stored = store_image(data, root, widths=HEADER_WIDTHS if header else AVATAR_WIDTHS)
-    return _pick(stored, root)
+    widths = HEADER_WIDTHS if header else AVATAR_WIDTHS
+    return _pick(store_image(data, root, widths=widths), root, max(widths))
 
 
 def image_value(ref: ImageRef) -> str:
@@ -105,6 +103,7 @@ def save_profile(services: Services, values: dict[str, str | None]) -> SaveResul
     followers' servers know the blog by that id.
     """
     now = services.clock.now()
+    keys = services.keys.get()  # before the transaction: made in their own the first time
     with session_scope(services.engine) as session:
         current = services.site.load(session)
         new_handle = values.get("handle") or services.settings.handle
@@ -119,7 +118,7 @@ def save_profile(services: Services, values: dict[str, str | None]) -> SaveResul
         _, stored = store.read_all(session)
         site = merge(services.settings, stored)
         urls = services.urls.with_handle(site.handle)
-        actor = serialize.blog_actor(site, urls, services.keys.get())
+        actor = serialize.blog_actor(site, urls, keys)
         sync = announce_actor(session, services, actor, urls, announce_first=True)
     services.site.set(site, version)
     return SaveResult(inboxes=sync.inboxes)
