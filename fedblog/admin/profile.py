@@ -29,8 +29,8 @@ from fedblog.store.db import session_scope
 from fedblog.store.tables import Post
 
 MAX_PINNED = 5  # Mastodon's limit for its own accounts (StatusPinValidator)
-REMOTE_IMAGE_BYTES = 2 * 1024 * 1024  # Mastodon drops a remote avatar or header above 2 MB
-AVATAR_WIDTHS = (400,)  # Mastodon shows avatars at 400x400 at most
+REMOTE_IMAGE_BYTES = 2 * 1024 * 1024  # older Mastodon drops a remote avatar above 2 MB (current: 8 MB)
+AVATAR_WIDTHS = (400,)  # Mastodon keeps avatars at 400x400 (AVATAR_DIMENSIONS in account/avatar.rb)
 HEADER_WIDTHS = (1500,)  # and headers at 1500x500
 
 
@@ -102,6 +102,11 @@ def save_profile(services: Services, values: dict[str, str | None]) -> SaveResul
     A new handle is refused once the blog has a follower: the actor id is built from it, and
     followers' servers know the blog by that id.
     """
+    s = services.settings
+    for name, default in (("name", s.name), ("description", s.description), ("author", s.author),
+                          ("handle", s.handle)):
+        if name in values and values[name] == default:
+            values[name] = None  # the setting's own value: keep following the setting, store nothing
     now = services.clock.now()
     keys = services.keys.get()  # before the transaction: made in their own the first time
     with session_scope(services.engine) as session:

@@ -201,6 +201,9 @@ class DeliveryRunner:
         return client
 
     async def _run(self, stop: asyncio.Event | None) -> None:
+        site = self.services.site
+        if site.stale():  # the handle in the signatures' keyId follows the admin's profile
+            await self.services.run_db(site.refresh, self.services.engine)
         dispatch = _Dispatch(self.per_host, self.lease.total_seconds())
         flusher = asyncio.create_task(self._flush_loop(stop, dispatch))
         tasks = [asyncio.create_task(self._deliver_loop(slot, dispatch)) for slot in range(self.concurrency)]

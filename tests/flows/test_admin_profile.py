@@ -14,11 +14,12 @@ from PIL import Image
 from sqlmodel import Session, select
 
 from fedblog.admin.auth import set_password
+from fedblog.app import create_app
 from fedblog.blog.posts import parse_post_source
 from fedblog.federation.profile import announce_profile_change
 from fedblog.federation.publishing import publish
 from fedblog.jobs.runner import DeliveryRunner
-from fedblog.services import Services
+from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import BlogState, Interaction, Post
@@ -262,3 +263,20 @@ async def test_pinned_post_is_featured_and_followers_get_add_then_remove(
     assert len(removes) == 1 and removes[0]["target"] == featured_url
     assert removes[0]["object"] == "https://blog.test/posts/pin-me"
     assert (await client.post("/admin/posts/99999/pin", data={"csrf": csrf})).status_code == 404
+
+
+async def test_another_process_serves_the_saved_profile_after_its_check(
+    services: Services, client: httpx.AsyncClient, fediverse: FakeFediverse, settings: Settings, owner: str
+) -> None:
+    other = build_services(settings, clock=services.clock, transport=fediverse.transport())  # a second process
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(other)),
+                                     base_url="https://blog.test") as second:
+            assert "<title>" + settings.name + "</title>" in (await second.get("/")).text
+            csrf = await _login(client)
+            assert (await _save(client, csrf, name="Saved Elsewhere")).status_code == 303
+            other.site.ttl = 0  # its next request re-checks the version row (the TTL has passed)
+            assert "<title>Saved Elsewhere</title>" in (await second.get("/")).text
+            assert (await second.get("/users/blog", headers={"Accept": AP})).json()["name"] == "Saved Elsewhere"
+    finally:
+        await other.aclose()
