@@ -24,6 +24,7 @@ from fedblog.federation import outbox, serialize
 from fedblog.federation.profile import announce_actor
 from fedblog.services import Services
 from fedblog.store import federation as fed_store
+from fedblog.store import posts as post_store
 from fedblog.store import profile as store
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Post
@@ -138,6 +139,8 @@ def set_pinned(services: Services, post_id: int, pinned: bool) -> str | None:
         if post is None or post.draft or post.deleted_at is not None:
             return "There is no published post with this id."
         ids = store.read_pinned(session, for_update=True)
+        live = post_store.live_ap_paths(session, ids)
+        ids = [i for i in ids if i in live]  # a deleted or unpublished post no longer takes a place
         if pinned == (post_id in ids):
             return None  # already so: nothing to tell
         if pinned and len(ids) >= MAX_PINNED:
