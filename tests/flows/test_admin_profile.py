@@ -150,6 +150,7 @@ async def test_a_non_image_avatar_is_a_form_error_and_nothing_changes(
                     name="Should not stick")
     assert r.status_code == 400
     assert "not an image" in r.text
+    assert 'value="Should not stick"' in r.text  # the form keeps what was typed
     assert _state(services) == before
     actor = (await client.get("/users/blog", headers={"Accept": AP})).json()
     assert actor["name"] == settings.name and actor["icon"]["url"] == "https://blog.test/static/avatar.png"

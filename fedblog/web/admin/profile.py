@@ -9,6 +9,7 @@ form with the reason (4xx) and stores nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from starlette.datastructures import FormData, UploadFile
@@ -20,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from fedblog.admin import auth
 from fedblog.admin import profile as use
 from fedblog.blog.images import MAX_BYTES, ImageError
-from fedblog.blog.site import MAX_FIELDS, ImageRef
+from fedblog.blog.site import MAX_FIELDS, ImageRef, SiteProfile
 from fedblog.settings import MODERATION_MODES, valid_handle
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, current_admin, private
 from fedblog.web.common import renderer_of, services_of
@@ -36,13 +37,27 @@ class FormError(ValueError):
 
 
 async def _page(request: Request, admin: Admin, *, error: str | None = None, status: int = 200,
-                saved: str | None = None, template: str = "admin/profile.html") -> Response:
+                saved: str | None = None, template: str = "admin/profile.html",
+                typed: FormData | None = None) -> Response:
     services = services_of(request)
     data = await services.run_db(use.load_page, services)
+    if typed is not None:  # a refused form shows what was typed, not the stored values
+        data = dataclasses.replace(data, site=_as_typed(data.site, typed, fixed_handle=data.followers > 0))
     return renderer_of(request).page(template, {
         "p": data, "csrf": admin.csrf, "nav": "profile" if template.endswith("profile.html") else "settings",
         "error": error, "saved": saved, "max_fields": MAX_FIELDS, "modes": MODERATION_MODES,
         "max_pinned": use.MAX_PINNED}, status_code=status)
+
+
+def _as_typed(site: SiteProfile, form: FormData, *, fixed_handle: bool) -> SiteProfile:
+    def raw(name: str) -> str:
+        value = form.get(name)
+        return value[:5000] if isinstance(value, str) else ""
+
+    fields = tuple((raw(f"field_name_{i}"), raw(f"field_value_{i}")) for i in range(1, MAX_FIELDS + 1))
+    handle = site.handle if fixed_handle else raw("handle") or site.handle
+    return dataclasses.replace(site, name=raw("name"), description=raw("description"), author=raw("author"),
+                               handle=handle, fields=tuple(f for f in fields if f[0] or f[1]))
 
 
 @admin_page
@@ -130,13 +145,13 @@ async def _save_profile(request: Request, admin: Admin, form: FormData) -> Respo
             elif form.get(f"{name}_reset") == "1":
                 values[name] = None
     except FormError as exc:
-        return await _page(request, admin, error=str(exc), status=400)
+        return await _page(request, admin, error=str(exc), status=400, typed=form)
     except ImageError as exc:
         return await _page(request, admin, error=f"That file was not taken: {exc.reason} Nothing was saved.",
-                           status=400)
+                           status=400, typed=form)
     result = await services.run_db(use.save_profile, services, values)
     if result.error:
-        return await _page(request, admin, error=result.error, status=409)
+        return await _page(request, admin, error=result.error, status=409, typed=form)
     return RedirectResponse(f"/admin/profile?saved={result.inboxes}", status_code=303)
 
 
