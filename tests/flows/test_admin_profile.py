@@ -220,6 +220,10 @@ async def test_handle_changes_until_the_first_follower(
     alice = inst.actor("alice")
     new_actor = "https://blog.test/users/garden"
     assert (await inst.post(alice, new_actor + "/inbox", follow(alice, new_actor))).status_code == 202
+    await DeliveryRunner(services, concurrency=4).run_until_idle()
+    accepts = [r for r in inst.received if r.json.get("type") == "Accept"]
+    assert len(accepts) == 1 and accepts[0].signature_ok, [(r.path, r.why) for r in accepts]  # keyId: new actor
+    assert accepts[0].json["actor"] == new_actor
     before = _state(services)
     r = await _save(client, csrf, handle="other")
     assert r.status_code == 409
