@@ -89,10 +89,6 @@ def store_profile_image(services: Services, data: bytes, header: bool) -> ImageR
     return _pick(store_image(data, root, widths=widths), root, max(widths))
 
 
-def image_value(ref: ImageRef) -> str:
-    return ref.to_json()
-
-
 def fields_value(fields: list[tuple[str, str]]) -> str:
     return json.dumps(fields, ensure_ascii=False)
 
