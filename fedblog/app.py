@@ -27,6 +27,7 @@ from fedblog.web.inbox import InboxGate
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.pagecache import PageCache, VersionReader
 from fedblog.web.routes import build_routes
+from fedblog.web.site import SiteProfileRefresh
 from fedblog.web.templating import Renderer
 
 log = logging.getLogger("fedblog")
@@ -109,13 +110,15 @@ def create_app(services: Services) -> Starlette:
     settings = services.settings  # the edge: outermost last (the 500 page sets its own headers)
     app.add_middleware(InboxRateLimit, per_ip=settings.rate_limit, per_host=settings.rate_limit_host,
                        window=settings.rate_window, now=lambda: services.clock.now().timestamp())
+    app.add_middleware(SiteProfileRefresh, services=services)  # the admin's profile, fresh within its TTL
     app.add_middleware(ProxyHeaders, trusted=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
     app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
-    app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576)
+    app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576,
+                                    site=services.site)
     app.state.post_versions = VersionReader(services, by="slug")  # page URLs
     app.state.post_ids = VersionReader(services, by="ap_path")  # Article ids
     return app

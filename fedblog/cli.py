@@ -54,6 +54,7 @@ def _opened(**overrides: object) -> Iterator[Services]:
     services = build_services(settings)
     try:
         migrate(services.engine)
+        services.site.refresh(services.engine)  # the profile saved from the admin (handle, name...)
         yield services
     finally:
         services.engine.dispose()
@@ -73,7 +74,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         _announce_profile(services)
         init_password(services, args.admin_password_file, os.environ)
         print(f"Database ready at {services.settings.database_url.split('@')[-1]}")
-        print(f"Blog actor: @{services.settings.handle}@{services.settings.domain} ({services.urls.actor()})")
+        print(f"Blog actor: @{services.site.current().acct} ({services.urls.actor()})")
     return 0
 
 

@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from fedblog import __version__
+from fedblog.blog.site import ProfileCache
 from fedblog.clock import Clock, SystemClock
 from fedblog.federation.cache import RemoteCache
 from fedblog.federation.keys import KeyRing
@@ -45,6 +46,7 @@ class Services:
     client_factory: Callable[[int], httpx.AsyncClient]
     remote: RemoteCache  # per-process memory of remote keys and actors
     db_pool: ThreadPoolExecutor  # database work runs here, never on the event loop
+    site: ProfileCache  # the effective profile: admin-saved values over settings (fedblog.blog.site)
 
     async def run_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn(*args, **kwargs)`` in the bounded database thread pool.
@@ -89,10 +91,11 @@ def build_services(
             max_connections=max_connections,
         )
 
+    site = ProfileCache(settings)
     return Services(
         settings=settings,
         engine=engine,
-        urls=Urls(settings.base_url, settings.handle),
+        urls=Urls(settings.base_url, settings.handle, site.handle),
         clock=clock,
         http=client_factory(100),
         policy=UrlPolicy(allow_private_hosts=settings.allow_private_hosts),
@@ -100,4 +103,5 @@ def build_services(
         client_factory=client_factory,
         remote=RemoteCache.for_clock(clock),
         db_pool=ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="fedblog-db"),
+        site=site,
     )

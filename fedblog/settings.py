@@ -18,7 +18,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_SECRET_KEY | generated into DATA_DIR/secret_key | signs form tokens and admin sessions |
 | FEDBLOG_POSTS_PER_PAGE | 10 | home page size |
 | FEDBLOG_ALLOW_PRIVATE_HOSTS | (empty) | hostnames the guarded client may reach on non-global addresses |
-| FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all |
+| FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all (the admin's choice wins once saved) |
+| FEDBLOG_COMMENT_CONSENT_DEFAULT | off | whether the web comment form's consent box starts ticked (on/off) |
 | FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
@@ -55,6 +56,11 @@ _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
+def valid_handle(handle: str) -> bool:
+    """A username as FEDBLOG_HANDLE (and the admin's profile page) take it."""
+    return bool(_HANDLE_RE.match(handle))
+
+
 class SettingsError(ValueError):
     """A setting is wrong. The message is one line that says how to fix it."""
 
@@ -74,6 +80,7 @@ class Settings:
     posts_per_page: int = 10
     allow_private_hosts: frozenset[str] = frozenset()
     moderation: str = "first-contact"
+    comment_consent_default: bool = False
     run_worker: bool = True
     delivery_concurrency: int = 50
     delivery_per_host: int = 16
@@ -174,6 +181,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"FEDBLOG_MODERATION={moderation!r} is unknown: use one of {', '.join(MODERATION_MODES)}"
         )
+    consent = env.get("FEDBLOG_COMMENT_CONSENT_DEFAULT", "off").strip().lower() or "off"
+    if consent not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+        raise SettingsError(f"FEDBLOG_COMMENT_CONSENT_DEFAULT={consent!r}: use on or off")
     worker = env.get("FEDBLOG_WORKER", "on").strip().lower()
     if worker not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
         raise SettingsError(f"FEDBLOG_WORKER={worker!r}: use on or off")
@@ -197,6 +207,7 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         posts_per_page=_int(env, "FEDBLOG_POSTS_PER_PAGE", 10, 1, 100),
         allow_private_hosts=allow,
         moderation=moderation,
+        comment_consent_default=consent in ("on", "1", "true", "yes"),
         run_worker=worker in ("on", "1", "true", "yes"),
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),

@@ -6,7 +6,8 @@ shape is a one-line change, and ``match_*`` turns an incoming id back into what 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 
@@ -29,7 +30,15 @@ def post_path_version(path: str) -> int:
 @dataclass(frozen=True)
 class Urls:
     base_url: str
-    handle: str
+    handle: str  # the handle from settings; ``handle_of`` (the effective profile's) wins when given
+    handle_of: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+
+    def current_handle(self) -> str:
+        """The handle actor URLs are built from now (the admin may change it before the first follower)."""
+        return self.handle_of() if self.handle_of is not None else self.handle
+
+    def with_handle(self, handle: str) -> Urls:
+        return Urls(self.base_url, handle)
 
     # -- pages ---------------------------------------------------------------------------------
     def home(self, page: int = 1) -> str:
@@ -70,7 +79,7 @@ class Urls:
 
     # -- ActivityPub objects -------------------------------------------------------------------
     def actor(self) -> str:
-        return f"{self.base_url}/users/{self.handle}"
+        return f"{self.base_url}/users/{self.current_handle()}"
 
     def key_id(self) -> str:
         return self.actor() + "#main-key"
@@ -101,6 +110,10 @@ class Urls:
 
     def header_image(self) -> str:
         return self.static("header.png")
+
+    def local(self, path: str) -> str:
+        """A URL on this blog from an absolute path (``/media/...``)."""
+        return self.base_url + path
 
     def comment(self, comment_id: int) -> str:
         """A comment's dereferenceable id; its HTML view redirects to the anchor."""

@@ -47,6 +47,13 @@ class ActorInfo:
     domain: str  # the handle domain: @username@domain
     host: str = ""  # the host of the actor id, when it differs from the handle domain
     type: str = "Person"
+    icon_size: tuple[str, int, int] = ("image/png", 256, 256)  # mediaType, width, height
+    image_size: tuple[str, int, int] = ("image/png", 1500, 500)
+    fields: Sequence[tuple[str, str]] = ()  # (name, value HTML) after the "Website" field
+
+
+def _image(url: str, size: tuple[str, int, int]) -> dict[str, Any]:
+    return {"type": "Image", "mediaType": size[0], "url": url, "width": size[1], "height": size[2]}
 
 
 def actor_document(a: ActorInfo) -> dict[str, Any]:
@@ -58,8 +65,8 @@ def actor_document(a: ActorInfo) -> dict[str, Any]:
         "name": a.name,
         "summary": a.summary_html,
         "url": a.url,
-        "icon": {"type": "Image", "mediaType": "image/png", "url": a.icon_url},
-        "image": {"type": "Image", "mediaType": "image/png", "url": a.image_url},
+        "icon": _image(a.icon_url, a.icon_size),
+        "image": _image(a.image_url, a.image_size),
         "inbox": a.inbox,
         "outbox": a.outbox,
         "followers": a.followers,
@@ -78,7 +85,8 @@ def actor_document(a: ActorInfo) -> dict[str, Any]:
         "webfinger": f"{a.username}@{a.domain}",
         "attributionDomains": list(dict.fromkeys(d for d in (a.domain, a.host) if d)),
         "attachment": [
-            {"type": "PropertyValue", "name": "Website", "value": f'<a href="{a.url}" rel="me">{a.url}</a>'}
+            {"type": "PropertyValue", "name": "Website", "value": f'<a href="{a.url}" rel="me">{a.url}</a>'},
+            *({"type": "PropertyValue", "name": name, "value": value} for name, value in a.fields),
         ],
     }
 

@@ -112,7 +112,7 @@ def _author_fields(actor: Actor | ActorSnapshot) -> dict[str, Any]:
 
 
 def initial_status(session: Session, services: Services, actor_ap_id: str) -> str:
-    mode = services.settings.moderation
+    mode = services.site.current().moderation  # the admin's choice, else FEDBLOG_MODERATION
     if mode == "approve-all":
         return "visible"
     if mode == "hold-all":

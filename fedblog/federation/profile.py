@@ -1,10 +1,11 @@
-"""Tell followers when the blog's profile changed: ``Update(Person)`` at start-up.
+"""Tell followers when the blog's profile changed: ``Update(Person)``.
 
-The name, description and avatar come from settings, so they change when the blog restarts with
-new settings. Mastodon refreshes a remote profile when it receives an ``Update`` whose object is
-the actor itself (Mastodon app/lib/activitypub/activity/update.rb ``update_account``: the object id
-must equal the signer's actor id); otherwise followers keep the old name until their server
-re-fetches the actor on its own. ActivityPub §7.3 (Update Activity) is the spec side.
+The name, description and avatar come from settings (changed by a restart with new settings) or
+from the admin's profile page (``announce_actor``, at once, in the save's transaction). Mastodon
+refreshes a remote profile when it receives an ``Update`` whose object is the actor itself
+(Mastodon app/lib/activitypub/activity/update.rb ``update_account``: the object id must equal the
+signer's actor id); otherwise followers keep the old name until their server re-fetches the actor
+on its own. ActivityPub §7.3 (Update Activity) is the spec side.
 
 So at start-up (``fedblog serve`` and ``fedblog init``) the actor document is fingerprinted and
 compared with the fingerprint stored when it was last announced. If it changed, one
@@ -62,8 +63,18 @@ def announce_profile_change(session: Session, services: Services) -> ProfileSync
     Safe when several processes start at once: only the one that moves the stored fingerprint
     (a compare-and-swap UPDATE) queues the Update.
     """
-    urls, now = services.urls, services.clock.now()
-    actor = serialize.blog_actor(services.settings, urls, services.keys.get())
+    site = services.site.load(session)  # what the admin saved, over the settings
+    urls = services.urls
+    return announce_actor(session, services, serialize.blog_actor(site, urls, services.keys.get()), urls)
+
+
+def announce_actor(session: Session, services: Services, actor: dict[str, Any], urls: Urls, *,
+                   announce_first: bool = False) -> ProfileSync:
+    """Store the fingerprint of ``actor`` and queue its ``Update`` if it differs from the last one
+    announced (not committed). The admin's profile save calls it in its own transaction
+    (``announce_first``: a save is a change even before any fingerprint was stored), so the
+    start-up check afterwards finds the same fingerprint and sends nothing more."""
+    now = services.clock.now()
     current = fingerprint(actor)
     row = session.get(BlogState, FINGERPRINT_KEY)
     if row is None:  # first run, or the first run of a version that stores it: nothing to tell
@@ -72,7 +83,9 @@ def announce_profile_change(session: Session, services: Services) -> ProfileSync
                 session.add(BlogState(key=FINGERPRINT_KEY, value=current, updated_at=now))
         except IntegrityError:  # another process stored it first
             return ProfileSync("unchanged")
-        return ProfileSync("first run")
+        if not announce_first:
+            return ProfileSync("first run")
+        return _queue_update(session, actor, urls, now)
     if row.value == current:
         return ProfileSync("unchanged")
     swapped = session.connection().execute(
@@ -82,6 +95,10 @@ def announce_profile_change(session: Session, services: Services) -> ProfileSync
     )
     if swapped.rowcount != 1:  # another process announced this change
         return ProfileSync("unchanged")
+    return _queue_update(session, actor, urls, now)
+
+
+def _queue_update(session: Session, actor: dict[str, Any], urls: Urls, now: datetime) -> ProfileSync:
     inboxes = outbox.follower_inboxes(session)  # one per server: shared inboxes deduplicated
     if inboxes:
         outbox.enqueue(session, update_actor_activity(actor, urls, now), inboxes, now=now, object_ap_id=urls.actor())

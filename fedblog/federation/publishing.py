@@ -53,7 +53,7 @@ def publish(session: Session, services: Services, draft: PostDraft, *, send_as_n
     """
     now = services.clock.now()
     result = save_post(
-        session, draft, now=now, default_author=services.settings.author,
+        session, draft, now=now, default_author=services.site.current().author,
         default_language=services.settings.language, published_now=send_as_new,
     )
     post = result.post

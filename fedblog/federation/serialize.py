@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, PUBLIC
+from fedblog.blog.site import SiteProfile
 from fedblog.clock import utc
 from fedblog.federation.keys import KeyPair
-from fedblog.settings import Settings
 from fedblog.store.tables import Post
 from fedblog.urls import Urls
 
@@ -21,14 +21,16 @@ def iso(dt: Any) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def blog_actor(settings: Settings, urls: Urls, keys: KeyPair) -> dict[str, Any]:
-    """The public actor document. ``published`` is when the blog was set up (its keys were made),
-    which Mastodon shows as "Joined"; not the date of the oldest (perhaps imported) post."""
+def blog_actor(site: SiteProfile, urls: Urls, keys: KeyPair) -> dict[str, Any]:
+    """The public actor document, from the effective profile (fedblog.blog.site). ``published`` is
+    when the blog was set up (its keys were made), which Mastodon shows as "Joined"; not the date
+    of the oldest (perhaps imported) post. ``icon`` and ``image`` carry their size, as Mastodon's
+    own actor documents do."""
     info = vocab.ActorInfo(
         id=urls.actor(),
-        username=settings.handle,
-        name=settings.name,
-        summary_html=f"<p>{escape(settings.description)}</p>",
+        username=urls.current_handle(),
+        name=site.name,
+        summary_html=site.description_html,
         url=urls.home(),
         inbox=urls.inbox(),
         outbox=urls.outbox(),
@@ -40,11 +42,14 @@ def blog_actor(settings: Settings, urls: Urls, keys: KeyPair) -> dict[str, Any]:
         public_key_pem=keys.rsa_public_pem,
         ed25519_key_id=urls.ed25519_key_id(),
         ed25519_multibase=keys.ed25519_multibase,
-        icon_url=urls.avatar(),
-        image_url=urls.header_image(),
+        icon_url=urls.local(site.avatar.path),
+        image_url=urls.local(site.header.path),
         published=iso(keys.created_at),
-        domain=settings.domain,
-        host=urlsplit(settings.base_url).hostname or "",
+        domain=site.domain,
+        host=urlsplit(urls.base_url).hostname or "",
+        icon_size=(site.avatar.media_type, site.avatar.width, site.avatar.height),
+        image_size=(site.header.media_type, site.header.width, site.header.height),
+        fields=site.fields_html(),
     )
     return vocab.actor_document(info)
 

@@ -180,6 +180,9 @@ class DeliveryRunner:
                                  or maybe_more - excluded):
                     self._queued = False
                     try:
+                        site = self.services.site
+                        if site.stale():  # the handle in the signatures' keyId follows the admin's profile
+                            await self.services.run_db(site.refresh, self.services.engine)
                         hosts = await self._claim(room, excluded)
                     except Exception:
                         log.exception("could not claim deliveries; trying again in %.0f s", ERROR_BACKOFF)

@@ -61,6 +61,14 @@ def list_posts(session: Session, *, offset: int, limit: int) -> Sequence[Post]:
     return session.exec(stmt).all()
 
 
+def live_ap_paths(session: Session, post_ids: Sequence[int]) -> dict[int, str]:
+    """{id: ap_path} of the published, not deleted posts among ``post_ids``."""
+    if not post_ids:
+        return {}
+    rows = session.execute(sa_select(col(Post.id), col(Post.ap_path)).where(col(Post.id).in_(post_ids), *_live())).all()
+    return {i: p for i, p in rows}
+
+
 def count_posts(session: Session) -> int:
     return session.exec(select(func.count()).select_from(Post).where(*_live())).one()
 

@@ -22,6 +22,7 @@ from fedblog.services import Services
 from fedblog.store import federation as fed_store
 from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
+from fedblog.store import profile as profile_store
 from fedblog.store.tables import Post
 from fedblog.urls import post_path
 from fedblog.web.common import page_number, renderer_of, services_of
@@ -48,14 +49,14 @@ def _count_posts(services: Services) -> int:
 
 async def actor(request: Request) -> Response:
     services = services_of(request)
-    if request.path_params["handle"] != services.settings.handle:
+    if request.path_params["handle"] != services.urls.current_handle():
         raise HTTPException(404, "There is no such account here.")
     keys = await blog_keys(services)
     if not wants_activitypub(request):
         total = await services.run_db(_count_posts, services)
         return renderer_of(request).page("about.html", {"post_count": total, "joined": keys.created_at},
                                          headers={"Vary": "Accept"})
-    return ActivityJSONResponse(serialize.blog_actor(services.settings, services.urls, keys))
+    return ActivityJSONResponse(serialize.blog_actor(services.site.current(), services.urls, keys))
 
 
 async def _paged(request: Request, collection_id: str, total: int, items_for_page: Items) -> Response:
@@ -114,9 +115,20 @@ async def following(request: Request) -> Response:
     return await _paged(request, services.urls.following(), 0, lambda offset, limit: [])
 
 
+def _pinned_ids(services: Services) -> list[str]:
+    with Session(services.engine) as session:
+        ids = profile_store.read_pinned(session)
+        paths = post_store.live_ap_paths(session, ids)
+    return [services.urls.post_id(paths[i]) for i in ids if i in paths]
+
+
 async def featured(request: Request) -> Response:
+    """The pinned posts, the latest pin first, as ids: Mastodon's FetchFeaturedCollectionService
+    takes items that are URIs (or embedded Notes only) and fetches each, so an embedded Article
+    would be skipped."""
     services = services_of(request)
-    return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=0, items=[]))
+    items = await services.run_db(_pinned_ids, services)
+    return ActivityJSONResponse(vocab.ordered_collection(services.urls.featured(), total=len(items), items=items))
 
 
 def tombstone_response(services: Services, ap_path: str, deleted_at: Any) -> Response:

@@ -89,7 +89,7 @@ def _target(request: Request) -> str:
 async def inbox(request: Request) -> Response:
     services = services_of(request)
     handle = request.path_params.get("handle")
-    if handle is not None and handle != services.settings.handle:
+    if handle is not None and handle != services.urls.current_handle():
         return PlainTextResponse("There is no such inbox here.", status_code=404)
     gate: InboxGate = request.app.state.inbox_gate
     try:

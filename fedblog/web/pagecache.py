@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fedblog import __version__
+from fedblog.blog.site import ProfileCache
 from fedblog.clock import utc
 from fedblog.services import Services
 from fedblog.settings import Settings
@@ -104,20 +105,26 @@ class Cached:
 class PageCache:
     """A bounded LRU of rendered bodies; thread-safe, so the database pool may fill it too."""
 
-    def __init__(self, settings: Settings, max_bytes: int, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, settings: Settings, max_bytes: int, max_entries: int = MAX_ENTRIES,
+                 site: ProfileCache | None = None) -> None:
         self.tag = build_tag(settings)
+        self.site = site  # the admin's profile (title, description, handle) is in every page too
         self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self._items: OrderedDict[tuple[int, int, str], Cached] = OrderedDict()
+        self._items: OrderedDict[tuple[int, int, str, str], Cached] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
+    def _key(self, state: PostState, representation: str) -> tuple[int, int, str, str]:
+        return state.id, state.version, representation, self.site.version if self.site is not None else ""
+
     def etag(self, state: PostState, representation: str) -> str:
-        return f'"{self.tag}-{state.id}-{state.version}-{representation}"'
+        site = f"-{self.site.version}" if self.site is not None else ""
+        return f'"{self.tag}{site}-{state.id}-{state.version}-{representation}"'
 
     def get(self, state: PostState, representation: str) -> Cached | None:
-        key = (state.id, state.version, representation)
+        key = self._key(state, representation)
         with self._lock:
             entry = self._items.get(key)
             if entry is None:
@@ -131,7 +138,7 @@ class PageCache:
         size = len(entry.body)
         if size > self.max_bytes // 4:  # one huge page must not flush everything else
             return
-        key = (state.id, state.version, representation)
+        key = self._key(state, representation)
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:

@@ -35,6 +35,16 @@ def _rfc822(dt: datetime) -> str:
     return format_datetime(utc(dt), usegmt=True)
 
 
+class _Site:
+    """``site`` in templates (macros too): the effective profile of the moment (fedblog.blog.site)."""
+
+    def __init__(self, services: Services) -> None:
+        self._cache = services.site
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache.current(), name)
+
+
 def build_environment(services: Services) -> Environment:
     env = Environment(
         loader=PackageLoader("fedblog", "templates"),
@@ -44,12 +54,14 @@ def build_environment(services: Services) -> Environment:
         auto_reload=False,
     )
     env.filters.update(human_date=_human_date, human_datetime=_human_datetime, iso=_iso, rfc822=_rfc822)
-    env.globals.update(settings=services.settings, urls=services.urls, version=__version__)
+    env.globals.update(settings=services.settings, urls=services.urls, version=__version__, site=_Site(services))
     env.globals["media_srcset"] = lambda media: srcset(media, services.urls.media)  # the editor's uploads
     return env
 
 
 class Renderer:
+    """Renders with the effective profile as ``site`` (title, description, handle...) on every page."""
+
     def __init__(self, services: Services) -> None:
         self.env = build_environment(services)
 

@@ -23,7 +23,7 @@ from fedblog.web.negotiation import JRDResponse
 CORS = {"Access-Control-Allow-Origin": "*"}
 
 
-def _answers_to(resource: str, settings: Settings, urls: Urls) -> bool:
+def _answers_to(resource: str, settings: Settings, urls: Urls, handle: str) -> bool:
     """Whether ``resource`` names the blog's account: its acct names (any case), or its URLs.
 
     The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
@@ -33,7 +33,7 @@ def _answers_to(resource: str, settings: Settings, urls: Urls) -> bool:
     """
     parts = urlsplit(settings.base_url)
     domains = {settings.domain, (parts.hostname or "").lower(), parts.netloc.lower()}
-    accounts = {f"{settings.handle}@{d}".lower() for d in domains if d}
+    accounts = {f"{handle}@{d}".lower() for d in domains if d}
     names = {f"acct:{a}" for a in accounts} | accounts | {f"@{a}" for a in accounts}
     return resource.lower() in names or resource in (urls.actor(), urls.home(), settings.base_url)
 
@@ -41,15 +41,16 @@ def _answers_to(resource: str, settings: Settings, urls: Urls) -> bool:
 async def webfinger(request: Request) -> Response:
     services = services_of(request)
     s, urls = services.settings, services.urls
+    handle = services.site.current().handle  # the effective handle (the admin may change it)
     resource = unquote(request.query_params.get("resource", "")).strip()
     if not resource:
         raise HTTPException(400, "Missing ?resource=acct:user@domain")
-    if not _answers_to(resource, s, urls):
-        raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{s.handle}@{s.domain}")
+    if not _answers_to(resource, s, urls, handle):
+        raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{handle}@{s.domain}")
     # Always the handle domain as subject, whichever name was asked: that is the account's canonical
     # name, and the one Mastodon confirms with its second lookup.
     doc = vocab.webfinger_document(
-        subject=f"acct:{s.handle}@{s.domain}",
+        subject=f"acct:{handle}@{s.domain}",
         actor_id=urls.actor(),
         profile_url=urls.home(),
     )
@@ -83,7 +84,8 @@ async def nodeinfo(request: Request) -> Response:
     if version not in ("2.0", "2.1"):
         raise HTTPException(404, "NodeInfo 2.0 and 2.1 are served.")
     posts, comments = await services.run_db(_usage, services)
-    doc = vocab.nodeinfo_document(version, software_version=__version__, name=services.settings.name,
-                                  description=services.settings.description, local_posts=posts, local_comments=comments)
+    site = services.site.current()
+    doc = vocab.nodeinfo_document(version, software_version=__version__, name=site.name,
+                                  description=site.description_text, local_posts=posts, local_comments=comments)
     profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
     return JSONResponse(doc, headers=CORS, media_type=f'application/json; profile="{profile}"')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from fedblog.web.admin import imports, login, moderation, posts, reply, views
+from fedblog.web.admin import imports, login, moderation, posts, profile, reply, views
 
 
 def admin_routes() -> list[BaseRoute]:
@@ -32,4 +32,5 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/posts/{post_id}/edit", posts.edit_post_submit, methods=["POST"], name="admin_post_save"),
         Route("/admin/posts/{post_id}/delete", posts.confirm_delete, methods=["GET"], name="admin_post_delete"),
         Route("/admin/posts/{post_id}/delete", posts.delete_post, methods=["POST"], name="admin_post_delete_do"),
+        *profile.routes(),
     ]
