@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub.context import is_public
+from fedblog.blog import interactions as recorder
 from fedblog.blog.markup import sanitize_remote_html
 from fedblog.clock import utc
-from fedblog.federation import moderation, outbox
+from fedblog.federation import outbox
 from fedblog.federation.actors import (
     ActorError,
     ensure_actor,
@@ -65,7 +66,6 @@ _COMMENT = (
 )
 _COMMENT_BY_ID = _COMMENT.where(col(Interaction.id) == bindparam("id"))
 _COMMENT_BY_AP_ID = _COMMENT.where(col(Interaction.ap_id) == bindparam("ap_id"))
-_INSERT_INTERACTION = insert(Interaction)
 
 
 def find_target(session: Session, services: Services, url: str | None,
@@ -104,23 +104,14 @@ def _content_of(obj: dict[str, Any]) -> str:
     return html
 
 
-def _author_fields(actor: Actor | ActorSnapshot) -> dict[str, Any]:
-    return {
-        "actor_id": actor.id,
-        "author_name": actor.name or actor.preferred_username or actor.ap_id,
-        "author_url": actor.url or actor.ap_id,
-        "author_handle": actor.handle,
-        "author_avatar": actor.icon_url,
-    }
-
-
-def initial_status(session: Session, services: Services, actor_ap_id: str) -> str:
-    mode = services.settings.moderation
-    if mode == "approve-all":
-        return "visible"
-    if mode == "hold-all":
-        return "pending"
-    return "visible" if moderation.is_approved(session, actor_ap_id) else "pending"
+def _author(actor: Actor | ActorSnapshot) -> recorder.Author:
+    return recorder.Author(
+        name=actor.name or actor.preferred_username or actor.ap_id,
+        url=actor.url or actor.ap_id,
+        handle=actor.handle,
+        avatar=actor.icon_url,
+        actor_id=actor.id,
+    )
 
 
 # -- Create ---------------------------------------------------------------------------------------
@@ -182,30 +173,17 @@ def apply_create(tx: Tx, d: Delivery, reply: NewReply) -> Outcome:
         or is_public(d.activity.get("cc"))
     ):
         return Ignored("not a public reply")
-    actor = reply.actor
     now = services.clock.now()
-    # a second copy of the same note (under another activity id) fails the unique ap_id: 202, no effect
-    status = initial_status(session, services, d.actor)
-    # a plain INSERT (the hot path of the inbox), deferred so a batch inserts its replies at once;
-    # the unique ap_id makes a second copy fail, and the inbox then answers "Already received"
-    deferred.defer(session, _INSERT_INTERACTION, dict(
-        post_id=target.post_id,
-        parent_id=target.comment_id,
-        kind="reply",
-        via="activitypub",
-        status=status,
-        ap_id=obj["id"],
-        activity_ap_id=d.activity["id"],
-        in_reply_to_ap_id=reply.in_reply_to,
-        content_html=_content_of(obj),
-        source_url=_html_url(obj),
-        published_at=min(parse_time(obj.get("published"), now), now),
-        updated_at=None,
-        remote_updated_at=_sender_time(obj),
+    # a second copy of the same note (under another activity id) fails the unique ap_id when the
+    # batch's replies are inserted, and the inbox then answers "Already received"
+    status = recorder.record_fediverse_reply(
+        session, services.settings.moderation, actor_ap_id=d.actor, author=_author(reply.actor),
+        post_id=target.post_id, parent_id=target.comment_id, ap_id=obj["id"], activity_ap_id=d.activity["id"],
+        in_reply_to=reply.in_reply_to, content_html=_content_of(obj), source_url=_html_url(obj),
+        published_at=min(parse_time(obj.get("published"), now), now), remote_updated_at=_sender_time(obj),
         raw=d.raw.decode("utf-8", "replace")[:200_000],
-        **_author_fields(actor),
-    ))
-    if status == "visible":
+    )
+    if status is recorder.Status.VISIBLE:
         _forward_if_signed(session, services, d)
     return PROCESSED
 
@@ -296,7 +274,7 @@ def _update_actor(session: Session, services: Services, d: Delivery, doc: dict[s
     key = next((k for k in public_keys(doc) if k.get("id") == d.key_id), None)
     actor = upsert_actor(session, doc, key, services.clock.now())
     services.remote.forget_actor(actor.ap_id)
-    fields = _author_fields(actor)
+    fields = _author(actor).columns()
     fields.pop("actor_id")
     for item in session.exec(select(Interaction).where(Interaction.actor_id == actor.id)).all():
         for k, v in fields.items():
@@ -318,8 +296,7 @@ def apply_delete_object(tx: Tx, d: Delivery) -> Outcome:
     owner = session.get(Actor, item.actor_id) if item.actor_id else None
     if owner is None or owner.ap_id != d.actor:
         raise Refused(403, "Refused: only the author of a comment can delete it.")
-    item.status = "deleted"
-    item.content_html = ""
+    recorder.change_status(item, recorder.Status.DELETED)
     session.add(item)
     return PROCESSED
 
@@ -331,7 +308,7 @@ async def prepare_reaction(services: Services, d: Delivery) -> ActorSnapshot | I
 
 def apply_reaction(tx: Tx, d: Delivery, actor: ActorSnapshot) -> Outcome:
     session, services = tx.session, tx.services
-    kind = "like" if d.activity["type"] == "Like" else "repost"
+    kind: Literal["like", "repost"] = "like" if d.activity["type"] == "Like" else "repost"
     target = find_target(session, services, id_of(d.activity.get("object")), tx.live_posts)
     if target is None:
         return Ignored("the post is gone")
@@ -339,15 +316,14 @@ def apply_reaction(tx: Tx, d: Delivery, actor: ActorSnapshot) -> Outcome:
         return Ignored("reactions to comments are not shown")
     existing = session.exec(select(Interaction.id).where(
         Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id,
-        col(Interaction.status) != "deleted")).first()
+        col(Interaction.status) != recorder.Status.DELETED.value)).first()
     if existing is not None:
         return Ignored("already counted")
     now = services.clock.now()
-    session.add(Interaction(
-        post_id=target.post_id, kind=kind, via="activitypub", status="visible", ap_id=d.activity["id"],
-        activity_ap_id=d.activity["id"], published_at=min(parse_time(d.activity.get("published"), now), now),
-        raw=json.dumps(d.activity)[:20_000], **_author_fields(actor),
-    ))
+    recorder.record_reaction(
+        session, kind=kind, author=_author(actor), post_id=target.post_id, activity_ap_id=d.activity["id"],
+        published_at=min(parse_time(d.activity.get("published"), now), now), raw=json.dumps(d.activity)[:20_000],
+    )
     return PROCESSED
 
 
