@@ -2,7 +2,7 @@
 
 Deliveries are not ordered: a Delete (or Undo) can overtake the Create (or Like, Follow) it
 undoes. The Delete leaves a persistent marker; the late original is then dropped. ActivityPub
-§7.4 and §7.11 do not order deliveries, so a receiver has to remember what was undone.
+(§7.1 Delivery, §7.4 Delete, §7.12 Undo) promises no order, so a receiver has to remember what was undone.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 No I/O here: the shape of the document (an object with an http(s) id, a type and an actor, a
 bounded depth and number of addressees), bounded URLs with a host name DNS could hold, and origin
-containment (the activity and what it creates live on the signer's host: ActivityPub §3.2 and
-the Mastodon/FEP-fe34 same-origin rule).
+containment (the activity and what it creates live on the signer's host: the same-origin rule
+of FEP-fe34, which Mastodon also applies).
 """
 
 from __future__ import annotations
