@@ -679,9 +679,11 @@ def _install_step_timers(app: Any) -> tuple[dict[str, list[float]], Any]:
     import sqlalchemy.orm
 
     from fedblog.activitypub import httpsig
-    from fedblog.federation import conversations
+    from fedblog.federation import conversations, inbox_commit
     from fedblog.federation import inbox as inbox_mod
-    from fedblog.federation.inbox import Handler, Inbox
+    from fedblog.federation.contract import Steps
+    from fedblog.federation.inbox import Inbox
+    from fedblog.store import deferred
 
     timers: dict[str, list[float]] = {}
     patches: list[tuple[Any, str, Any]] = []
@@ -736,8 +738,8 @@ def _install_step_timers(app: Any) -> tuple[dict[str, list[float]], Any]:
     wrap("      httpsig.verify_signature (RSA verify)", httpsig, "verify_signature")
     wrap("  Inbox._dispatch (after verification)", Inbox, "_dispatch", is_async=True)
     wrap("  Inbox._apply_many (group commit: the whole transaction)", box.commits, "_flush")
-    wrap("    Inbox._marked (marker query)", Inbox, "_marked", static=True)
-    wrap("    deferred.flush (executemany of the replies)", inbox_mod.deferred, "flush")
+    wrap("    markers.marked (marker query)", inbox_commit, "marked")
+    wrap("    deferred.flush (executemany of the replies)", deferred, "flush")
     wrap(
         "    conversations.find_target (post id memoised per transaction)",
         conversations,
@@ -776,7 +778,7 @@ def _install_step_timers(app: Any) -> tuple[dict[str, list[float]], Any]:
             a_slot[0] += clock() - t
             a_slot[1] += 1
 
-    box.handlers["Create"] = Handler(timed_prepare, timed_apply, flush_first=create.flush_first)
+    box.handlers["Create"] = Steps(timed_prepare, timed_apply, flush_first=create.flush_first)
 
     def undo() -> None:
         box.handlers["Create"] = create

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from fedblog import __version__, cli_wordpress
 from fedblog.blog.demo import load_demo
+from fedblog.blog.interactions import IllegalTransition
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import PostSourceError, parse_post_source
 from fedblog.blog.wordpress import WxrError
@@ -259,7 +260,7 @@ def cmd_moderation(args: argparse.Namespace) -> int:
                     raise CliError("block needs an actor URL or a domain, e.g. 'fedblog moderation block spam.example'")
                 rule, hidden = moderation.block(session, args.target, now)
                 print(f"blocked {rule.target}; {hidden} existing comment(s) hidden")
-        except LookupError as exc:
+        except (LookupError, IllegalTransition) as exc:
             raise CliError(str(exc.args[0])) from None
     return 0
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from tqdm import tqdm
 
-from fedblog.blog.wordpress import WHAT_TO_DO, WpItem, WpSite, WxrError, read_wxr
-from fedblog.blog.wp_import import MEDIA_FOLDER, ImportReport, MediaCopy, WpImporter
+from fedblog.blog.wordpress import WpItem, WxrError, check_file, wxr_records
+from fedblog.blog.wp_import import MEDIA_FOLDER, MediaCopy, WpImporter, report_lines
 from fedblog.services import Services
 
 Opened = Callable[[], AbstractContextManager[Services]]
@@ -44,27 +44,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], opened: O
     imp.set_defaults(func=import_help)
 
 
-def _items(path: Path, records: bool = True) -> Iterator[WpSite | WpItem | None]:
-    with path.open("rb") as f:
-        yield from read_wxr(f, where=str(path), records=records)
-
-
-def check_file(path: Path) -> tuple[WpSite, int]:
-    """Read the whole file once without storing anything: its site and number of items."""
-    if not path.is_file():
-        raise WxrError(f"{path}: no such file: give the path of the .xml file WordPress exported")
-    site: WpSite | None = None
-    count = 0
-    for record in _items(path, records=False):
-        if isinstance(record, WpSite):
-            site = record
-        else:
-            count += 1
-    if site is None:  # read_wxr always yields the site of a valid file
-        raise WxrError(f"{path} is not a WordPress export: {WHAT_TO_DO}")
-    return site, count
-
-
 def cmd_import_wordpress(args: argparse.Namespace, opened: Opened) -> int:
     if not 1 <= args.batch <= 100_000:
         raise WxrError(f"--batch {args.batch} is out of range: use a number from 1 to 100000")
@@ -82,7 +61,7 @@ def cmd_import_wordpress(args: argparse.Namespace, opened: Opened) -> int:
         )
         try:
             with tqdm(total=total, unit="item", file=sys.stderr, disable=args.quiet) as bar:
-                for record in _items(path):
+                for record in wxr_records(path):
                     if isinstance(record, WpItem):
                         importer.add(record)
                         bar.update(1)
@@ -93,25 +72,3 @@ def cmd_import_wordpress(args: argparse.Namespace, opened: Opened) -> int:
     for line in report_lines(site, report):
         print(line)
     return 0
-
-
-def report_lines(site: WpSite, r: ImportReport) -> list[str]:
-    out = [
-        f"Imported from {site.base_site_url or site.link or 'WordPress'} (WXR {site.wxr_version}): "
-        f"{r.posts} post(s), {r.drafts} draft(s), {r.comments} comment(s), {r.linkbacks} pingback(s)/trackback(s), "
-        f"{r.old_urls} old URL(s) now redirecting",
-    ]
-    if r.posts_already or r.comments_already:
-        out.append(f"Already imported before (left as they are): {r.posts_already} post(s), "
-                   f"{r.comments_already} comment(s)")
-    if r.skipped:
-        out.append(f"Skipped {sum(r.skipped.values())}:")
-        for reason, n in sorted(r.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
-            more = f", ... ({n - len(r.examples[reason])} more)" if n > len(r.examples[reason]) else ""
-            out.append(f"  {n:>6}  {reason}: {', '.join(r.examples[reason])}{more}")
-    else:
-        out.append("Nothing was skipped.")
-    for what, n in sorted(r.notes.items()):
-        out.append(f"  note: {n} {what}: {', '.join(r.examples[what])}")
-    out.append("Nothing was sent to followers: imported posts and comments are history.")
-    return out

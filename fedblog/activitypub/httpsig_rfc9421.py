@@ -7,8 +7,8 @@ derived components `@method @target-uri @authority @scheme @request-target @path
 fields without component parameters, and the parameters `created expires keyid alg` (`nonce` and
 `tag` are carried into the base but not interpreted).
 
-The Structured Field parser covers what RFC 9421 and RFC 9530 use: dictionaries, inner lists,
-items with parameters, and every RFC 8941 bare item type. Where RFC 8941 lets a repeated
+Structured Fields (RFC 8941) are parsed by `http_sf`; this module maps them to its own small
+types and serialises them canonically (the `@signature-params` line). Where RFC 8941 lets a repeated
 dictionary key or parameter silently override the earlier one, we raise `AmbiguityError`:
 in a signature header a repeat means two readers may disagree on what was signed.
 """
@@ -16,11 +16,13 @@ in a signature header a repeat means two readers may disagree on what was signed
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
+
+import http_sf
 
 from fedblog.activitypub.httpsig_wire import (
     AmbiguityError,
@@ -28,7 +30,6 @@ from fedblog.activitypub.httpsig_wire import (
     UnsupportedComponentError,
     WireFormatError,
     algorithm_for_key,
-    b64decode,
     content_digest,
     field_lines,
     field_value,
@@ -62,140 +63,44 @@ class InnerList:
     params: Params = ()
 
 
-_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
-_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
-_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
-_BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+def _bare(value: object) -> BareItem:
+    if isinstance(value, http_sf.Token):
+        return Token(str(value))
+    if isinstance(value, bool | int | Decimal | str | bytes):
+        return value
+    # RFC 9651 added Dates and Display Strings; RFC 9421 and RFC 9530 fields use neither
+    raise WireFormatError(f"a {type(value).__name__} is not allowed in a signature field")
 
 
-class _Parser:
-    """A cursor over one field value, following the algorithms of RFC 8941 §4.2."""
+def _params(raw: Mapping[str, object]) -> Params:
+    return tuple((k, _bare(v)) for k, v in raw.items())
 
-    def __init__(self, text: str) -> None:
-        if not text.isascii():
-            raise WireFormatError("structured field contains non-ASCII characters")
-        self.text = text.strip(" ")
-        self.pos = 0
 
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+def _member(raw: Any) -> Item | InnerList:
+    value, params = raw
+    if isinstance(value, list):
+        return InnerList(tuple(Item(_bare(v), _params(p)) for v, p in value), _params(params))
+    return Item(_bare(value), _params(params))
 
-    def expect(self, char: str) -> None:
-        if self.peek() != char:
-            raise WireFormatError(f"expected {char!r} at offset {self.pos} in {self.text!r}")
-        self.pos += 1
 
-    def skip(self, chars: str) -> None:
-        while self.peek() and self.peek() in chars:
-            self.pos += 1
-
-    def match(self, pattern: re.Pattern[str], what: str) -> re.Match[str]:
-        found = pattern.match(self.text, self.pos)
-        if not found or not found.group(0):
-            raise WireFormatError(f"expected {what} at offset {self.pos} in {self.text!r}")
-        self.pos = found.end()
-        return found
-
-    def dictionary(self) -> dict[str, Item | InnerList]:
-        members: dict[str, Item | InnerList] = {}
-        while self.peek():
-            key = self.match(_KEY, "a dictionary key").group(0)
-            if key in members:
-                raise AmbiguityError(f"dictionary key {key!r} appears twice")
-            if self.peek() == "=":
-                self.pos += 1
-                members[key] = self.member()
-            else:
-                members[key] = Item(True, self.params())
-            self.skip(" \t")
-            if not self.peek():
-                break
-            self.expect(",")
-            self.skip(" \t")
-            if not self.peek():
-                raise WireFormatError("dictionary ends with a comma")
-        return members
-
-    def member(self) -> Item | InnerList:
-        if self.peek() != "(":
-            return Item(self.bare_item(), self.params())
-        self.pos += 1
-        items: list[Item] = []
-        while True:
-            self.skip(" ")
-            if self.peek() == ")":
-                self.pos += 1
-                return InnerList(tuple(items), self.params())
-            items.append(Item(self.bare_item(), self.params()))
-            if self.peek() not in (" ", ")"):
-                raise WireFormatError(f"inner list item not followed by ' ' or ')': {self.text!r}")
-
-    def params(self) -> Params:
-        found: dict[str, BareItem] = {}
-        while self.peek() == ";":
-            self.pos += 1
-            self.skip(" ")
-            key = self.match(_KEY, "a parameter name").group(0)
-            if key in found:
-                raise AmbiguityError(f"parameter {key!r} appears twice")
-            if self.peek() == "=":
-                self.pos += 1
-                found[key] = self.bare_item()
-            else:
-                found[key] = True
-        return tuple(found.items())
-
-    def bare_item(self) -> BareItem:
-        char = self.peek()
-        if char == '"':
-            return self.string()
-        if char == ":":
-            self.pos += 1
-            encoded = self.match(_BASE64, "base64").group(0) if self.peek() != ":" else ""
-            self.expect(":")
-            return b64decode(encoded)
-        if char == "?":
-            self.pos += 1
-            flag = self.peek()
-            if flag not in ("0", "1"):
-                raise WireFormatError(f"bad boolean in {self.text!r}")
-            self.pos += 1
-            return flag == "1"
-        if char == "-" or char.isdigit():
-            return self.number()
-        return Token(self.match(_TOKEN, "a bare item").group(0))
-
-    def string(self) -> str:
-        self.expect('"')
-        out: list[str] = []
-        while True:
-            char = self.peek()
-            self.pos += 1
-            if char == "":
-                raise WireFormatError(f"unterminated string in {self.text!r}")
-            if char == '"':
-                return "".join(out)
-            if char == "\\":
-                char = self.peek()
-                if char not in ('"', "\\"):
-                    raise WireFormatError(f"bad escape in string in {self.text!r}")
-                self.pos += 1
-            elif not " " <= char <= "~":
-                raise WireFormatError(f"control character in string in {self.text!r}")
-            out.append(char)
-
-    def number(self) -> int | Decimal:
-        sign, whole, fraction = self.match(_NUMBER, "a number").groups()
-        if fraction is None and len(whole) <= 15:
-            return int(sign + whole)
-        if fraction is not None and len(whole) <= 12 and len(fraction) <= 3:
-            return Decimal(f"{sign}{whole}.{fraction}")
-        raise WireFormatError(f"number out of range in {self.text!r}")
+def _refuse_duplicate(name: str, context: str) -> None:
+    raise AmbiguityError(f"{'dictionary key' if context == 'dictionary' else context} {name!r} appears twice")
 
 
 def parse_dictionary(text: str) -> dict[str, Item | InnerList]:
-    """Parse an sf-dictionary (several field lines must be joined with ", " first)."""
-    return _Parser(text).dictionary()
+    """Parse an sf-dictionary (several field lines must be joined with ", " first), with http_sf.
+
+    A repeated key or parameter raises AmbiguityError instead of overriding the earlier one."""
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise WireFormatError("structured field contains non-ASCII characters") from None
+    try:
+        parsed = http_sf.parse(data, tltype="dictionary", on_duplicate_key=_refuse_duplicate)
+    except http_sf.StructuredFieldError as exc:
+        raise WireFormatError(f"not a structured field dictionary ({exc}): {text[:200]!r}") from None
+    assert isinstance(parsed, dict)
+    return {key: _member(member) for key, member in parsed.items()}
 
 
 def serialize_bare_item(value: BareItem) -> str:

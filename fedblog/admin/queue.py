@@ -19,6 +19,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from fedblog.blog.interactions import Status, change_status
 from fedblog.blog.markup import html_to_text
 from fedblog.federation import moderation
 from fedblog.net.origin import host_of, normalise_host
@@ -117,14 +118,14 @@ def act(services: Services, action: str, ids: list[int]) -> int:
             if action == "approve":
                 moderation.approve(session, item.id, now)
             elif action == "delete":
-                item.status, item.content_html = "deleted", ""
+                change_status(item, Status.DELETED)  # drops the text too
                 session.add(item)
             else:
                 author = _author_of(session, item) if item.actor_id else None
                 if author:
                     _drop_rule(session, "approve", author)
                     moderation.block(session, author, now)
-                item.status = "spam"
+                change_status(item, Status.SPAM)
                 session.add(item)
             changed += 1
     return changed

@@ -16,9 +16,8 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Engine
 
-from fedblog.blog.wordpress import WpItem, WxrError, read_wxr
-from fedblog.blog.wp_import import WpImporter
-from fedblog.cli_wordpress import check_file, report_lines
+from fedblog.blog.wordpress import WpItem, WxrError, check_file, read_wxr
+from fedblog.blog.wp_import import WpImporter, report_lines
 from fedblog.services import Services
 
 log = logging.getLogger(__name__)

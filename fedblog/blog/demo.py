@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from fedblog.blog.interactions import Imported, record_imports
 from fedblog.blog.posts import PostDraft, save_post
 from fedblog.store import posts as post_store
-from fedblog.store.tables import Interaction, Post
+from fedblog.store.tables import Post
 
 
 def load_fixture() -> dict[str, Any]:
@@ -49,34 +50,16 @@ def load_demo(session: Session, *, default_language: str = "en") -> Post | None:
         session, draft, now=published, default_author=meta["author_name"], default_language=default_language
     ).post
     assert post.id is not None
-    by_number: dict[int, Interaction] = {}
-    for c in data["comments"]:
+    by_number: dict[int, int] = {}
+    for c in data["comments"]:  # one by one: a reply names the id of the comment it answers
         parent = by_number[c["parent"]] if c.get("parent") else None
-        row = Interaction(
-            post_id=post.id,
-            parent_id=parent.id if parent else None,
-            kind="comment",
-            via="import",
-            author_name=c["author_name"],
-            author_url=c.get("author_url"),
-            content_html=c["content_html"],
-            published_at=_ts(c["published"]),
-        )
-        session.add(row)
-        session.flush()
-        by_number[c["number"]] = row
+        by_number[c["number"]] = record_imports(session, [Imported(
+            post_id=post.id, parent_id=parent, kind="comment", via="import", author_name=c["author_name"],
+            author_url=c.get("author_url"), content_html=c["content_html"], published_at=_ts(c["published"]),
+        )])[0]
     pb = data["pingback"]
-    session.add(
-        Interaction(
-            post_id=post.id,
-            kind="pingback",
-            via="pingback",
-            author_name=pb["site_name"],
-            author_url=pb["source_url"],
-            title=pb["title"],
-            source_url=pb["source_url"],
-            published_at=_ts(pb["published"]),
-        )
-    )
-    session.flush()
+    record_imports(session, [Imported(
+        post_id=post.id, kind="pingback", via="pingback", author_name=pb["site_name"], author_url=pb["source_url"],
+        title=pb["title"], source_url=pb["source_url"], published_at=_ts(pb["published"]),
+    )])
     return post

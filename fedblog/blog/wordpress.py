@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 from xml.etree.ElementTree import Element, ParseError
 
@@ -232,3 +233,24 @@ def read_wxr(source: IO[bytes], where: str = "the file", *, records: bool = True
         raise WxrError(f"{where} declares a DTD or entities ({type(exc).__name__}), which a WordPress export "
                        f"never does; refused so that no entity expansion (an 'XML bomb') can run: "
                        f"{WHAT_TO_DO}") from None
+
+
+def wxr_records(path: Path, records: bool = True) -> Iterator[WpSite | WpItem | None]:
+    with path.open("rb") as f:
+        yield from read_wxr(f, where=str(path), records=records)
+
+
+def check_file(path: Path) -> tuple[WpSite, int]:
+    """Read the whole file once without storing anything: its site and number of items."""
+    if not path.is_file():
+        raise WxrError(f"{path}: no such file: give the path of the .xml file WordPress exported")
+    site: WpSite | None = None
+    count = 0
+    for record in wxr_records(path, records=False):
+        if isinstance(record, WpSite):
+            site = record
+        else:
+            count += 1
+    if site is None:  # read_wxr always yields the site of a valid file
+        raise WxrError(f"{path} is not a WordPress export: {WHAT_TO_DO}")
+    return site, count

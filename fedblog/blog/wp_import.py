@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from fedblog.blog.interactions import Imported, record_imports
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import slugify, tag_name
 from fedblog.blog.wordpress import WpComment, WpItem, WpSite
@@ -315,25 +315,22 @@ class WpImporter:
             self._count(2 * len(chunk))
 
     def _insert_comments(self, chunk: Iterable[WpComment], post_id: int) -> list[int]:
-        rows: list[dict[str, Any]] = []
+        items: list[Imported] = []
         for c in chunk:
             url = _web_url(c.url)
-            row: dict[str, Any] = dict(
-                post_id=post_id, parent_id=None, kind=c.type, via="import", status="visible",
-                author_name=(c.author or "Anonymous")[:500], author_url=url, title=None,
-                content_html=comment_html(c.content), source_url=None,
-                published_at=c.date_gmt or c.date_local or self.now,
-            )
+            published = c.date_gmt or c.date_local or self.now
             if c.type in LINKBACKS:  # stored as the demo stores its pingback: a site, a title, a source
                 site, title = linkback_parts(c.author, url)
-                row.update(author_name=site[:500], title=title[:1000] or None, source_url=url, via=c.type)
+                items.append(Imported(post_id=post_id, kind=c.type, via=c.type, author_name=site, author_url=url,
+                                      title=title[:1000] or None, content_html=comment_html(c.content),
+                                      source_url=url, published_at=published))
                 self.report.linkbacks += 1
             else:
+                items.append(Imported(post_id=post_id, kind=c.type, via="import",
+                                      author_name=c.author or "Anonymous", author_url=url,
+                                      content_html=comment_html(c.content), published_at=published))
                 self.report.comments += 1
-            rows.append(row)
-        stmt = sa.insert(_INTERACTIONS).returning(_INTERACTIONS.c.id, sort_by_parameter_order=True)
-        ids = [r[0] for r in self.session.execute(stmt, rows).all()]
-        return ids
+        return record_imports(self.session, items)
 
     def _link_parents(self, chunk: list[WpComment], new: dict[int, int], known: dict[int, int], post_id: int) -> None:
         """Thread the chunk under its parents (inserted earlier, or in a previous import), and
@@ -351,3 +348,25 @@ class WpImporter:
                  imported_at=self.now)
             for c in chunk
         ])
+
+
+def report_lines(site: WpSite, r: ImportReport) -> list[str]:
+    out = [
+        f"Imported from {site.base_site_url or site.link or 'WordPress'} (WXR {site.wxr_version}): "
+        f"{r.posts} post(s), {r.drafts} draft(s), {r.comments} comment(s), {r.linkbacks} pingback(s)/trackback(s), "
+        f"{r.old_urls} old URL(s) now redirecting",
+    ]
+    if r.posts_already or r.comments_already:
+        out.append(f"Already imported before (left as they are): {r.posts_already} post(s), "
+                   f"{r.comments_already} comment(s)")
+    if r.skipped:
+        out.append(f"Skipped {sum(r.skipped.values())}:")
+        for reason, n in sorted(r.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+            more = f", ... ({n - len(r.examples[reason])} more)" if n > len(r.examples[reason]) else ""
+            out.append(f"  {n:>6}  {reason}: {', '.join(r.examples[reason])}{more}")
+    else:
+        out.append("Nothing was skipped.")
+    for what, n in sorted(r.notes.items()):
+        out.append(f"  note: {n} {what}: {', '.join(r.examples[what])}")
+    out.append("Nothing was sent to followers: imported posts and comments are history.")
+    return out

@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub.context import is_public
+from fedblog.blog import interactions as recorder
 from fedblog.blog.markup import sanitize_remote_html
 from fedblog.clock import utc
-from fedblog.federation import moderation, outbox
+from fedblog.federation import outbox
 from fedblog.federation.actors import (
     ActorError,
     ensure_actor,
@@ -30,7 +31,8 @@ from fedblog.federation.actors import (
     upsert_actor,
 )
 from fedblog.federation.cache import ActorSnapshot
-from fedblog.federation.inbox import Delivery, Handler, Refused, id_of, mark
+from fedblog.federation.contract import PROCESSED, Delivery, Ignored, Outcome, Refused, Steps, Tx, id_of
+from fedblog.federation.markers import mark
 from fedblog.services import Services
 from fedblog.store import deferred
 from fedblog.store.tables import Actor, Interaction, Post
@@ -64,17 +66,18 @@ _COMMENT = (
 )
 _COMMENT_BY_ID = _COMMENT.where(col(Interaction.id) == bindparam("id"))
 _COMMENT_BY_AP_ID = _COMMENT.where(col(Interaction.ap_id) == bindparam("ap_id"))
-_INSERT_INTERACTION = insert(Interaction)
-_POST_IDS = "fedblog.live_post_ids"  # session.info key: id path -> live post id, for one transaction
 
 
-def find_target(session: Session, services: Services, url: str | None) -> Target | None:
-    """What ``url`` (an inReplyTo or an object) names in our threads: a live post or a comment."""
+def find_target(session: Session, services: Services, url: str | None,
+                known: dict[str, int | None] | None = None) -> Target | None:
+    """What ``url`` (an inReplyTo or an object) names in our threads: a live post or a comment.
+
+    ``known`` (Tx.live_posts) remembers post ids for one transaction: a batch replies to few posts."""
     if not url:
         return None
     ap_path = services.urls.match_post(url)  # the post's stored id: a reply to a deleted id finds nothing
     if ap_path is not None:
-        known: dict[str, int | None] = session.info.setdefault(_POST_IDS, {})  # a batch replies to few posts
+        known = {} if known is None else known
         if ap_path not in known:  # the inbox changes no post: the answer holds for the whole transaction
             known[ap_path] = session.connection().execute(_LIVE_POST_BY_AP_PATH, {"ap_path": ap_path}).scalar()
         post_id = known[ap_path]
@@ -101,45 +104,45 @@ def _content_of(obj: dict[str, Any]) -> str:
     return html
 
 
-def _author_fields(actor: Actor | ActorSnapshot) -> dict[str, Any]:
-    return {
-        "actor_id": actor.id,
-        "author_name": actor.name or actor.preferred_username or actor.ap_id,
-        "author_url": actor.url or actor.ap_id,
-        "author_handle": actor.handle,
-        "author_avatar": actor.icon_url,
-    }
-
-
-def initial_status(session: Session, services: Services, actor_ap_id: str) -> str:
-    mode = services.site.current().moderation  # the admin's choice, else FEDBLOG_MODERATION
-    if mode == "approve-all":
-        return "visible"
-    if mode == "hold-all":
-        return "pending"
-    return "visible" if moderation.is_approved(session, actor_ap_id) else "pending"
+def _author(actor: Actor | ActorSnapshot) -> recorder.Author:
+    return recorder.Author(
+        name=actor.name or actor.preferred_username or actor.ap_id,
+        url=actor.url or actor.ap_id,
+        handle=actor.handle,
+        avatar=actor.icon_url,
+        actor_id=actor.id,
+    )
 
 
 # -- Create ---------------------------------------------------------------------------------------
-async def prepare_create(services: Services, d: Delivery) -> None:
+@dataclass(frozen=True)
+class NewReply:
+    """What ``prepare_create`` learned: the note (fetched when the activity named it by id), what it
+    replies to, and its author."""
+
+    obj: dict[str, Any]
+    in_reply_to: str | None
+    actor: ActorSnapshot
+
+
+async def prepare_create(services: Services, d: Delivery) -> NewReply | Ignored:
     obj = d.activity.get("object")
     if isinstance(obj, str):  # a bare id: fetch it from its origin (signed)
         obj = await fetch_exact(services, obj)
-        d.activity = {**d.activity, "object": obj}
     if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
-        d.notes["ignore"] = "not a reply-like object"
-        return
+        return Ignored("not a reply-like object")
     if not same_id(id_of(obj.get("attributedTo")) or "", d.actor):
         raise Refused(400, "Refused: the object is attributed to someone other than the actor.")
     in_reply_to = id_of(
         obj.get("inReplyTo") if not isinstance(obj.get("inReplyTo"), list) else (obj["inReplyTo"] or [None])[0]
     )
-    d.notes["in_reply_to"] = in_reply_to
-    cached = services.remote.actor(d.actor)
-    if cached is not None:  # nothing to fetch: the target is looked up inside the transaction
-        d.notes["actor"] = cached
-        return
-    await _author_if_ours(services, d, in_reply_to, "not a reply to this blog")
+    author = services.remote.actor(d.actor)
+    if author is None:  # else nothing to fetch: the target is looked up inside the transaction
+        found = await _author_if_ours(services, d, in_reply_to, "not a reply to this blog")
+        if isinstance(found, Ignored):
+            return found
+        author = found
+    return NewReply(obj, in_reply_to, author)
 
 
 def _in_our_threads(services: Services, url: str | None) -> bool:
@@ -147,55 +150,42 @@ def _in_our_threads(services: Services, url: str | None) -> bool:
         return find_target(session, services, url) is not None
 
 
-async def _author_if_ours(services: Services, d: Delivery, target_url: str | None, otherwise: str) -> None:
+async def _author_if_ours(services: Services, d: Delivery, target_url: str | None,
+                          otherwise: str) -> ActorSnapshot | Ignored:
     """Fetch (or recall) the actor, but only when ``target_url`` is in one of our threads."""
     if not await services.run_db(_in_our_threads, services, target_url):  # look before fetching the actor
-        d.notes["ignore"] = otherwise
-        return
+        return Ignored(otherwise)
     try:
-        d.notes["actor"] = await ensure_actor(services, d.actor, services.remote)
+        return await ensure_actor(services, d.actor, services.remote)
     except ActorError as exc:
         raise Refused(400, f"Refused: cannot fetch the actor: {exc.reason}") from None
 
 
-def apply_create(session: Session, services: Services, d: Delivery) -> str:
-    obj = d.activity["object"]
-    target = find_target(session, services, d.notes["in_reply_to"])
+def apply_create(tx: Tx, d: Delivery, reply: NewReply) -> Outcome:
+    session, services, obj = tx.session, tx.services, reply.obj
+    target = find_target(session, services, reply.in_reply_to, tx.live_posts)
     if target is None:
-        return "ignored: not a reply to this blog"
+        return Ignored("not a reply to this blog")
     if not (
         is_public(obj.get("to"))
         or is_public(obj.get("cc"))
         or is_public(d.activity.get("to"))
         or is_public(d.activity.get("cc"))
     ):
-        return "ignored: not a public reply"
-    actor: ActorSnapshot = d.notes["actor"]
+        return Ignored("not a public reply")
     now = services.clock.now()
-    # a second copy of the same note (under another activity id) fails the unique ap_id: 202, no effect
-    status = initial_status(session, services, d.actor)
-    # a plain INSERT (the hot path of the inbox), deferred so a batch inserts its replies at once;
-    # the unique ap_id makes a second copy fail, and the inbox then answers "Already received"
-    deferred.defer(session, _INSERT_INTERACTION, dict(
-        post_id=target.post_id,
-        parent_id=target.comment_id,
-        kind="reply",
-        via="activitypub",
-        status=status,
-        ap_id=obj["id"],
-        activity_ap_id=d.activity["id"],
-        in_reply_to_ap_id=d.notes["in_reply_to"],
-        content_html=_content_of(obj),
-        source_url=_html_url(obj),
-        published_at=min(parse_time(obj.get("published"), now), now),
-        updated_at=None,
-        remote_updated_at=_sender_time(obj),
+    # a second copy of the same note (under another activity id) fails the unique ap_id when the
+    # batch's replies are inserted, and the inbox then answers "Already received"
+    status = recorder.record_fediverse_reply(
+        session, services.site.current().moderation, actor_ap_id=d.actor, author=_author(reply.actor),
+        post_id=target.post_id, parent_id=target.comment_id, ap_id=obj["id"], activity_ap_id=d.activity["id"],
+        in_reply_to=reply.in_reply_to, content_html=_content_of(obj), source_url=_html_url(obj),
+        published_at=min(parse_time(obj.get("published"), now), now), remote_updated_at=_sender_time(obj),
         raw=d.raw.decode("utf-8", "replace")[:200_000],
-        **_author_fields(actor),
-    ))
-    if status == "visible":
+    )
+    if status is recorder.Status.VISIBLE:
         _forward_if_signed(session, services, d)
-    return "processed"
+    return PROCESSED
 
 
 def _sender_time(obj: dict[str, Any]) -> datetime | None:
@@ -237,22 +227,30 @@ def _forward_if_signed(session: Session, services: Services, d: Delivery) -> Non
 
 
 # -- Update ---------------------------------------------------------------------------------------
-async def prepare_update(services: Services, d: Delivery) -> None:
+@dataclass(frozen=True)
+class UpdateOf:
+    """What an Update changes: the sender's own actor document, or one of its notes."""
+
+    doc: dict[str, Any]
+    is_actor: bool
+
+
+async def prepare_update(services: Services, d: Delivery) -> UpdateOf | Ignored:
     obj = d.activity.get("object")
     if id_of(obj) == d.actor and isinstance(obj, dict):
-        d.notes["actor_doc"] = obj
-        return
+        return UpdateOf(obj, is_actor=True)
     if not isinstance(obj, dict) or obj.get("type") not in REPLY_TYPES:
-        d.notes["ignore"] = "nothing of ours to update"
+        return Ignored("nothing of ours to update")
+    return UpdateOf(obj, is_actor=False)
 
 
-def apply_update(session: Session, services: Services, d: Delivery) -> str:
-    if "actor_doc" in d.notes:
-        return _update_actor(session, services, d)
-    obj = d.activity["object"]
+def apply_update(tx: Tx, d: Delivery, update: UpdateOf) -> Outcome:
+    session, services, obj = tx.session, tx.services, update.doc
+    if update.is_actor:
+        return _update_actor(session, services, d, obj)
     item = session.exec(select(Interaction).where(Interaction.ap_id == obj["id"])).first()
     if item is None:
-        return "ignored: unknown object"
+        return Ignored("unknown object")
     owner = session.get(Actor, item.actor_id) if item.actor_id else None
     if owner is None or owner.ap_id != d.actor:
         raise Refused(403, "Refused: only the author of a comment can edit it.")
@@ -264,79 +262,78 @@ def apply_update(session: Session, services: Services, d: Delivery) -> str:
     # compares the stored `edited_at` (the sender's `updated`, unclamped) with the incoming one.
     known = item.remote_updated_at or item.updated_at or item.published_at
     if new_time <= utc(known):
-        return "ignored: not newer than what we have"
+        return Ignored("not newer than what we have")
     item.content_html, item.updated_at = _content_of(obj), min(new_time, now)
     item.remote_updated_at = new_time
     item.raw = json.dumps(obj)[:200_000]
     session.add(item)
-    return "processed"
+    return PROCESSED
 
 
-def _update_actor(session: Session, services: Services, d: Delivery) -> str:
-    doc = d.notes["actor_doc"]
+def _update_actor(session: Session, services: Services, d: Delivery, doc: dict[str, Any]) -> Outcome:
     key = next((k for k in public_keys(doc) if k.get("id") == d.key_id), None)
     actor = upsert_actor(session, doc, key, services.clock.now())
     services.remote.forget_actor(actor.ap_id)
-    fields = _author_fields(actor)
+    fields = _author(actor).columns()
     fields.pop("actor_id")
     for item in session.exec(select(Interaction).where(Interaction.actor_id == actor.id)).all():
         for k, v in fields.items():
             setattr(item, k, v)
         session.add(item)
-    return "processed"
+    return PROCESSED
 
 
 # -- Delete ---------------------------------------------------------------------------------------
-def apply_delete_object(session: Session, services: Services, d: Delivery) -> str:
+def apply_delete_object(tx: Tx, d: Delivery) -> Outcome:
+    session = tx.session
     target = id_of(d.activity.get("object"))
     if not target:
-        return "ignored: nothing named"
+        return Ignored("nothing named")
     item = session.exec(select(Interaction).where(Interaction.ap_id == target)).first()
     if item is None:
-        mark(session, services, target, d.actor, "deleted")
-        return "ignored: unknown object (marker kept)"
+        mark(tx, target, d.actor, "deleted")
+        return Ignored("unknown object (marker kept)")
     owner = session.get(Actor, item.actor_id) if item.actor_id else None
     if owner is None or owner.ap_id != d.actor:
         raise Refused(403, "Refused: only the author of a comment can delete it.")
-    item.status = "deleted"
-    item.content_html = ""
+    recorder.change_status(item, recorder.Status.DELETED)
     session.add(item)
-    return "processed"
+    return PROCESSED
 
 
 # -- Like / Announce / Undo -----------------------------------------------------------------------
-async def prepare_reaction(services: Services, d: Delivery) -> None:
-    await _author_if_ours(services, d, id_of(d.activity.get("object")), "not about this blog")
+async def prepare_reaction(services: Services, d: Delivery) -> ActorSnapshot | Ignored:
+    return await _author_if_ours(services, d, id_of(d.activity.get("object")), "not about this blog")
 
 
-def apply_reaction(session: Session, services: Services, d: Delivery) -> str:
-    kind = "like" if d.activity["type"] == "Like" else "repost"
-    target = find_target(session, services, id_of(d.activity.get("object")))
+def apply_reaction(tx: Tx, d: Delivery, actor: ActorSnapshot) -> Outcome:
+    session, services = tx.session, tx.services
+    kind: Literal["like", "repost"] = "like" if d.activity["type"] == "Like" else "repost"
+    target = find_target(session, services, id_of(d.activity.get("object")), tx.live_posts)
     if target is None:
-        return "ignored: the post is gone"
+        return Ignored("the post is gone")
     if target.comment_id is not None:
-        return "ignored: reactions to comments are not shown"
-    actor: ActorSnapshot = d.notes["actor"]
+        return Ignored("reactions to comments are not shown")
     existing = session.exec(select(Interaction.id).where(
         Interaction.post_id == target.post_id, Interaction.kind == kind, Interaction.actor_id == actor.id,
-        col(Interaction.status) != "deleted")).first()
+        col(Interaction.status) != recorder.Status.DELETED.value)).first()
     if existing is not None:
-        return "ignored: already counted"
+        return Ignored("already counted")
     now = services.clock.now()
-    session.add(Interaction(
-        post_id=target.post_id, kind=kind, via="activitypub", status="visible", ap_id=d.activity["id"],
-        activity_ap_id=d.activity["id"], published_at=min(parse_time(d.activity.get("published"), now), now),
-        raw=json.dumps(d.activity)[:20_000], **_author_fields(actor),
-    ))
-    return "processed"
+    recorder.record_reaction(
+        session, kind=kind, author=_author(actor), post_id=target.post_id, activity_ap_id=d.activity["id"],
+        published_at=min(parse_time(d.activity.get("published"), now), now), raw=json.dumps(d.activity)[:20_000],
+    )
+    return PROCESSED
 
 
-def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> str:
+def apply_undo_reaction(tx: Tx, d: Delivery) -> Outcome:
+    session, services = tx.session, tx.services
     inner = d.activity.get("object")
     inner_id = id_of(inner)
     item = session.exec(select(Interaction).where(Interaction.activity_ap_id == inner_id)).first() if inner_id else None
     if item is None and isinstance(inner, dict):  # fall back to (actor, object)
-        target = find_target(session, services, id_of(inner.get("object")))
+        target = find_target(session, services, id_of(inner.get("object")), tx.live_posts)
         actor = session.exec(select(Actor).where(Actor.ap_id == d.actor)).first()
         kind = "like" if inner.get("type") == "Like" else "repost"
         if target is not None and actor is not None:
@@ -347,15 +344,15 @@ def apply_undo_reaction(session: Session, services: Services, d: Delivery) -> st
             ).first()
     if item is None:
         if inner_id:
-            mark(session, services, inner_id, d.actor, "undone")
-        return "ignored: unknown reaction (marker kept)"
+            mark(tx, inner_id, d.actor, "undone")
+        return Ignored("unknown reaction (marker kept)")
     owner = session.get(Actor, item.actor_id) if item.actor_id else None
     if owner is None or owner.ap_id != d.actor:
         raise Refused(403, "Refused: only the actor can undo their reaction.")
     session.delete(item)
-    return "processed"
+    return PROCESSED
 
 
-CREATE = Handler(prepare_create, apply_create, flush_first=False)  # find_target flushes when it must
-UPDATE = Handler(prepare_update, apply_update)
-REACTION = Handler(prepare_reaction, apply_reaction)
+CREATE = Steps(prepare_create, apply_create, flush_first=False)  # find_target flushes when it must
+UPDATE = Steps(prepare_update, apply_update)
+REACTION = Steps(prepare_reaction, apply_reaction)

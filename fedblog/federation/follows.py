@@ -2,54 +2,66 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, delete, select
+from dataclasses import dataclass
+
+from sqlmodel import col, delete, select
 
 from fedblog.federation import outbox, serialize
 from fedblog.federation.actors import ensure_actor
-from fedblog.federation.inbox import Delivery, Handler, id_of, mark
+from fedblog.federation.contract import PROCESSED, Delivery, Ignored, Outcome, Steps, Tx, id_of
+from fedblog.federation.markers import mark
 from fedblog.services import Services
 from fedblog.store.tables import Actor, Follower, Interaction
 
 
-async def prepare_follow(services: Services, d: Delivery) -> None:
+@dataclass(frozen=True)
+class FollowerInboxes:
+    """Where the new follower receives our activities."""
+
+    inbox: str | None
+    shared_inbox: str | None
+
+
+async def prepare_follow(services: Services, d: Delivery) -> FollowerInboxes | Ignored:
     if id_of(d.activity.get("object")) != services.urls.actor():
-        d.notes["ignore"] = "the Follow is not for this blog"
-        return
+        return Ignored("the Follow is not for this blog")
     actor = await ensure_actor(services, d.actor, services.remote)
-    d.notes["inbox"] = actor.inbox
-    d.notes["shared_inbox"] = actor.shared_inbox
+    return FollowerInboxes(actor.inbox, actor.shared_inbox)
 
 
-def apply_follow(session: Session, services: Services, d: Delivery) -> str:
-    if not d.notes.get("inbox"):
-        return "ignored: the follower has no inbox"
+def apply_follow(tx: Tx, d: Delivery, to: FollowerInboxes) -> Outcome:
+    if not to.inbox:
+        return Ignored("the follower has no inbox")
+    session, services = tx.session, tx.services
     now = services.clock.now()
     row = session.exec(select(Follower).where(Follower.actor_ap_id == d.actor)).first()
     if row is None:
-        row = Follower(actor_ap_id=d.actor, inbox=d.notes["inbox"], created_at=now)
-    row.inbox, row.shared_inbox, row.follow_ap_id = d.notes["inbox"], d.notes["shared_inbox"], d.activity["id"]
+        row = Follower(actor_ap_id=d.actor, inbox=to.inbox, created_at=now)
+    row.inbox, row.shared_inbox, row.follow_ap_id = to.inbox, to.shared_inbox, d.activity["id"]
     session.add(row)
     # Accept every Follow, including repeats: Mastodon re-sends Follows and waits for an Accept.
     accept = serialize.accept_follow(d.activity, services.urls)
-    outbox.enqueue(session, accept, [d.notes["inbox"]], now=now, object_ap_id=d.activity["id"])
-    return "processed"
+    outbox.enqueue(session, accept, [to.inbox], now=now, object_ap_id=d.activity["id"])
+    return PROCESSED
 
 
-def apply_undo_follow(session: Session, services: Services, d: Delivery) -> str:
+def apply_undo_follow(tx: Tx, d: Delivery) -> Outcome:
     """Undo(Follow): remove the follower; unknown Follow ids leave a marker for late arrivals."""
     inner = d.activity.get("object")
     follow_id = id_of(inner)
+    session = tx.session
     row = session.exec(select(Follower).where(Follower.actor_ap_id == d.actor)).first()
     if row is not None and (row.follow_ap_id in (None, follow_id) or isinstance(inner, dict)):
         session.delete(row)
-        return "processed"
+        return PROCESSED
     if follow_id:
-        mark(session, services, follow_id, d.actor, "undone")
-    return "ignored: no such follow (marker kept)"
+        mark(tx, follow_id, d.actor, "undone")
+    return Ignored("no such follow (marker kept)")
 
 
-def apply_delete_actor(session: Session, services: Services, d: Delivery) -> str:
+def apply_delete_actor(tx: Tx, d: Delivery) -> Outcome:
     """The actor deleted their account: drop them as follower, their comments and reactions."""
+    session, services = tx.session, tx.services
     session.exec(delete(Follower).where(col(Follower.actor_ap_id) == d.actor))
     services.remote.forget_actor(d.actor)
     services.remote.forget_key(d.key_id)
@@ -57,7 +69,7 @@ def apply_delete_actor(session: Session, services: Services, d: Delivery) -> str
     if actor is not None:
         session.exec(delete(Interaction).where(col(Interaction.actor_id) == actor.id))
         session.delete(actor)
-    return "processed"
+    return PROCESSED
 
 
-FOLLOW = Handler(prepare_follow, apply_follow)
+FOLLOW = Steps(prepare_follow, apply_follow)

@@ -812,5 +812,13 @@ def test_sf_duplicates_are_ambiguity_not_last_wins() -> None:
         with pytest.raises(rfc9421.AmbiguityError):
             rfc9421.parse_dictionary(text)
 
+@pytest.mark.parametrize("text", ["a=@1736251200", 'a=%"caf%c3%a9"', "a=1;d=@0"])
+def test_sf_rfc9651_types_are_not_signature_fields(text: str) -> None:
+    """http_sf also reads RFC 9651 Dates and Display Strings; RFC 9421/9530 fields use neither."""
+    assert http_sf.parse(text.encode(), tltype="dictionary")
+    with pytest.raises(rfc9421.WireFormatError, match="is not allowed in a signature field"):
+        rfc9421.parse_dictionary(text)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--regenerate"]:
     _regenerate_vectors()

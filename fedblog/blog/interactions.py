@@ -1,0 +1,184 @@
+"""The interaction recorder: the one place where a comment, reaction or linkback is stored.
+
+Every channel records through one function here: a fediverse reply or reaction (the inbox), a web
+comment (the form), a pingback, a Webmention, an import (WordPress, the demo). Each decides the
+first status the same way (``initial_status``), and every later change goes through
+``change_status``, which refuses a transition the life cycle does not allow.
+
+Statuses (stored as these strings in ``interaction.status``):
+
+    pending --approve--> visible --reject/block--> hidden --approve--> visible
+       |                    |                        |
+       +--------------------+---- author deletes ----+--> deleted (final; content erased)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from fedblog.blog import rules
+from fedblog.store import deferred
+from fedblog.store.tables import Interaction
+
+
+class Status(StrEnum):
+    PENDING = "pending"  # held until the admin approves it
+    VISIBLE = "visible"  # shown (and counted, and served to the fediverse)
+    HIDDEN = "hidden"  # rejected by the admin, or its author or domain blocked
+    SPAM = "spam"  # marked as spam in the admin queue (its author is blocked too)
+    DELETED = "deleted"  # withdrawn by its author: kept as a tombstone, content erased
+
+
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.VISIBLE, Status.HIDDEN, Status.SPAM, Status.DELETED}),
+    Status.VISIBLE: frozenset({Status.HIDDEN, Status.SPAM, Status.DELETED}),
+    Status.HIDDEN: frozenset({Status.VISIBLE, Status.SPAM, Status.DELETED}),
+    Status.SPAM: frozenset({Status.VISIBLE, Status.DELETED}),  # "not spam" after all, or removed
+    Status.DELETED: frozenset(),
+}
+REACTION_KINDS = ("like", "repost")
+ModerationMode = Literal["first-contact", "approve-all", "hold-all"]
+
+
+class IllegalTransition(ValueError):
+    """A status change the life cycle does not allow (say, showing a comment its author deleted)."""
+
+
+def change_status(item: Interaction, to: Status) -> None:
+    """Move ``item`` to ``to``, or raise IllegalTransition. Staying where it is is allowed (a repeated
+    approval, a second Delete). A deleted interaction loses its content."""
+    now = Status(item.status)
+    if to != now and to not in _ALLOWED[now]:
+        raise IllegalTransition(f"comment {item.id} is {now.value}; it cannot become {to.value}")
+    item.status = to.value
+    if to is Status.DELETED:
+        item.content_html = ""
+
+
+def initial_status(session: Session, mode: str, author: str | None) -> Status:
+    """The first status of a new comment from ``author`` (an actor id or a web author's URL), by the
+    moderation mode: shown at once, held, or held only until the admin approved its author once."""
+    if mode == "approve-all":
+        return Status.VISIBLE
+    if mode == "hold-all" or not author:
+        return Status.PENDING
+    return Status.VISIBLE if rules.is_approved(session, author) else Status.PENDING
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote it, as shown next to it."""
+
+    name: str
+    url: str | None = None
+    handle: str | None = None
+    avatar: str | None = None
+    actor_id: int | None = None  # a known fediverse actor
+
+    def columns(self) -> dict[str, Any]:
+        return {"author_name": self.name[:500], "author_url": self.url, "author_handle": self.handle,
+                "author_avatar": self.avatar, "actor_id": self.actor_id}
+
+
+_INSERT = sa.insert(Interaction)
+_TABLE = Interaction.__table__  # type: ignore[attr-defined]  # sqlmodel does not declare __table__
+
+
+# -- the fediverse --------------------------------------------------------------------------------
+def record_fediverse_reply(session: Session, mode: str, *, actor_ap_id: str, author: Author, post_id: int,
+                           parent_id: int | None, ap_id: str, activity_ap_id: str, in_reply_to: str | None,
+                           content_html: str, source_url: str | None, published_at: datetime,
+                           remote_updated_at: datetime | None, raw: str) -> Status:
+    """A reply from the fediverse (ActivityPub Create of a Note): returns the status it got.
+
+    A plain INSERT (the hot path of the inbox), deferred so a batch inserts its replies at once
+    (store/deferred.py); the unique ``ap_id`` makes a second copy fail at the flush."""
+    status = initial_status(session, mode, actor_ap_id)
+    deferred.defer(session, _INSERT, dict(
+        post_id=post_id, parent_id=parent_id, kind="reply", via="activitypub", status=status.value,
+        ap_id=ap_id, activity_ap_id=activity_ap_id, in_reply_to_ap_id=in_reply_to, content_html=content_html,
+        source_url=source_url, published_at=published_at, updated_at=None, remote_updated_at=remote_updated_at,
+        raw=raw, **author.columns(),
+    ))
+    return status
+
+
+def record_reaction(session: Session, *, kind: Literal["like", "repost"], author: Author, post_id: int,
+                    activity_ap_id: str, published_at: datetime, raw: str) -> Interaction:
+    """A Like or an Announce of a post: shown (counted) at once, as it carries no text."""
+    item = Interaction(post_id=post_id, kind=kind, via="activitypub", status=Status.VISIBLE.value,
+                       ap_id=activity_ap_id, activity_ap_id=activity_ap_id, published_at=published_at, raw=raw,
+                       **author.columns())
+    session.add(item)
+    return item
+
+
+# -- the web --------------------------------------------------------------------------------------
+def record_web_comment(session: Session, mode: str, *, author: Author, post_id: int, parent_id: int | None,
+                       content_html: str, published_at: datetime) -> Interaction:
+    """A comment sent with the post page's form; moderated by its author's URL (or held without one)."""
+    item = Interaction(post_id=post_id, parent_id=parent_id, kind="comment", via="form",
+                       status=initial_status(session, mode, author.url).value, content_html=content_html,
+                       published_at=published_at, **author.columns())
+    session.add(item)
+    session.flush()
+    return item
+
+
+def record_pingback(session: Session, mode: str, *, post_id: int, source_url: str, site_name: str,
+                    title: str | None, published_at: datetime) -> Interaction:
+    """A Pingback (pingback 1.0): another page links here; moderated by that page's URL."""
+    return _linkback(session, mode, "pingback", post_id=post_id, source_url=source_url,
+                     author=Author(site_name, url=source_url), title=title, content_html="",
+                     published_at=published_at)
+
+
+def record_webmention(session: Session, mode: str, *, post_id: int, source_url: str, author: Author,
+                      title: str | None, content_html: str, published_at: datetime) -> Interaction:
+    """A Webmention (W3C Recommendation, 2017): its verified source links here; moderated by the source URL."""
+    return _linkback(session, mode, "webmention", post_id=post_id, source_url=source_url, author=author,
+                     title=title, content_html=content_html, published_at=published_at)
+
+
+def _linkback(session: Session, mode: str, via: str, *, post_id: int, source_url: str, author: Author,
+              title: str | None, content_html: str, published_at: datetime) -> Interaction:
+    item = Interaction(post_id=post_id, kind=via, via=via, status=initial_status(session, mode, source_url).value,
+                       title=title, content_html=content_html, source_url=source_url, published_at=published_at,
+                       **author.columns())
+    session.add(item)
+    session.flush()
+    return item
+
+
+# -- imports --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Imported:
+    """One interaction brought from elsewhere (a WordPress export, the demo): shown at once, as its
+    source had already approved it."""
+
+    post_id: int
+    kind: str  # comment | pingback | trackback
+    via: str  # import, or the linkback protocol it came by
+    author_name: str
+    published_at: datetime
+    author_url: str | None = None
+    title: str | None = None
+    content_html: str = ""
+    source_url: str | None = None
+    parent_id: int | None = None
+
+
+def record_imports(session: Session, items: Sequence[Imported]) -> list[int]:
+    """Insert imported interactions in one statement; returns their ids, in order."""
+    if not items:
+        return []
+    rows = [{**asdict(i), "author_name": i.author_name[:500], "status": Status.VISIBLE.value} for i in items]
+    stmt = sa.insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
+    return [r[0] for r in session.execute(stmt, rows).all()]
