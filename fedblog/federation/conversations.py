@@ -2,7 +2,7 @@
 
 A reply is recognised by ``inReplyTo`` pointing at one of our posts or at any comment of one of
 our threads, never by addressing (Misskey does not address us). Every mutation is authorised
-against the stored owner (SECURITY.md invariant 4).
+against the stored owner, never the one the payload names (docs/security.md).
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def _html_url(obj: dict[str, Any]) -> str | None:
 
 
 def _forward_if_signed(session: Session, services: Services, d: Delivery) -> None:
-    """Forward LD-signed public replies, byte for byte, to our followers (INTEROP.md §5.4)."""
+    """Forward LD-signed public replies, byte for byte, to our followers (ActivityPub §7.1.2, inbox
+    forwarding: https://www.w3.org/TR/activitypub/#inbox-forwarding)."""
     if not isinstance(d.activity.get("signature"), dict):
         return
     origin = host_of(d.actor)
