@@ -114,7 +114,8 @@ def thread_html(page: str) -> str:
     sections = re.findall(r'<section id="(?:comments|pingbacks)".*?</section>', page, re.S)
     joined = "\n".join(sections)
     numbers: dict[str, str] = {}
-    joined = re.sub(r"comment-(\d+)", lambda m: "comment-" + numbers.setdefault(m.group(1), str(len(numbers))), joined)
+    joined = re.sub(r"(comment-|reply\?to=)(\d+)",
+                    lambda m: m.group(1) + numbers.setdefault(m.group(2), str(len(numbers))), joined)
     return re.sub(r' rel="[^"]*"', "", joined)
 
 
