@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from fedblog.net.origin import origin_of
+
 
 def post_path(slug: str, version: int = 1) -> str:
     """The path of a post's ActivityPub id: ``/posts/slug`` for the first incarnation of a slug,
@@ -139,9 +141,17 @@ class Urls:
 
     # -- reverse -------------------------------------------------------------------------------
     def _local_path(self, url: str) -> str | None:
-        parts = urlsplit(url)
-        base = urlsplit(self.base_url)
-        if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+        """The path of ``url`` if it is on this blog's origin, else None. Hosts compare as URLs mean
+        them (case, IDNA spelling, trailing dot, explicit default port: WHATWG URL Standard, "origin";
+        RFC 3986 section 6.2.3), so a reply addressed to ``https://blog.example:443/posts/x`` is ours."""
+        origin = origin_of(url)
+        if not origin[1] or origin != origin_of(self.base_url):
+            return None
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
+        if parts.username is not None or parts.password is not None:
             return None
         return parts.path
 

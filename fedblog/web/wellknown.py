@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from fedblog import __version__
 from fedblog.activitypub import vocab
+from fedblog.net.origin import canonical_url, host_of, normalise_host
 from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store import posts as post_store
@@ -24,18 +25,28 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 def _answers_to(resource: str, settings: Settings, urls: Urls, handle: str) -> bool:
-    """Whether ``resource`` names the blog's account: its acct names (any case), or its URLs.
+    """Whether ``resource`` names the blog's account: its acct names (any spelling of the domain), or its URLs.
 
     The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
     ``acct:{preferredUsername}@{host of the actor id}`` on the blog itself first, then the
     ``subject`` it was told, on the handle domain (Mastodon app/services/resolve_account_service.rb
     ``process_webfinger!``; app/services/activitypub/fetch_remote_actor_service.rb ``check_webfinger!``).
     """
-    parts = urlsplit(settings.base_url)
-    domains = {settings.domain, (parts.hostname or "").lower(), parts.netloc.lower()}
-    accounts = {f"{handle}@{d}".lower() for d in domains if d}
-    names = {f"acct:{a}" for a in accounts} | accounts | {f"@{a}" for a in accounts}
-    return resource.lower() in names or resource in (urls.actor(), urls.home(), settings.base_url)
+    if ":" in resource and not resource.lower().startswith("acct:"):  # a URL
+        return any(canonical_url(resource) == canonical_url(u) for u in (urls.actor(), urls.home(), settings.base_url))
+    account = resource[len("acct:") :] if resource.lower().startswith("acct:") else resource
+    user, sep, domain = account.removeprefix("@").rpartition("@")
+    if not sep or user.lower() != handle.lower():
+        return False
+    # A domain in any spelling: case, a trailing dot, Unicode or IDNA form (RFC 5891), and the
+    # blog's host with its port as written, or without a default one.
+    ours = {normalise_host(settings.domain), host_of(settings.base_url)}
+    port = urlsplit(settings.base_url).port
+    host = domain
+    if port is not None and domain.endswith(f":{port}"):
+        host = domain[: -len(f":{port}")]
+        return normalise_host(host) == host_of(settings.base_url)
+    return normalise_host(host) in ours
 
 
 async def webfinger(request: Request) -> Response:

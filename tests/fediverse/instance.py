@@ -125,16 +125,21 @@ class FakeInstance:
     async def post(self, actor: FakeActor, inbox_url: str, activity: dict[str, Any], *, key: Any = None,
                    key_id: str | None = None, body: bytes | None = None) -> httpx.Response:
         body = body if body is not None else json.dumps(activity).encode()
-        algorithm = "hs2019" if self.flavour == "gotosocial" else "rsa-sha256"
         headers = signing.sign("POST", inbox_url, body, key or actor.key, key_id or actor.key_id, now=self._now(),
-                               algorithm=algorithm)
+                               algorithm=self.algorithm)
         async with httpx.AsyncClient(transport=self.network.transport()) as c:
             return await c.post(inbox_url, content=body, headers=headers)
 
     async def get_signed(self, actor: FakeActor, url: str, accept: str = "application/activity+json") -> httpx.Response:
-        headers = signing.sign("GET", url, None, actor.key, actor.key_id, now=self._now(), extra={"Accept": accept})
+        headers = signing.sign("GET", url, None, actor.key, actor.key_id, now=self._now(), extra={"Accept": accept},
+                               algorithm=self.algorithm)
         async with httpx.AsyncClient(transport=self.network.transport()) as c:
             return await c.get(url, headers=headers)
+
+    @property
+    def algorithm(self) -> str:
+        """GoToSocial signs with ``hs2019`` (its docs, federation/http_signatures.md); the others ``rsa-sha256``."""
+        return "hs2019" if self.flavour == "gotosocial" else "rsa-sha256"
 
     def _now(self) -> Any:
         return self.network.clock.now() if self.network.clock else None

@@ -312,3 +312,53 @@ async def test_block_list_upload_limits(
     assert not any((services.settings.data_dir / "uploads-tmp").glob("*"))  # nothing left behind
     with Session(services.engine) as s:
         assert s.exec(select(ModerationRule)).all() == []
+
+
+async def test_bulk_delete_drops_the_text_and_takes_replies_off_the_page(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    masto, _spam = world
+    shown = await _reply(masto, masto.actor("alice", "Alice A."), services, "shown then deleted")
+    held = await _reply(masto, masto.actor("bob", "Bob B."), services, "held then deleted")
+    keep = await _reply(masto, masto.actor("carol", "Carol C."), services, "still waiting")
+    _html, csrf = await _queue_csrf(client)
+    r = await client.post("/admin/moderation", data={"csrf": csrf, "id": str(_id_of(services, shown)),
+                                                     "action": "approve"})
+    assert r.status_code == 303
+    assert "shown then deleted" in (await client.get(POST)).text
+    form = [("csrf", csrf), ("action", "delete"), ("id", str(_id_of(services, shown))),
+            ("id", str(_id_of(services, held)))]
+    r = await client.post("/admin/moderation", content=str(httpx.QueryParams(form)),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 303 and "done=delete" in r.headers["location"], r.text
+    assert _status(services, shown) == _status(services, held) == "deleted"
+    assert _status(services, keep) == "pending"
+    with Session(services.engine) as s:
+        texts = s.exec(select(Interaction.content_html).where(Interaction.status == "deleted")).all()
+    assert list(texts) == ["", ""]
+    page = (await client.get(POST)).text
+    assert "shown then deleted" not in page and "held then deleted" not in page and "Alice A." not in page
+    html, _ = await _queue_csrf(client)
+    assert "Waiting for you (1)" in html and "still waiting" in html and "then deleted" not in html
+
+
+async def test_blocking_one_actor_url_refuses_that_actor_only(
+    services: Services, client: httpx.AsyncClient, world: tuple[FakeInstance, FakeInstance]
+) -> None:
+    _masto, spam = world
+    x, y = spam.actor("x"), spam.actor("y")
+    _html, csrf = await _queue_csrf(client)
+    r = await client.post("/admin/moderation/rules/block", data={"csrf": csrf, "target": "https://spam.test/users/x"})
+    assert r.status_code == 303, r.text
+    with Session(services.engine) as s:
+        targets = set(s.exec(select(ModerationRule.target).where(ModerationRule.action == "block")).all())
+    assert targets == {"https://spam.test/users/x"}
+    create, note = builders.reply(x, POST, "<p>from x</p>", services.clock.now())
+    r = await spam.post(x, INBOX, create)
+    assert r.status_code == 403, r.text
+    with Session(services.engine) as s:
+        assert s.exec(select(Interaction).where(Interaction.ap_id == note["id"])).first() is None
+    from_y = await _reply(spam, y, services, "from y, same host")  # accepted: 202
+    assert _status(services, from_y) == "pending"
+    with Session(services.engine) as s:
+        assert list(s.exec(select(Interaction.ap_id).where(Interaction.kind == "reply")).all()) == [from_y]

@@ -8,6 +8,8 @@ land in ``test-artifacts/`` for a human to look at.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,5 +140,47 @@ def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None
                 page.screenshot(path=str(ARTIFACTS / "demo-post-dark.png"), full_page=True)
             finally:
                 context.close()
+        finally:
+            browser.close()
+
+
+LONG_URL = "https://example.org/" + "a-very-long-path-segment-" * 7 + "x" * 5  # 200 characters
+LONG_POST = f"""---
+title: A long link
+slug: long-link
+---
+See {LONG_URL} for the details, and <{LONG_URL}> as a link, and the word {"w" * 120}.
+"""
+
+
+def test_a_long_url_in_a_post_does_not_widen_a_phone_page(tmp_path: Path, database_url: str) -> None:
+    """A 200-character URL in the body wraps inside a 390 px viewport (it made the page 741 px wide)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    assert len(LONG_URL) == 200
+    port = free_port()
+    env = clean_env(FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}", FEDBLOG_DATA_DIR=str(tmp_path / "data"),
+                    FEDBLOG_DATABASE_URL=database_url, FEDBLOG_WORKER="off")
+    source = tmp_path / "long.md"
+    source.write_text(LONG_POST)
+    for args in (["init"], ["post", "publish", str(source)]):
+        done = subprocess.run([sys.executable, "-m", "fedblog", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    with fedblog_serve(env, port, tmp_path / "server.log", "/posts/long-link") as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
+                                          device_scale_factor=1, is_mobile=True)
+            page = context.new_page()
+            for path in ("/posts/long-link", "/"):
+                response = page.goto(base + path, wait_until="load")
+                assert response is not None and response.status == 200
+                assert LONG_URL in page.content()
+                scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
+                assert scroll_width <= 390, f"{path}: scrollWidth={scroll_width} at a 390 px viewport"
+            context.close()
         finally:
             browser.close()

@@ -2,7 +2,8 @@
 
 A real ``fedblog serve --demo``; one comment is given a remote (https) avatar, as fediverse
 replies have. Chromium logs every blocked script, style, image or frame to the console
-("Refused to ..."); the test collects those messages on every page, error pages included.
+("Refused to ..."); the test collects those messages on every page, error pages included. The
+admin area is checked the same way: its login form, then its pages with a logged-in session.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlmodel import Session, create_engine, select
 
 from fedblog.store.tables import Interaction
 from tests.flows.test_browser import CHROMIUM, CHROMIUM_ARGS, DEMO
+from tests.flows.test_browser_admin import PASSWORD as ADMIN_PASSWORD
+from tests.flows.test_browser_admin import admin_server  # noqa: F401  (the fixture: a seeded blog with a password)
 from tests.servers import clean_env, fedblog_serve, free_port
 
 pytestmark = pytest.mark.browser
@@ -56,3 +59,35 @@ def test_pages_render_with_no_csp_violation(tmp_path: Path, database_url: str) -
                 assert violations == [], violations
             finally:
                 browser.close()
+
+
+ADMIN_PAGES = ["/admin", "/admin/posts", "/admin/posts/new", "/admin/posts/1/edit", "/admin/moderation",
+               "/admin/profile"]
+
+
+def test_admin_pages_render_with_no_csp_violation(admin_server: str) -> None:  # noqa: F811
+    """The login form, then the admin pages with a logged-in session (JavaScript on, as a browser has it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            messages: list[str] = []
+            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+            response = page.goto(admin_server + "/admin/login", wait_until="load")
+            assert response is not None and response.status == 200
+            assert "default-src 'self'" in response.headers.get("content-security-policy", "")
+            page.fill("#password", ADMIN_PASSWORD)
+            page.click("button[type=submit]")
+            assert page.url == admin_server + "/admin"
+            for path in ADMIN_PAGES:
+                response = page.goto(admin_server + path, wait_until="load")
+                assert response is not None and response.status == 200, path
+                assert page.url == admin_server + path, f"{path}: not logged in ({page.url})"
+                csp = response.headers.get("content-security-policy", "")
+                assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+            violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+            assert violations == [], violations
+        finally:
+            browser.close()

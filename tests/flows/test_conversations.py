@@ -103,6 +103,26 @@ async def test_replies_from_three_servers_show_threaded(
     assert comments["Chika C."]["original"] == n3["id"]  # Misskey sent no url: link the id
 
 
+async def test_reply_addressed_to_another_spelling_of_our_origin_is_kept(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
+) -> None:
+    """``https://blog.test:443/posts/hello`` is the same URL as ``https://blog.test/posts/hello``
+    (RFC 3986 section 6.2.3): a reply addressed that way is a reply to the post, not dropped."""
+    masto = FakeInstance("mastodon.test", fediverse)
+    alice = masto.actor("alice", "Alice A.")
+    create, _ = builders.reply(alice, "https://blog.test:443/posts/hello", "<p>Via the default port</p>",
+                               services.clock.now())
+    assert (await masto.post(alice, INBOX, create)).status_code == 202
+    gts = FakeInstance("gts.test", fediverse, "gotosocial")
+    bob = gts.actor("bob", "Bob B.")
+    create, _ = builders.reply(bob, "https://BLOG.test./posts/hello", "<p>Via a trailing dot</p>", services.clock.now())
+    assert (await gts.post(bob, INBOX, create)).status_code == 202
+    comments = _comments((await client.get("/posts/hello")).text)
+    assert comments["Alice A."]["text"] == "Via the default port"
+    assert comments["Bob B."]["text"] == "Via a trailing dot"
+    assert _count(services, kind="reply", status="visible") == 2
+
+
 async def test_reply_to_an_imported_comment_and_object_by_reference(
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
 ) -> None:

@@ -151,3 +151,27 @@ async def test_without_the_handle_domain_redirect_resolution_fails(
     split_blog.add("example.test", Starlette())  # the handle domain serves nothing at /.well-known
     with pytest.raises(ResolveError):
         await fetch_actor_and_loop_back(http, ACTOR)
+
+
+async def test_any_spelling_of_the_handle_domain_answers(
+    settings: Settings, clock: FrozenClock, fediverse: FakeFediverse
+) -> None:
+    """A handle domain is a DNS name: case, a trailing dot and the Unicode or IDNA ("xn--") form of an
+    internationalised name all name it (RFC 4343; RFC 5891)."""
+    svc = build_services(settings.replace(domain="xn--bcher-kva.example"), clock=clock, transport=fediverse.transport())
+    fediverse.add("blog.test", create_app(svc))
+    try:
+        async with httpx.AsyncClient(transport=fediverse.transport()) as http:
+            for resource in ("acct:blog@xn--bcher-kva.example", "acct:blog@bücher.example", "acct:Blog@BÜCHER.example.",
+                             "acct:blog@XN--BCHER-KVA.EXAMPLE", "blog@xn--bcher-kva.example.", "acct:blog@BLOG.TEST.",
+                             "https://blog.test:443/users/blog", "HTTPS://BLOG.TEST/users/blog"):
+                r = await http.get("https://blog.test/.well-known/webfinger", params={"resource": resource})
+                assert r.status_code == 200, resource
+                assert r.json()["subject"] == "acct:blog@xn--bcher-kva.example", resource
+            for resource in ("acct:blog@xn--bcher-kvb.example", "acct:blog@bucher.example",
+                             "acct:other@bücher.example", "acct:blog@bücher.example.evil.test",
+                             "https://blog.test/users/Blog", "acct:blog@blog.test:8443"):
+                r = await http.get("https://blog.test/.well-known/webfinger", params={"resource": resource})
+                assert r.status_code == 404, resource
+    finally:
+        await svc.aclose()
