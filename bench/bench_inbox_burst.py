@@ -37,8 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -191,9 +193,6 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def start_keyserver(actors_file: Path, port: int, log: Path) -> Server:
-    import os
-    import subprocess
-
     env = {**os.environ, "BENCH_KEYS_ACTORS": str(actors_file)}
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "--factory", "keyserver_app:create_app",
            "--host", KEY_HOST, "--port", str(port), "--no-access-log", "--log-level", "warning"]
@@ -261,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--posts", type=int, default=1000)
     ap.add_argument("--conns", type=int, default=1000, help="requests in flight at once (one connection each)")
     ap.add_argument("--timeout", type=float, default=60.0, help="bound on one burst, seconds")
+    ap.add_argument("--key-port", type=int, default=None,
+                    help=f"the key server's port on {KEY_HOST} (default 80 as root, else a free port: "
+                         "then WebFinger cannot confirm handles)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
@@ -272,8 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
     work = Path(tempfile.mkdtemp(prefix="fedblog-burst-"))
-    port, cport, kport = free_port(), free_port(), free_port()
-    host, key_base = f"127.0.0.1:{port}", f"http://{KEY_HOST}:{kport}"
+    port, cport = free_port(), free_port()
+    # port 80 when we may bind it: actor ids without a port, as on the real fediverse, so that
+    # fedblog's WebFinger check (https://host/.well-known/webfinger, http for an http actor) reaches it
+    kport = args.key_port if args.key_port is not None else 80 if os.geteuid() == 0 else free_port()
+    host = f"127.0.0.1:{port}"
+    key_base = f"http://{KEY_HOST}" + ("" if kport == 80 else f":{kport}")
     t0 = time.monotonic()
     actors = make_actors(args.actors, key_base)
     actors_file = work / "actors.json"
@@ -333,7 +339,8 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Any]], work: Path) -
             r = row[name]
             extra = (f"{r['get_slowest_s']:.2f} ({r['gets']}, {r['get_errors']} failed) | {r['peak_rss_mb']:.0f} | "
                      f"{r['key_server']['actor']} / {r['key_server']['webfinger']} | "
-                     f"{r['db']['replies']}, {r['db']['actors']}" if name == "fedblog"
+                     f"{r['db']['replies']}, {r['db']['actors']} ({r['db']['actors_with_handle']} with handle)"
+                     if name == "fedblog"
                      else f"– | {r['peak_rss_mb']:.0f} | – | –")
             print(f"| {row['round']} | {name} | {r['ok']:,} | {r['errors']} {r['statuses'] if r['errors'] else ''} | "
                   f"{r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['p99_s']:.2f} | {r['rps']:,.0f} | {extra} |")
