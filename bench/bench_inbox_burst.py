@@ -112,17 +112,18 @@ def make_requests(actors: list[dict[str, Any]], count: int, host: str) -> list[b
     return out
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes,
+                    reasons: dict[str, int] | None = None) -> int:
     writer.write(raw)
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = next((int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")
                    if ln.lower().startswith(b"content-length:")), None)
-    if length is not None:
-        await reader.readexactly(length)
-    else:
-        await reader.read()
+    body = await reader.readexactly(length) if length is not None else await reader.read()
+    if reasons is not None and not 200 <= status < 300:  # why: the first line of the answer
+        why = f"{status} {body[:120].decode('utf-8', 'replace').splitlines()[0] if body else ''}"
+        reasons[why] = reasons.get(why, 0) + 1
     return status
 
 
@@ -134,6 +135,7 @@ async def burst(port: int, requests: list[bytes], conns: int, get_path: str | No
     sem = asyncio.Semaphore(conns)
     results: list[tuple[int, float]] = []  # (status or -1, seconds)
     opened = [0]  # connections opened (or failed to open) so far
+    reasons: dict[str, int] = {}
 
     async def post(raw: bytes) -> None:
         async with sem:
@@ -148,7 +150,8 @@ async def burst(port: int, requests: list[bytes], conns: int, get_path: str | No
             try:
                 await gate.wait()
                 t0 = time.perf_counter()
-                status = await asyncio.wait_for(_exchange(reader, writer, raw), max(deadline - time.monotonic(), 1))
+                left = max(deadline - time.monotonic(), 1.0)
+                status = await asyncio.wait_for(_exchange(reader, writer, raw, reasons), left)
                 results.append((status, time.perf_counter() - t0))
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
                 results.append((-1, time.perf_counter() - t0))
@@ -184,7 +187,7 @@ async def burst(port: int, requests: list[bytes], conns: int, get_path: str | No
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - t_start
     await asyncio.gather(*get_tasks)
-    return {"results": results, "wall_s": wall, "gets": gets}
+    return {"results": results, "wall_s": wall, "gets": gets, "reasons": reasons}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -241,6 +244,7 @@ def summarize_run(run: dict[str, Any]) -> dict[str, Any]:
     gets = run.get("gets", [])
     return {
         "sent": len(run["results"]), "ok": len(ok), "errors": len(run["results"]) - len(ok),
+        "reasons": run["reasons"],
         "statuses": {str(s): sum(1 for x, _ in run["results"] if x == s) for s in {x for x, _ in run["results"]}},
         "p50_s": pct(lat, 50), "p95_s": pct(lat, 95), "p99_s": pct(lat, 99), "max_s": max(lat, default=0.0),
         "wall_s": run["wall_s"], "rps": len(ok) / run["wall_s"] if run["wall_s"] else 0.0,
@@ -344,6 +348,10 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Any]], work: Path) -
                      else f"– | {r['peak_rss_mb']:.0f} | – | –")
             print(f"| {row['round']} | {name} | {r['ok']:,} | {r['errors']} {r['statuses'] if r['errors'] else ''} | "
                   f"{r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['p99_s']:.2f} | {r['rps']:,.0f} | {extra} |")
+    for row in rounds:
+        for name in ("fedblog", "ceiling"):
+            for why, n in row[name]["reasons"].items():
+                print(f"round {row['round']} {name}: {n} x {why}")
     fb = [row["fedblog"] for row in rounds]
     ratios = [row["ratio"] for row in rounds]
     checks = {
