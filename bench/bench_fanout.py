@@ -37,7 +37,9 @@ fedblog every delivery row ``sent``); otherwise the bench stops with an error.
     python bench/bench_fanout.py --check          # exit 1 if a target is missed
     python bench/bench_fanout.py --hanging --rounds 3   # 10 % of inboxes hanging (bench/fanout_hanging.py)
 
-Targets (bench-ceilings.md A8/A10): fedblog/naive deliveries/s >= 3; fedblog c200/c50 >= 0.9.
+Targets: fedblog/naive deliveries/s >= 3; fedblog c200/c50 >= 0.9. The naive loop is the same-run ceiling: it
+does the same protocol work (sign, POST, read the answer) without fedblog's queue, retries and bookkeeping;
+only ratios count, because this shared machine moves absolute figures by +-25 % between runs.
 Prints a Markdown report; JSON goes to bench/results/fanout-<UTC time>.json.
 """
 
@@ -74,8 +76,8 @@ CASES: dict[str, tuple[int, int | None]] = {  # name: (followers, shared inboxes
     "n10000": (10_000, None),
 }
 SENDERS = ("fedblog", "naive")
-TARGET_NAIVE_RATIO = 3.0  # fedblog / naive deliveries/s: at least (anchor A8 target)
-TARGET_C200_RATIO = 0.9  # fedblog c200 / c50 deliveries/s: at least (anchor A10)
+TARGET_NAIVE_RATIO = 3.0  # fedblog / naive deliveries/s: at least
+TARGET_C200_RATIO = 0.9  # fedblog c200 / c50 deliveries/s: more connections must not cost throughput
 RUN_TIMEOUT_S = 600.0
 BASE_URL = "https://blog.bench"
 
