@@ -37,7 +37,9 @@ fedblog every delivery row ``sent``); otherwise the bench stops with an error.
     python bench/bench_fanout.py --check          # exit 1 if a target is missed
     python bench/bench_fanout.py --hanging --rounds 3   # 10 % of inboxes hanging (bench/fanout_hanging.py)
 
-Targets (bench-ceilings.md A8/A10): fedblog/naive deliveries/s >= 3; fedblog c200/c50 >= 0.9.
+Targets: fedblog/naive deliveries/s >= 3; fedblog c200/c50 >= 0.9. The naive loop is the same-run ceiling: it
+does the same protocol work (sign, POST, read the answer) without fedblog's queue, retries and bookkeeping;
+only ratios count, because this shared machine moves absolute figures by +-25 % between runs.
 Prints a Markdown report; JSON goes to bench/results/fanout-<UTC time>.json.
 """
 
@@ -61,7 +63,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import finish_workdir, fmt, free_port, git, med, package_versions  # noqa: E402
+from benchlib import exit_code, finish_workdir, fmt, free_port, git, med, package_versions, print_checks  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -74,8 +76,8 @@ CASES: dict[str, tuple[int, int | None]] = {  # name: (followers, shared inboxes
     "n10000": (10_000, None),
 }
 SENDERS = ("fedblog", "naive")
-TARGET_NAIVE_RATIO = 3.0  # fedblog / naive deliveries/s: at least (anchor A8 target)
-TARGET_C200_RATIO = 0.9  # fedblog c200 / c50 deliveries/s: at least (anchor A10)
+TARGET_NAIVE_RATIO = 3.0  # fedblog / naive deliveries/s: at least
+TARGET_C200_RATIO = 0.9  # fedblog c200 / c50 deliveries/s: more connections must not cost throughput
 RUN_TIMEOUT_S = 600.0
 BASE_URL = "https://blog.bench"
 
@@ -444,12 +446,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.hanging:
         from fanout_hanging import TARGET_RATIO, hanging_case
 
-        report, raw = hanging_case(rounds=min(max(args.rounds, 1), 5))
+        if not 1 <= args.rounds <= 5:
+            ap.error("--hanging: --rounds 1-5")
+        report, raw = hanging_case(rounds=args.rounds)
         print(report)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"fanout-hanging-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json").write_text(json.dumps(raw, indent=1))
         ratios = [r["ratio"] for r in raw if "ratio" in r]
-        return 1 if args.check and med(ratios) > TARGET_RATIO else 0
+        windows = {run: [r["healthy_window_s"] for r in raw if r.get("run") == run] for run in ("none", "hanging")}
+        missed = print_checks([
+            ("healthy inboxes' delivery time, 10 % hanging / none", fmt(ratios, 2), f"<= {TARGET_RATIO} (median)",
+             med(ratios) <= TARGET_RATIO),
+            ("healthy window, no hanging inboxes", fmt(windows["none"], 2) + " s", "(reported)", True),
+            ("healthy window, 10 % hanging", fmt(windows["hanging"], 2) + " s", "(reported)", True),
+        ])
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"fanout-hanging-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+        out.write_text(json.dumps({"git": git("rev-parse", "HEAD"), "runs": raw, "missed": missed}, indent=1))
+        print(f"wrote {out}")
+        return exit_code(missed, args.check)
     concs = [int(c) for c in args.concurrency.split(",")]
     if args.naive_child:
         return naive_child(args.naive_child, concs[0])

@@ -9,6 +9,7 @@ the servers of a round run back to back (target: >= 0.9). Also the servers' peak
 
     python bench/bench_growth.py                  # 2 rounds, 5 s per run
     python bench/bench_growth.py --rounds 3 --duration 8 --rows 100000
+    python bench/bench_growth.py --check          # exit 1 if a median ratio is under the target
 
 127.0.0.1 only; every run is bounded (rounds x 2 databases x 2 cache modes x 2 pages x duration).
 """
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from benchlib import free_port, git
+from benchlib import exit_code, finish_workdir, fmt, free_port, git, print_checks
 from readpath import AP_ACCEPT, DEMO_PATH, WRK_LUA, build_demo_db, env_for, peak_rss_mb, serve_cmd, start, wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--conns", type=int, default=20)
     ap.add_argument("--cache", choices=("on", "off", "both"), default="both", help="page cache modes to run")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, server logs)")
     args = ap.parse_args()
     if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 60 and 0 <= args.rows <= 1_000_000):
         raise SystemExit("keep it bounded: rounds 1-10, duration 1-60 s, rows <= 1,000,000")
@@ -83,14 +86,22 @@ def main() -> int:
             print(f"| {cache} | {page} | {median(float(r['rps']) for r in empty):,.0f} | "  # type: ignore[arg-type]
                   f"{median(float(r['rps']) for r in grown):,.0f} | {median(ratios):.2f} "  # type: ignore[arg-type]
                   f"[{min(ratios):.2f}-{max(ratios):.2f}] | {errors} | {rss:.0f} |")
-    ok = all(v["ratio_median"] >= TARGET for v in summary.values())  # type: ignore[operator]
-    print(f"\ntarget: every ratio >= {TARGET}: {'met' if ok else 'MISSED'} (a noisy machine moves single rounds)")
+    checks = [(f"grown / empty req/s, cache {k.split('/')[0]}, {k.split('/')[1]}", fmt(v["ratios"], 2),  # type: ignore[arg-type]
+               f">= {TARGET} (median)", float(v["ratio_median"]) >= TARGET)  # type: ignore[arg-type]
+              for k, v in summary.items()]
+    errors = sum(int(v["errors"]) for v in summary.values())  # type: ignore[call-overload]
+    checks.append(("wrk errors (non-2xx, socket), all runs", str(errors), "0", errors == 0))
+    rss = [float(r["peak_rss_mb"]) for r in rows]  # type: ignore[arg-type]
+    checks.append(("server peak RSS (reported)", fmt(rss) + " MB", "(reported)", True))
+    missed = print_checks(checks)
+    print("(a noisy machine moves single rounds: judge the median over >= 3 rounds)")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"growth-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"git": git("rev-parse", "HEAD"), "args": vars(args), "rows": rows,
-                               "summary": summary}, indent=1))
+                               "summary": summary, "missed": missed}, indent=1))
     print(f"wrote {out}")
-    return 0
+    finish_workdir(work, args.keep)
+    return exit_code(missed, args.check)
 
 
 if __name__ == "__main__":

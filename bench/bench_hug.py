@@ -8,6 +8,7 @@ page >= 0.3x the hello ceiling; RSS < 250 MB.
 
     python bench/bench_hug.py                       # 2 rounds, 5 s throughput runs
     python bench/bench_hug.py --rounds 3 --duration 8
+    python bench/bench_hug.py --check               # exit 1 if a target is missed
 
 The demo post in a fresh SQLite database (``--rows`` interactions on another post, default
 10,000). 127.0.0.1 only; wrk stops after --requests answers or 60 s; every run is bounded.
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from benchlib import free_port, git
+from benchlib import exit_code, finish_workdir, fmt, free_port, git, print_checks
 from readpath import DEMO_PATH, WRK_LUA, build_demo_db, env_for, hello_cmd, peak_rss_mb, serve_cmd, start, wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,6 +37,8 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--conns", type=int, default=200)
     ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, server logs)")
     args = ap.parse_args()
     if not (1 <= args.rounds <= 10 and 1 <= args.duration <= 60 and 1 <= args.requests <= 100_000
             and 1 <= args.conns <= 1000):
@@ -80,22 +83,26 @@ def main() -> int:
         p, h = row["page"], row["hello"]
         ratio = p["rps"] / h["rps"]
         print(f"| {row['round']} | {p['rps']:,.0f} | {h['rps']:,.0f} | {ratio:.2f} | {p['peak_rss_mb']:.0f} |")
-    p95 = max(h["p95_us"] / 1000 for h in hugs)
-    rss = max(max(r["page"]["peak_rss_mb"], r["hug"]["peak_rss_mb"]) for r in rows)
+    p95 = [h["p95_us"] / 1000 for h in hugs]
+    rss = [max(r["page"]["peak_rss_mb"], r["hug"]["peak_rss_mb"]) for r in rows]
     errors = sum(h["errors"] for h in hugs)
-    verdict = {
-        "all 200": errors == 0, f"p95 < {TARGET_P95_MS:.0f} ms": p95 < TARGET_P95_MS,
-        f"ratio >= {TARGET_RATIO}": median(ratios) >= TARGET_RATIO,
-        f"RSS < {TARGET_RSS_MB:.0f} MB": rss < TARGET_RSS_MB,
-    }
-    print(f"\nworst hug p95 {p95:.0f} ms; median ratio {median(ratios):.2f}; peak RSS {rss:.0f} MB")
-    print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdict.items()))
+    answered = sum(h["requests"] for h in hugs)
+    checks = [
+        ("hug: answers not 200 (or socket errors)", f"{errors} of {answered:,}", "0", errors == 0),
+        ("hug: p95 latency", fmt(p95) + " ms", f"< {TARGET_P95_MS:.0f} ms every round", max(p95) < TARGET_P95_MS),
+        ("cached post req/s / hello ceiling (same round)", fmt(ratios, 2), f">= {TARGET_RATIO} (median)",
+         median(ratios) >= TARGET_RATIO),
+        ("server peak RSS", fmt(rss) + " MB", f"< {TARGET_RSS_MB:.0f} MB every round", max(rss) < TARGET_RSS_MB),
+    ]
+    missed = print_checks(checks)
+    verdict = {name: ok for name, _, _, ok in checks}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"hug-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"git": git("rev-parse", "HEAD"), "args": vars(args), "rounds": rows,
                                "verdict": verdict}, indent=1))
     print(f"wrote {out}")
-    return 0
+    finish_workdir(work, args.keep)
+    return exit_code(missed, args.check)
 
 
 if __name__ == "__main__":

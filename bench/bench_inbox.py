@@ -11,9 +11,12 @@ Servers (a fresh process and a fresh database per round and server; uvloop + htt
 
 * ``fedblog``: ``python -m fedblog serve`` with FEDBLOG_WORKER=off, FEDBLOG_MODERATION=approve-all,
   SQLite in a temp data dir made by ``fedblog init`` + fedblog's own code (post, cached actors);
-* ``ceiling``: ``bench/inbox_ceiling_app.py`` (bench-ceilings.md §3 "inbox_1w").
+* ``ceiling``: ``bench/inbox_ceiling_app.py`` (one worker, the same checks and one row per POST, no fedblog code).
 
-Method (shared/research/bench-ceilings.md): 2 s wrk warm-up (its requests come from the start of
+Method (the ceiling is a synthetic server measured in the same run that does the same protocol work
+without fedblog's logic; fedblog is judged by the ratio to it, not by absolute figures, because this
+shared machine moves absolute req/s by +-25 % between runs while same-run ratios hold):
+2 s wrk warm-up (its requests come from the start of
 the file, the measured run continues where the warm-up stopped), then a 10 s measured run; server
 CPU = user+sys from /proc/<pid>/stat over the measured window / requests; >= 3 rounds; verdict =
 median of the per-round ratios. After each run the database is checked: every 202 is a stored row,
@@ -72,8 +75,8 @@ The inbox benchmark posts its replies here.
 """
 SERVERS = ("fedblog", "ceiling")
 TARGET_RATIO = 0.8  # fedblog / ceiling req/s: target
-FLOOR_RATIO = 0.5  # never below (bench-ceilings.md anchor A5)
-CPU_RATIO_MAX = 2.0  # anchor A6
+FLOOR_RATIO = 0.5  # never below
+CPU_RATIO_MAX = 2.0  # server CPU per request: at most twice the ceiling's
 MAX_FILE_AGE_S = 45 * 60  # Dates are accepted for 65 minutes: regenerate well before
 
 
@@ -950,8 +953,8 @@ def summarize(ms: list[Measurement], rounds: int) -> tuple[str, dict[str, Any]]:
         "",
         "| check | value | target | verdict |",
         "|---|---|---|---|",
-        f"| req/s ratio (A5) | {fmt(rps, 2)} | >= {TARGET_RATIO} (never < {FLOOR_RATIO}) | {verdict} |",
-        f"| CPU us/req ratio (A6) | {fmt(cpu, 2)} | <= {CPU_RATIO_MAX} | "
+        f"| req/s ratio | {fmt(rps, 2)} | >= {TARGET_RATIO} (never < {FLOOR_RATIO}) | {verdict} |",
+        f"| CPU us/req ratio | {fmt(cpu, 2)} | <= {CPU_RATIO_MAX} | "
         f"{'PASS' if med(cpu) <= CPU_RATIO_MAX else 'FAIL'} |",
     ]
     return "\n".join(lines), {

@@ -6,7 +6,10 @@ Pages: (a) the demo post (43 threaded comments + a pingback) and (b) a post with
 ``python -m fedblog serve`` (from the database) and ``ceiling_pages_app.py`` (the same
 ``post.html`` through the same Jinja2 environment, from plain in-memory objects, no DB).
 
-Method (shared/research/bench-ceilings.md): a fresh server process per configuration, 2 s wrk
+Method (the ceiling is a synthetic server measured in the same run that does the same protocol work
+without fedblog's logic; fedblog is judged by the ratio to it, not by absolute figures, because this
+shared machine moves absolute req/s by +-25 % between runs while same-run ratios hold):
+a fresh server process per configuration, 2 s wrk
 warm-up, ``wrk -t1 -c50 -d10s --latency`` for req/s and ``wrk -t1 -c1 -d5s --latency`` for the
 unloaded p50; server CPU from /proc/<pid>/stat over the measured window; >= 3 rounds; the
 verdict is the median of per-round ratios ours/ceiling. 127.0.0.1 only; every loop is bounded.

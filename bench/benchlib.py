@@ -149,3 +149,19 @@ def wrk_version() -> str:
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
     out = wrk.stdout + wrk.stderr
     return out.splitlines()[0] if out else ""
+
+
+def print_checks(checks: list[tuple[str, str, str, bool]]) -> list[str]:
+    """Print the verdict table (check, figure as ``median [min-max]``, target, pass/MISSED); the missed checks."""
+    print("\n| check | figure: median [min-max] over rounds | target | verdict |")
+    print("|---|---|---|---|")
+    for name, figure, target, ok in checks:
+        print(f"| {name} | {figure} | {target} | {'pass' if ok else 'MISSED'} |")
+    return [name for name, _, _, ok in checks if not ok]
+
+
+def exit_code(missed: list[str], check: bool) -> int:
+    """1 with ``--check`` when a target was missed (named on stderr), else 0."""
+    if missed:
+        print("MISSED: " + ", ".join(missed), file=sys.stderr)
+    return 1 if check and missed else 0

@@ -1,4 +1,7 @@
-"""Synthetic inbox ceiling (shared/research/bench-ceilings.md §3 "inbox_1w"): a bare Starlette endpoint.
+"""Synthetic inbox ceiling: a bare Starlette endpoint doing the inbox's protocol work without fedblog's logic.
+
+The inbox benches run it in the same run as fedblog and judge fedblog by the ratio of the two (the
+machine is noisy: absolute figures move between runs, same-run ratios do not).
 
 ``POST /inbox`` (and ``/users/{handle}/inbox``): read the body, check the Digest (SHA-256), the Host,
 the Date window (65 min back / 60 min ahead, as fedblog), parse the ``Signature`` header, verify

@@ -1,7 +1,7 @@
 """HTTP clients for the delivery worker, shared by deliveries in small groups.
 
 httpx's connection pool costs O(connections²) per request, so one big shared pool is slow
-(research/bench-ceilings.md §4; groups of a few connections measured fastest). Each group is one
+(bench/bench_fanout.py: groups of a few connections per client measured fastest). Each group is one
 guarded client with ``PER_CLIENT`` connections; a delivery takes a place in the first group with
 one free and gives it back when done. Clients are built on first use in a thread (building one
 costs CPU, mostly without the GIL) and kept until ``aclose``: an idle worker builds nothing.
