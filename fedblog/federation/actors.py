@@ -244,9 +244,18 @@ async def _actor_of_stub(services: Services, key_id: str, doc_url: str, stub: di
 
 async def ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None = None) -> ActorSnapshot:
     """The actor, from memory or the table when fresh; else fetched (signed) and its handle
-    confirmed by WebFinger."""
-    if cache is not None and (hit := cache.actor(ap_id)) is not None:
+    confirmed by WebFinger. Concurrent calls for one actor share one lookup (a burst of activities
+    from a new actor costs one actor GET and one WebFinger GET, not one per activity)."""
+    if cache is None:
+        return await _ensure_actor(services, ap_id, None)
+    if (hit := cache.actor(ap_id)) is not None:
         return hit
+    return await cache.single_flight("actor " + ap_id, lambda: _ensure_actor(services, ap_id, cache))
+
+
+async def _ensure_actor(services: Services, ap_id: str, cache: RemoteCache | None) -> ActorSnapshot:
+    if cache is not None and (hit := cache.actor(ap_id)) is not None:
+        return hit  # a lookup that finished while this one waited to start
     now = services.clock.now()
     row = await services.run_db(_load_actor, services.engine, ap_id)
     fresh = row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER

@@ -17,7 +17,7 @@ MAX_BODY = 1_048_576  # 1 MiB, larger gets 413 (docs/security.md §5)
 BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in deploy/Caddyfile matches
 
 
-MAX_INFLIGHT = 256  # inbox POSTs read or processed at once, per process
+MAX_INFLIGHT = 2048  # inbox POSTs read or processed at once, per process (as uvicorn's limit_concurrency)
 MAX_BUFFERED = 16 * MAX_BODY  # body bytes those hold at once, per process (a body costs ~3x: bytes, str, doc)
 
 
