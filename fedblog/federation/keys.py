@@ -157,6 +157,7 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: KeyPair | None = None
         self._cache: OrderedDict[str, ActorKeys] = OrderedDict()
+        self._cache_lock = threading.Lock()  # never held during database work
         self._cache_size = cache_size
 
     # -- the blog ---------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ class KeyRing:
         if actor == BLOG_ACTOR:
             keys = self._keys
             return None if keys is None else _blog_actor_keys(keys)
-        with self._lock:
+        with self._cache_lock:
             found = self._cache.get(actor)
             if found is not None:
                 self._cache.move_to_end(actor)
@@ -210,7 +211,7 @@ class KeyRing:
         return keys.rsa
 
     def _remember(self, keys: ActorKeys) -> ActorKeys:
-        with self._lock:
+        with self._cache_lock:
             self._cache[keys.actor] = keys
             self._cache.move_to_end(keys.actor)
             while len(self._cache) > self._cache_size:
