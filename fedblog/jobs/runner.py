@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -46,7 +44,8 @@ from fedblog.jobs.clients import ClientGroups
 from fedblog.jobs.delivery import Outcome
 from fedblog.jobs.handlers import JobRegistry, default_registry
 from fedblog.jobs.lanes import HostLanes, Slots
-from fedblog.jobs.work import Work
+from fedblog.jobs.work import RunStats as RunStats
+from fedblog.jobs.work import Work, default_worker_id
 from fedblog.services import Services
 
 log = logging.getLogger("fedblog.worker")
@@ -58,22 +57,6 @@ SLOW_AFTER = 0.5  # seconds without an answer before a delivery stops taking a w
 SLOW_FACTOR = 4  # the slow room holds up to SLOW_FACTOR × concurrency deliveries
 HELD_FACTOR = 8  # rows held at once (running, slow, waiting in a host lane): at most this × concurrency
 STOP_GRACE = 5.0  # seconds a stopping worker lets deliveries in flight finish
-
-
-@dataclass
-class RunStats:
-    sent: int = 0
-    retried: int = 0
-    gave_up: int = 0
-    gone: int = 0
-
-    @property
-    def settled(self) -> int:
-        return self.sent + self.retried + self.gave_up + self.gone
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(eq=False)

@@ -9,7 +9,10 @@ key made, if it has none yet), never on the event loop.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
@@ -21,6 +24,22 @@ from fedblog.services import Services
 
 log = logging.getLogger("fedblog.worker")
 SIGNERS_KEPT = 256  # signers of distinct actors kept by one worker
+
+
+@dataclass
+class RunStats:
+    sent: int = 0  # deliveries sent and other jobs done
+    retried: int = 0
+    gave_up: int = 0
+    gone: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.sent + self.retried + self.gave_up + self.gone
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Work:
