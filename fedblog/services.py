@@ -65,6 +65,12 @@ class Services:
         """An httpx.Auth that signs as the blog actor (for POSTs and authorized-fetch GETs)."""
         return HttpSignatureAuth(self.urls.key_id(), self.keys.get().rsa, self.clock.now)
 
+    def signer_for(self, actor: str) -> HttpSignatureAuth:
+        """An httpx.Auth that signs as the local ``actor`` (``fedblog.urls.BLOG_ACTOR`` or a guest),
+        with its key id (the actor id + ``#main-key``). Blocking the first time (a database read,
+        and the actor's RSA key is made if it has none yet): from async code, via ``run_db``."""
+        return HttpSignatureAuth(self.urls.key_id_of(actor), self.keys.signing_key(actor), self.clock.now)
+
     async def aclose(self) -> None:
         await self.http.aclose()
         self.db_pool.shutdown(wait=True)

@@ -12,6 +12,15 @@ from urllib.parse import quote, urlsplit
 
 from fedblog.net.origin import origin_of
 
+# A local actor is named in the database by a short, stable reference, not by its URL (the base
+# URL and handle are settings): the blog itself, or a guest actor by its ``Actor`` row id.
+BLOG_ACTOR = "blog"
+
+
+def guest_ref(actor_row_id: int) -> str:
+    """The reference of the local guest actor stored as ``Actor`` row ``actor_row_id``."""
+    return f"guest:{actor_row_id}"
+
 
 def post_path(slug: str, version: int = 1) -> str:
     """The path of a post's ActivityPub id: ``/posts/slug`` for the first incarnation of a slug,
@@ -84,10 +93,28 @@ class Urls:
         return f"{self.base_url}/users/{self.current_handle()}"
 
     def key_id(self) -> str:
-        return self.actor() + "#main-key"
+        return self.key_id_of(BLOG_ACTOR)
 
     def ed25519_key_id(self) -> str:
-        return self.actor() + "#ed25519-key"
+        return self.ed25519_key_id_of(BLOG_ACTOR)
+
+    def local_actor(self, ref: str) -> str:
+        """The ActivityPub id of the local actor ``ref`` (``BLOG_ACTOR`` or a ``guest_ref``)."""
+        if ref == BLOG_ACTOR:
+            return self.actor()
+        kind, _, number = ref.partition(":")
+        if kind == "guest" and number.isdigit() and number == str(int(number)):
+            return self.guest_actor(int(number))
+        raise ValueError(f"not a local actor reference: {ref!r}")
+
+    def key_id_of(self, ref: str) -> str:
+        """The id of a local actor's RSA key (HTTP Signatures): the actor id + ``#main-key``, as
+        Mastodon names it (``publicKey.id``)."""
+        return self.local_actor(ref) + "#main-key"
+
+    def ed25519_key_id_of(self, ref: str) -> str:
+        """The id of a local actor's Ed25519 key (FEP-8b32 proofs, FEP-521a ``assertionMethod``)."""
+        return self.local_actor(ref) + "#ed25519-key"
 
     def inbox(self) -> str:
         return self.actor() + "/inbox"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -66,6 +66,12 @@ async def deliver_one(
         return Outcome("retry", error=f"timed out (deadline {deadline:g} s)")
     except httpx.HTTPError as exc:
         return Outcome("retry", error=f"{type(exc).__name__}: {exc}"[:500])
+    return outcome_of(response, services.clock.now())
+
+
+def outcome_of(response: httpx.Response, now: datetime) -> Outcome:
+    """Classify an answer with the delivery retry policy: 2xx sent; 410 gone; other permanent
+    statuses give up; anything else is retried, honouring ``Retry-After``. Job handlers use it too."""
     status = response.status_code
     if 200 <= status < 300:
         return Outcome("sent", status=status)
@@ -73,5 +79,5 @@ async def deliver_one(
         return Outcome("gone", status=status, error="410 Gone")
     if is_permanent_status(status):
         return Outcome("give_up", status=status, error=f"HTTP {status}")
-    retry_after = parse_retry_after(response.headers.get("retry-after"), services.clock.now())
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
     return Outcome("retry", status=status, error=f"HTTP {status}", retry_after=retry_after)

@@ -1,4 +1,5 @@
-"""Claiming and settling delivery rows. Every function takes the session first.
+"""Claiming and settling delivery rows (and other jobs on the same queue). Every function takes
+the session first.
 
 A claim sets a lease (``lease_until``, ``leased_by``) in one UPDATE, so two workers never hold
 the same row: PostgreSQL picks rows with ``FOR UPDATE SKIP LOCKED``, SQLite serialises writers.
@@ -17,30 +18,46 @@ from sqlalchemy import ColumnElement, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from fedblog.federation.outbox import DELIVER as DELIVER  # the kind of a delivery row
 from fedblog.store.tables import Activity, Delivery, Follower, HostHealth
 
 
 @dataclass(frozen=True)
 class Claimed:
     id: int
-    inbox: str
+    inbox: str  # a delivery's inbox; the URL another kind of job contacts
     host: str
     attempts: int
     created_at: datetime
-    activity_id: int
+    activity_id: int | None  # None for a job that is not a delivery
+    kind: str = DELIVER
+    payload: str | None = None  # a job's JSON arguments
 
 
-def _due(now: datetime) -> list[ColumnElement[bool]]:
-    return [
+@dataclass(frozen=True)
+class Outgoing:
+    """What a delivery sends: the activity's body, signed by its local actor."""
+
+    body: bytes
+    actor: str
+
+
+def _due(now: datetime, kinds: Collection[str] | None = None) -> list[ColumnElement[bool]]:
+    due = [
         col(Delivery.state) == "pending",
         col(Delivery.next_attempt_at) <= now,
         or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now),
     ]
+    if kinds is not None:  # a worker claims only the kinds it has handlers for
+        due.append(col(Delivery.kind).in_(list(kinds)))
+    return due
 
 
 def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease: timedelta,
-              exclude_hosts: Collection[str] = (), per_host: int | None = None) -> list[Claimed]:
-    """Lease up to ``limit`` due pending deliveries for ``worker`` and commit the lease.
+              exclude_hosts: Collection[str] = (), per_host: int | None = None,
+              kinds: Collection[str] | None = None) -> list[Claimed]:
+    """Lease up to ``limit`` due pending rows of ``kinds`` (all if None) for ``worker`` and
+    commit the lease.
 
     Fair across hosts: at most ``per_host`` rows of one host, and rows are taken by their rank
     within their host first (every host's oldest due row, then every host's second, ...), so a
@@ -51,7 +68,7 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     rank = func.row_number().over(partition_by=col(Delivery.host),
                                   order_by=(col(Delivery.next_attempt_at), col(Delivery.id)))
     ranked = sa_select(col(Delivery.id).label("id"), col(Delivery.next_attempt_at).label("at"),
-                    rank.label("rank")).where(*_due(now))
+                    rank.label("rank")).where(*_due(now, kinds))
     if exclude_hosts:
         ranked = ranked.where(col(Delivery.host).not_in(list(exclude_hosts)))
     r = ranked.subquery()
@@ -61,7 +78,7 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     due = (
         select(Delivery.id)
         .join(r, r.c.id == col(Delivery.id))
-        .where(r.c.rank <= per_host, *_due(now))
+        .where(r.c.rank <= per_host, *_due(now, kinds))
         .order_by(r.c.rank, r.c.at, r.c.id)
         .limit(limit)
     )
@@ -78,6 +95,8 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
             col(Delivery.attempts),
             col(Delivery.created_at),
             col(Delivery.activity_id),
+            col(Delivery.kind),
+            col(Delivery.payload),
         )
     )
     rows = session.execute(stmt, execution_options={"synchronize_session": False}).all()
@@ -85,9 +104,10 @@ def claim_due(session: Session, *, worker: str, now: datetime, limit: int, lease
     return [Claimed(*row) for row in rows]
 
 
-def has_due(session: Session, *, now: datetime, exclude_hosts: Collection[str] = ()) -> bool:
+def has_due(session: Session, *, now: datetime, exclude_hosts: Collection[str] = (),
+            kinds: Collection[str] | None = None) -> bool:
     """Is any row due and free? (An empty SKIP LOCKED claim may only mean another claim is under way.)"""
-    stmt = select(Delivery.id).where(*_due(now)).limit(1)
+    stmt = select(Delivery.id).where(*_due(now, kinds)).limit(1)
     if exclude_hosts:
         stmt = stmt.where(col(Delivery.host).not_in(list(exclude_hosts)))
     return session.exec(stmt).first() is not None
@@ -125,11 +145,12 @@ def release(session: Session, ids: Sequence[int], *, worker: str) -> None:
     session.execute(stmt, execution_options={"synchronize_session": False})
 
 
-def activity_bodies(session: Session, ids: Sequence[int]) -> dict[int, str]:
+def activity_bodies(session: Session, ids: Sequence[int]) -> dict[int, Outgoing]:
+    """The body and sending actor of each activity in ``ids``."""
     if not ids:
         return {}
-    rows = session.exec(select(col(Activity.id), col(Activity.body)).where(col(Activity.id).in_(ids))).all()
-    return dict(rows)  # type: ignore[arg-type]  # Activity.id is Optional only before the INSERT
+    stmt = select(col(Activity.id), col(Activity.body), col(Activity.actor)).where(col(Activity.id).in_(ids))
+    return {aid: Outgoing(body.encode(), actor) for aid, body, actor in session.exec(stmt).all() if aid is not None}
 
 
 def _owned(session: Session, delivery_id: int, worker: str) -> Delivery | None:

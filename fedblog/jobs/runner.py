@@ -1,5 +1,8 @@
 """The delivery worker loop: claim due rows fairly, deliver them concurrently, settle in batches.
 
+Rows of other job kinds (``fedblog.jobs.handlers``) go through the same loop: same claims, lanes,
+slots, leases and retry policy; only the work done with a slot differs (``fedblog.jobs.work``).
+
 One long-lived loop per worker (``run_forever``; ``run_until_idle`` for the CLI and tests):
 
 * **Claims** are fair across hosts (``queue.claim_due``: at most ``per_host`` rows of a host per
@@ -27,22 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
 from fedblog.federation.outbox import DELIVERIES_QUEUED
 from fedblog.jobs import queue, settle
 from fedblog.jobs.clients import ClientGroups
-from fedblog.jobs.delivery import Outcome, deliver_one
+from fedblog.jobs.delivery import Outcome
+from fedblog.jobs.handlers import JobRegistry, default_registry
 from fedblog.jobs.lanes import HostLanes, Slots
+from fedblog.jobs.work import RunStats as RunStats
+from fedblog.jobs.work import Work, default_worker_id
 from fedblog.services import Services
 
 log = logging.getLogger("fedblog.worker")
@@ -54,22 +57,6 @@ SLOW_AFTER = 0.5  # seconds without an answer before a delivery stops taking a w
 SLOW_FACTOR = 4  # the slow room holds up to SLOW_FACTOR × concurrency deliveries
 HELD_FACTOR = 8  # rows held at once (running, slow, waiting in a host lane): at most this × concurrency
 STOP_GRACE = 5.0  # seconds a stopping worker lets deliveries in flight finish
-
-
-@dataclass
-class RunStats:
-    sent: int = 0
-    retried: int = 0
-    gave_up: int = 0
-    gone: int = 0
-
-    @property
-    def settled(self) -> int:
-        return self.sent + self.retried + self.gave_up + self.gone
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(eq=False)
@@ -86,7 +73,7 @@ class DeliveryRunner:
 
     def __init__(self, services: Services, *, worker_id: str | None = None, concurrency: int | None = None,
                  per_host: int | None = None, on_progress: Callable[[RunStats], None] | None = None,
-                 stop_grace: float = STOP_GRACE) -> None:
+                 stop_grace: float = STOP_GRACE, registry: JobRegistry | None = None) -> None:
         s = services.settings
         self.services = services
         self.worker_id = worker_id or default_worker_id()
@@ -98,9 +85,11 @@ class DeliveryRunner:
         self.stop_grace = stop_grace  # seconds a stopping worker lets POSTs in flight finish
         self.stats = RunStats()
         self._clients = ClientGroups(services.new_client)
-        self._auth: httpx.Auth | None = None
+        self.registry = registry or default_registry()
+        self._kinds = self.registry.kinds()  # claimed by this worker
+        self._work = Work(services, self.registry, self.timeout)
         self._jobs: dict[int, _Job] = {}  # rows this worker holds: claimed and not yet settled
-        self._bodies: dict[int, bytes] = {}
+        self._bodies: dict[int, queue.Outgoing] = {}
         self._body_refs: Counter[int] = Counter()
         self._results: list[tuple[_Job, Outcome]] = []
         self._lanes: HostLanes[_Job] = HostLanes(self.per_host)
@@ -190,7 +179,7 @@ class DeliveryRunner:
                         continue
                     n = sum(hosts.values())
                     if idle_check and n == 0 and not excluded:
-                        if not await self.services.run_db(settle.has_due, self.services, excluded):
+                        if not await self.services.run_db(settle.has_due, self.services, excluded, self._kinds):
                             break  # run_until_idle: nothing running and nothing more due
                         await asyncio.sleep(0.05)  # another worker's claim is under way: look again
                         continue
@@ -237,11 +226,13 @@ class DeliveryRunner:
 
     async def _claim(self, room: int, excluded: set[str]) -> Counter[str]:
         claimed, bodies = await self.services.run_db(
-            settle.claim, self.services, self.worker_id, room, self.per_host, excluded, set(self._bodies))
+            settle.claim, self.services, self.worker_id, room, self.per_host, excluded, set(self._bodies),
+            self._kinds)
         self._bodies.update(bodies)
         for item in claimed:  # from here on these bodies stay until the rows are settled
-            self._body_refs[item.activity_id] += 1
-        missing = {item.activity_id for item in claimed} - self._bodies.keys()
+            if item.activity_id is not None:
+                self._body_refs[item.activity_id] += 1
+        missing = {item.activity_id for item in claimed if item.activity_id is not None} - self._bodies.keys()
         if missing:  # dropped meanwhile, when the last row of that activity was settled
             self._bodies.update(await self.services.run_db(settle.bodies, self.services, missing))
         expires = time.monotonic() + self.lease * 0.9  # the claim's clock started a little earlier
@@ -277,15 +268,12 @@ class DeliveryRunner:
                 timer = loop.call_later(SLOW_AFTER, move)
                 if time.monotonic() + self.lease * 0.1 > job.expires:
                     return self._forget(job)  # our lease is about to end: leave the row to whoever claims it
-                if self._auth is None:
-                    self._auth = self.services.signer()
                 group = self._clients.take()
                 try:
                     client = await self._clients.client(group)
                     job.posting = True
-                    outcome = await deliver_one(self.services, client, self._auth, item.inbox,
-                                                self._bodies[item.activity_id], deadline=self.timeout,
-                                                on_sent=move)
+                    outgoing = self._bodies.get(item.activity_id) if item.activity_id is not None else None
+                    outcome = await self._work.run(item, outgoing, client, on_sent=move)
                 finally:
                     self._clients.give_back(group)
             finally:
@@ -311,6 +299,8 @@ class DeliveryRunner:
         if self._jobs.pop(job.item.id, None) is None:
             return
         aid = job.item.activity_id
+        if aid is None:
+            return
         self._body_refs[aid] -= 1
         if self._body_refs[aid] <= 0:
             del self._body_refs[aid]

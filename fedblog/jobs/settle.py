@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -25,26 +25,29 @@ log = logging.getLogger("fedblog.worker")
 
 
 def claim(services: Services, worker: str, limit: int, per_host: int, exclude: set[str],
-          known_bodies: set[int]) -> tuple[list[queue.Claimed], dict[int, bytes]]:
-    """Lease up to ``limit`` due rows (fair across hosts) and fetch the bodies not yet known."""
+          known_bodies: set[int], kinds: Collection[str] | None = None
+          ) -> tuple[list[queue.Claimed], dict[int, queue.Outgoing]]:
+    """Lease up to ``limit`` due rows of ``kinds`` (fair across hosts) and fetch the activity
+    bodies not yet known."""
     s = services.settings
     now = services.clock.now()
     with Session(services.engine) as session:
         claimed = queue.claim_due(session, worker=worker, now=now, limit=limit, per_host=per_host,
-                                  lease=timedelta(seconds=s.delivery_lease_seconds), exclude_hosts=exclude)
-        missing = {c.activity_id for c in claimed} - known_bodies
-        bodies = {aid: body.encode() for aid, body in queue.activity_bodies(session, list(missing)).items()}
+                                  lease=timedelta(seconds=s.delivery_lease_seconds), exclude_hosts=exclude,
+                                  kinds=kinds)
+        missing = {c.activity_id for c in claimed if c.activity_id is not None} - known_bodies
+        bodies = queue.activity_bodies(session, list(missing))
     return claimed, bodies
 
 
-def has_due(services: Services, exclude: set[str]) -> bool:
+def has_due(services: Services, exclude: set[str], kinds: Collection[str] | None = None) -> bool:
     with Session(services.engine) as session:
-        return queue.has_due(session, now=services.clock.now(), exclude_hosts=exclude)
+        return queue.has_due(session, now=services.clock.now(), exclude_hosts=exclude, kinds=kinds)
 
 
-def bodies(services: Services, activity_ids: set[int]) -> dict[int, bytes]:
+def bodies(services: Services, activity_ids: set[int]) -> dict[int, queue.Outgoing]:
     with Session(services.engine) as session:
-        return {aid: body.encode() for aid, body in queue.activity_bodies(session, list(activity_ids)).items()}
+        return queue.activity_bodies(session, list(activity_ids))
 
 
 def renew(services: Services, worker: str, ids: Sequence[int]) -> set[int]:
@@ -73,12 +76,12 @@ def write(services: Services, worker: str, batch: Sequence[tuple[queue.Claimed, 
         for item, out in batch:
             if out.kind == "sent":
                 continue
-            if out.kind == "gone":
+            if out.kind == "gone" and item.kind == queue.DELIVER:
                 queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status, error=out.error)
                 removed = queue.remove_followers_at(session, item.inbox)
                 log.info("inbox %s is gone (410): removed %d follower(s)", item.inbox, removed)
                 counts["gone"] += 1
-            elif out.kind == "give_up":
+            elif out.kind in ("give_up", "gone"):  # "gone" from another job: no followers to remove
                 queue.mark_gave_up(session, item.id, worker=w, now=now, status=out.status, error=out.error)
                 counts["gave_up"] += 1
             else:

@@ -126,10 +126,14 @@ class Interaction(SQLModel, table=True):
 
 
 class LocalKey(SQLModel, table=True):
+    """A local actor's key pair (fedblog.federation.keys)."""
+
     __tablename__ = "local_key"
     id: int | None = Field(default=None, primary_key=True)
+    # the local actor: "blog" or "guest:<Actor.id>" (fedblog.urls.BLOG_ACTOR, guest_ref)
     owner: str = Field(max_length=100, sa_column_kwargs={"unique": True})
-    rsa_private_pem: str
+    # Revision 0013_actors_jobs: NULL until the actor first signs a delivery (made then)
+    rsa_private_pem: str | None = None
     ed25519_private_pem: str
     created_at: datetime = Field(sa_column=_dt())
 
@@ -152,15 +156,23 @@ class Activity(SQLModel, table=True):
     object_ap_id: str | None = Field(default=None, max_length=2000, index=True)
     body: str
     created_at: datetime = Field(sa_column=_dt(index=True))
+    # Revision 0013_actors_jobs: the local actor that sends it and signs its deliveries
+    actor: str = Field(default="blog", max_length=100, sa_column_kwargs={"server_default": "blog"})
 
 
 class Delivery(SQLModel, table=True):
-    """One row per (activity, inbox): the transactional outbox."""
+    """One row per (activity, inbox): the transactional outbox. Also the queue of other background
+    jobs (``kind`` other than "deliver", fedblog.jobs.handlers): they share the claims, leases and
+    retry policy; such a row has no activity, ``inbox`` is the URL the job contacts and
+    ``payload`` its JSON arguments."""
 
     __table_args__ = (sa.UniqueConstraint("activity_id", "inbox", name="uq_delivery_activity_inbox"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    activity_id: int = Field(foreign_key="activity.id", index=True, ondelete="CASCADE")
+    # Revision 0013_actors_jobs: NULL for a job that is not a delivery
+    activity_id: int | None = Field(default=None, foreign_key="activity.id", index=True, ondelete="CASCADE")
+    kind: str = Field(default="deliver", max_length=40, sa_column_kwargs={"server_default": "deliver"})
+    payload: str | None = None
     inbox: str = Field(max_length=2000)
     host: str = Field(max_length=255, index=True)
     state: str = Field(default="pending", max_length=20, index=True)  # pending | sent | gave_up | cancelled

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,9 @@ class FakeInstance:
         self.received: list[Received] = []
         self.status_script: list[tuple[int, dict[str, str]]] = []
         self.gone = False
+        # actor documents this fake knows without fetching them (actors we do not serve yet):
+        # actor id -> a function giving the document at verification time
+        self.known_actors: dict[str, Callable[[], dict[str, Any]]] = {}
         self.app = Starlette(routes=[
             Route("/.well-known/webfinger", self._webfinger),
             Route("/users/{name}", self._actor),
@@ -187,11 +191,15 @@ class FakeInstance:
         key_id = next((p.split("=", 1)[1].strip('"') for p in raw.split(",") if p.strip().startswith("keyId=")), None)
         if not key_id:
             return False, "no keyId"
-        async with httpx.AsyncClient(transport=self.network.transport()) as c:
-            r = await c.get(key_id.split("#")[0], headers={"Accept": "application/activity+json"})
-        if r.status_code != 200:
-            return False, f"key fetch {r.status_code}"
-        doc = r.json()
+        known = self.known_actors.get(key_id.split("#")[0])
+        if known is not None:
+            doc = known()
+        else:
+            async with httpx.AsyncClient(transport=self.network.transport()) as c:
+                r = await c.get(key_id.split("#")[0], headers={"Accept": "application/activity+json"})
+            if r.status_code != 200:
+                return False, f"key fetch {r.status_code}"
+            doc = r.json()
         pk = doc.get("publicKey", {})
         if pk.get("id") != key_id or pk.get("owner") != doc.get("id"):
             return False, "key owner mismatch"

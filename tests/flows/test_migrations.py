@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,10 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from fedblog.activitypub import keys as keylib
 from fedblog.app import create_app
+from fedblog.federation.keys import KeyRing
 from fedblog.services import build_services
 from fedblog.settings import load_settings
 from fedblog.store.db import current_revision, head_revision, make_engine, migrate
+from fedblog.urls import BLOG_ACTOR
 from tests.conftest import TEST_DB_URL, is_postgres
 
 
@@ -92,3 +96,26 @@ async def test_upgrade_from_first_revision_keeps_data(empty_engine: Engine, tmp_
         # a post published before ids were stored keeps the id it went out under
         doc = (await c.get("/posts/old-post", headers={"Accept": "application/activity+json"})).json()
         assert doc["id"] == "https://blog.test/posts/old-post"
+
+
+def test_upgrade_to_keys_per_actor_keeps_the_blog_keys_and_queue(empty_engine: Engine) -> None:
+    """0013_actors_jobs: the blog's key row becomes the blog actor's; queued deliveries stay
+    deliveries of the blog's activities."""
+    migrate(empty_engine, "0003_indexes")
+    rsa = keylib.private_key_to_pem(keylib.generate_rsa_private_key())
+    ed = keylib.private_key_to_pem(keylib.generate_ed25519_private_key())
+    with empty_engine.begin() as conn:
+        conn.execute(text("INSERT INTO local_key (id, owner, rsa_private_pem, ed25519_private_pem, created_at) "
+                          "VALUES (1, 'blog', :rsa, :ed, '2026-01-01 10:00:00+00')"), {"rsa": rsa, "ed": ed})
+        conn.execute(text("INSERT INTO activity (id, ap_id, type, body, created_at) VALUES "
+                          "(1, 'https://blog.test/activities/1', 'Create', '{}', '2026-01-01 10:00:00+00')"))
+        conn.execute(text("INSERT INTO delivery (id, activity_id, inbox, host, state, attempts, next_attempt_at, "
+                          "created_at) VALUES (1, 1, 'https://m.test/inbox', 'm.test', 'pending', 0, "
+                          "'2026-01-01 10:00:00+00', '2026-01-01 10:00:00+00')"))
+    migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM activity")).all() == [("blog",)]
+        assert conn.execute(text("SELECT kind, payload, activity_id FROM delivery")).all() == [("deliver", None, 1)]
+    keys = KeyRing(empty_engine, lambda: datetime.now(UTC)).keys_for(BLOG_ACTOR)
+    assert keys.rsa is not None and keylib.private_key_to_pem(keys.rsa) == rsa
+    assert keylib.private_key_to_pem(keys.ed25519) == ed
