@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from fedblog.net.origin import origin_of
+from fedblog.activitypub.origin import origin_of
 
 # A local actor is named in the database by a short, stable reference, not by its URL (the base
 # URL and handle are settings): the blog itself, or a guest actor by its ``Actor`` row id.

@@ -19,10 +19,10 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from fedblog.activitypub.origin import host_of, normalise_host
 from fedblog.blog.interactions import Status, change_status
 from fedblog.blog.markup import html_to_text
 from fedblog.federation import moderation
-from fedblog.net.origin import host_of, normalise_host
 from fedblog.services import Services
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Actor, Interaction, ModerationRule, Post

@@ -1,7 +1,7 @@
 """Moderation rules: blocks and approvals, for actors (or web authors) and whole domains.
 
 A rule's target is an actor id or author URL (``https://host/users/x``) or a domain (``host``; it
-also covers subdomains). Hosts compare normalised (net/origin.py: lower case, IDNA, no trailing dot,
+also covers subdomains). Hosts compare normalised (activitypub/origin.py: lower case, IDNA, no trailing dot,
 RFC 3986 §6.2.2). Every channel asks the same rules: the fediverse inbox, web comments, linkbacks.
 """
 
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from fedblog.net.origin import canonical_url, host_of, normalise_host
+from fedblog.activitypub.origin import canonical_url, host_of, normalise_host
 from fedblog.store.tables import ModerationRule
 
 

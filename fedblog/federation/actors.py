@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from fedblog.activitypub.keys import load_public_key
+from fedblog.activitypub.origin import host_of, same_id, same_origin
 from fedblog.blog.markup import html_to_text, sanitize_remote_html
 from fedblog.clock import utc
 from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
 from fedblog.net.fetch import FetchError, fetch_json
-from fedblog.net.origin import host_of, same_id, same_origin
 from fedblog.services import Services
 from fedblog.store.tables import Actor
 
@@ -31,7 +31,7 @@ ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organizat
 STALE_AFTER = timedelta(days=1)
 
 
-__all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (net/origin.py)
+__all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (activitypub/origin.py)
 
 
 class ActorError(Exception):

@@ -18,7 +18,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from fedblog.activitypub import vocab
-from fedblog.net.origin import host_of
+from fedblog.activitypub.origin import host_of
 from fedblog.store.tables import Activity, Delivery, Follower
 from fedblog.urls import BLOG_ACTOR
 

@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 import httpx
 
-from fedblog.net import origin
+from fedblog.activitypub import origin
 from fedblog.net.safety import BlockedURL, UrlPolicy
 
 AP_ACCEPT = (

@@ -38,7 +38,7 @@ import anyio
 import httpcore
 import httpx
 
-from fedblog.net.origin import normalise_host
+from fedblog.activitypub.origin import normalise_host
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """``async (host, port) -> [ip, ...]``. Injected in tests; the default is ``system_resolver``."""

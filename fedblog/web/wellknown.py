@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from fedblog import __version__
 from fedblog.activitypub import vocab
-from fedblog.net.origin import canonical_url, host_of, normalise_host
+from fedblog.activitypub.origin import canonical_url, host_of, normalise_host
 from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store import posts as post_store

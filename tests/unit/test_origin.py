@@ -1,10 +1,10 @@
-"""One host normaliser for every origin and id comparison (fedblog/net/origin.py)."""
+"""One host normaliser for every origin and id comparison (fedblog/activitypub/origin.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fedblog.net.origin import canonical_url, host_of, normalise_host, same_id, same_origin
+from fedblog.activitypub.origin import canonical_url, host_of, normalise_host, same_id, same_origin
 
 
 @pytest.mark.parametrize(("a", "b"), [

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from fedblog.activitypub.origin import host_of
 from fedblog.admin import queue
-from fedblog.net.origin import host_of
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, private
 from fedblog.web.admin.uploads import list_form, multipart_upload
 from fedblog.web.common import page_number, renderer_of, services_of
