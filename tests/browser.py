@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlmodel import Session
@@ -83,3 +83,16 @@ def log_in(page: Page, base: str, path: str, password: str = PASSWORD) -> None:
 def save_shot(page: Page, name: str) -> None:
     """A full-page screenshot in test-artifacts/ for a human to look at."""
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def phone_page(browser: Browser, storage_state: Any = None) -> Page:
+    """A page in a new 390x844 mobile context with JavaScript off (logged in if given a storage state)."""
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
+                                  is_mobile=True, storage_state=storage_state)
+    return context.new_page()
+
+
+def assert_fits_phone(page: Page, what: str) -> None:
+    """The page is no wider than the phone's screen (one pixel of rounding allowed)."""
+    scroll_width, inner = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll_width <= inner + 1, f"{what} overflows a 390px screen: {scroll_width}"

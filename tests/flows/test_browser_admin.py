@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import Session
 
 from fedblog.store.tables import Activity, Actor, Delivery, Follower, HostHealth, Interaction, Post
-from tests.browser import PASSWORD, admin_serve, chromium, desktop_page, save_shot
+from tests.browser import PASSWORD, admin_serve, assert_fits_phone, chromium, desktop_page, phone_page, save_shot
 from tests.flows.test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -100,19 +100,16 @@ def test_admin_login_dashboard_retry_logout_without_javascript(admin_server: str
         save_shot(dpage, "admin-dashboard-dark.png")
         dark.close()
 
-        phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                    is_mobile=True, storage_state=state)
-        ppage = phone.new_page()
+        ppage = phone_page(browser, state)
         shots = (("/admin", "admin-dashboard-mobile.png"), ("/admin/followers", "admin-followers-mobile.png"))
         for path, shot in shots:
             ppage.goto(admin_server + path, wait_until="load")
-            scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-            assert scroll_width <= inner + 1, f"{path} overflows a 390px screen: {scroll_width}"
+            assert_fits_phone(ppage, path)
             save_shot(ppage, shot)
             ppage.screenshot(path=str(ARTIFACTS / shot.replace(".png", "-top.png")))  # one screen, legible
         ppage.goto(admin_server + "/admin", wait_until="load")
         ppage.locator("#deliveries").screenshot(path=str(ARTIFACTS / "admin-deliveries-mobile.png"))
-        phone.close()
+        ppage.context.close()
 
         page.goto(admin_server + "/admin/followers", wait_until="load")
         assert page.locator("table.admin-table tbody tr").count() == 19

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from sqlmodel import Session
 
 from fedblog.store.tables import Post
-from tests.browser import admin_serve, chromium, desktop_page, log_in, save_shot
+from tests.browser import admin_serve, assert_fits_phone, chromium, desktop_page, log_in, phone_page, save_shot
 
 pytestmark = pytest.mark.browser
 
@@ -75,12 +75,9 @@ def test_edit_the_profile_with_an_avatar_and_see_it_on_the_about_page(tmp_path: 
         link = page.locator(".facts a[rel~=me]", has_text="photos.example")
         assert link.count() == 1 and link.get_attribute("href") == "https://photos.example/"
         save_shot(page, "about-profile.png")
-        phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                    is_mobile=True)
-        ppage = phone.new_page()
+        ppage = phone_page(browser)
         ppage.goto(server + "/about", wait_until="load")
-        scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        assert scroll_width <= inner + 1, f"/about overflows a 390px screen: {scroll_width}"
+        assert_fits_phone(ppage, "/about")
         save_shot(ppage, "about-profile-mobile.png")
-        phone.close()
+        ppage.context.close()
         page.context.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.browser import admin_serve, chromium, desktop_page, log_in, save_shot
+from tests.browser import admin_serve, assert_fits_phone, chromium, desktop_page, log_in, phone_page, save_shot
 
 pytestmark = pytest.mark.browser
 
@@ -59,14 +59,11 @@ def test_write_upload_preview_publish_without_javascript(tmp_path: Path, databas
         assert "<script src=\"/static/editor.js\" defer></script>" in sent  # no inline code
         assert "<style" not in sent and " style=" not in sent
 
-        phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                    is_mobile=True, storage_state=page.context.storage_state())
-        ppage = phone.new_page()
+        ppage = phone_page(browser, page.context.storage_state())
         ppage.goto(editor_server + "/admin/posts/new", wait_until="load")
-        scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        assert scroll_width <= inner + 1, f"the editor overflows a 390px screen: {scroll_width}"
+        assert_fits_phone(ppage, "the editor")
         save_shot(ppage, "admin-editor-mobile.png")
-        phone.close()
+        ppage.context.close()
 
         page.click("button[value=publish]")
         assert "/admin/posts/" in page.url and page.locator(".admin-notice").inner_text() == "Published."

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session
 
 from fedblog.store.tables import Actor, Interaction, Post
-from tests.browser import admin_serve, chromium, desktop_page, log_in, save_shot
+from tests.browser import admin_serve, assert_fits_phone, chromium, desktop_page, log_in, phone_page, save_shot
 from tests.flows.test_browser import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -85,12 +85,9 @@ def test_approve_a_held_reply_without_javascript(tmp_path: Path, database_url: s
         save_shot(page, "admin-import-done.png")
         state = page.context.storage_state()
 
-        phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                    is_mobile=True, storage_state=state)
-        ppage = phone.new_page()
+        ppage = phone_page(browser, state)
         ppage.goto(server + "/admin/moderation", wait_until="load")
-        scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        assert scroll_width <= inner + 1, f"the queue overflows a 390px screen: {scroll_width}"
+        assert_fits_phone(ppage, "the queue")
         save_shot(ppage, "admin-moderation-mobile.png")
-        phone.close()
+        ppage.context.close()
         page.context.close()
