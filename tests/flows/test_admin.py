@@ -25,6 +25,7 @@ from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import session_scope
 from fedblog.store.tables import AdminSession, Delivery, HostHealth
+from tests.admin_http import csrf_of, login
 from tests.fediverse import builders
 from tests.fediverse.instance import FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
@@ -42,24 +43,10 @@ def owner(services: Services) -> str:
     return PASSWORD
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field in the form"
-    return match.group(1)
-
-
-async def _login(client: httpx.AsyncClient, password: str = PASSWORD, next_url: str = "/admin") -> httpx.Response:
-    page = await client.get(f"/admin/login?next={next_url}")
-    assert page.status_code == 200, page.text
-    return await client.post(
-        "/admin/login", data={"csrf": _csrf(page.text), "password": password, "next": next_url}
-    )
-
-
 async def _dashboard_csrf(client: httpx.AsyncClient) -> str:
     r = await client.get("/admin")
     assert r.status_code == 200
-    return _csrf(r.text)
+    return csrf_of(r.text)
 
 
 async def deliver(services: Services) -> None:
@@ -109,7 +96,7 @@ async def test_admin_pages_redirect_to_login_and_next_stays_local(
 async def test_login_sets_a_session_cookie_and_lands_on_next(
     services: Services, client: httpx.AsyncClient, owner: str
 ) -> None:
-    r = await _login(client, next_url="/admin/followers")
+    r = await login(client, PASSWORD, "/admin/followers")
     assert r.status_code == 303 and r.headers["location"] == "/admin/followers"
     cookies = [SimpleCookie(h) for h in r.headers.get_list("set-cookie")]
     session = [c["fedblog_admin"] for c in cookies if "fedblog_admin" in c][0]
@@ -128,7 +115,7 @@ async def test_no_secure_flag_on_plain_http(services: Services, owner: str) -> N
     plain = create_app(services.__class__(**{**services.__dict__, "settings": services.settings.replace(
         base_url="http://127.0.0.1:8000")}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url="http://127.0.0.1:8000") as c:
-        r = await _login(c)
+        r = await login(c, PASSWORD)
         assert r.status_code == 303
         cookie = [h for h in r.headers.get_list("set-cookie") if h.startswith("fedblog_admin=")][0]
         assert "Secure" not in cookie and "HttpOnly" in cookie
@@ -138,21 +125,21 @@ async def test_wrong_password_is_401_and_too_many_failures_are_429(
     services: Services, client: httpx.AsyncClient, owner: str
 ) -> None:
     for _ in range(PER_IP):
-        r = await _login(client, "not the password at all")
+        r = await login(client, "not the password at all")
         assert r.status_code == 401 and "That password is not right." in r.text
         assert "fedblog_admin=" not in r.headers.get("set-cookie", "").replace("fedblog_admin_login=", "")
-    r = await _login(client)  # even the right password: the limit is checked first
+    r = await login(client, PASSWORD)  # even the right password: the limit is checked first
     assert r.status_code == 429 and "Too many failed logins" in r.text
     assert 0 < int(r.headers["retry-after"]) <= 15 * 60
     # another address is not limited by this one's failures
     other = create_app(services)
     transport = httpx.ASGITransport(app=other, client=("198.51.100.7", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="https://blog.test") as c2:
-        assert (await _login(c2)).status_code == 303
+        assert (await login(c2, PASSWORD)).status_code == 303
     services.clock.advance(int(r.headers["retry-after"]) - 1)  # type: ignore[attr-defined]
-    assert (await _login(client)).status_code == 429  # not yet
+    assert (await login(client, PASSWORD)).status_code == 429  # not yet
     services.clock.advance(1)  # type: ignore[attr-defined]
-    assert (await _login(client)).status_code == 303  # Retry-After was exact
+    assert (await login(client, PASSWORD)).status_code == 303  # Retry-After was exact
 
 
 async def test_account_wide_limit_across_addresses(services: Services, owner: str) -> None:
@@ -162,7 +149,7 @@ async def test_account_wide_limit_across_addresses(services: Services, owner: st
         transport = httpx.ASGITransport(app=app, client=(f"203.0.113.{n + 1}", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="https://blog.test") as c:
             for _ in range(PER_IP):
-                r = await _login(c, "wrong wrong wrong wrong")
+                r = await login(c, "wrong wrong wrong wrong")
                 if r.status_code == 401:
                     failures += 1
                 else:
@@ -170,7 +157,7 @@ async def test_account_wide_limit_across_addresses(services: Services, owner: st
     assert failures == PER_ACCOUNT
     transport = httpx.ASGITransport(app=app, client=("192.0.2.200", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="https://blog.test") as c:
-        assert (await _login(c)).status_code == 429
+        assert (await login(c, PASSWORD)).status_code == 429
 
 
 async def test_login_form_needs_its_token(services: Services, client: httpx.AsyncClient, owner: str) -> None:
@@ -197,7 +184,7 @@ async def test_dashboard_shows_followers_deliveries_and_interactions(
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str
 ) -> None:
     await _followers_and_interactions(services, fediverse)
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     r = await client.get("/admin")
     assert r.status_code == 200
     assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
@@ -238,7 +225,7 @@ async def test_dashboard_shows_followers_deliveries_and_interactions(
 async def test_dashboard_costs_the_same_number_of_queries_with_more_data(
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str
 ) -> None:
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     statements: list[str] = []
 
     def count(*args: object) -> None:
@@ -272,7 +259,7 @@ async def test_retry_now_makes_the_failing_inbox_due_and_needs_csrf(
     [row] = _pending(services, "gts.test")
     now = services.clock.now()
     assert utc(row.next_attempt_at) > now and row.attempts == 1
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     csrf = await _dashboard_csrf(client)
     for bad in ({}, {"csrf": ""}, {"csrf": csrf[:-2] + "xx"}):
         r = await client.post("/admin/deliveries/retry", data={**bad, "inbox": row.inbox})
@@ -299,17 +286,17 @@ async def test_unavailable_host_is_listed_and_can_be_retried(
             record_host_failure(session, "gts.test", start - timedelta(days=day), days_for_unavailable=7)
     with Session(services.engine) as s:
         assert s.get(HostHealth, "gts.test").unavailable  # type: ignore[union-attr]
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     page = await client.get("/admin")
     hosts = [text_of(li) for li in find_all(parse_html(page.text), "li", "admin-host")]
     assert len(hosts) == 1 and hosts[0].startswith("gts.test failed on 7 days")
-    r = await client.post("/admin/deliveries/retry", data={"csrf": _csrf(page.text), "host": "gts.test"})
+    r = await client.post("/admin/deliveries/retry", data={"csrf": csrf_of(page.text), "host": "gts.test"})
     assert r.status_code == 303
     assert [utc(d.next_attempt_at) for d in _pending(services, "gts.test")] == [start]
 
 
 async def test_logout_ends_the_session_everywhere(services: Services, client: httpx.AsyncClient, owner: str) -> None:
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     token = client.cookies.get("fedblog_admin", path="/admin")
     csrf = await _dashboard_csrf(client)
     r = await client.post("/admin/logout", data={})  # no token: refused, still logged in
@@ -326,7 +313,7 @@ async def test_logout_ends_the_session_everywhere(services: Services, client: ht
 
 
 async def test_session_expires(services: Services, client: httpx.AsyncClient, owner: str) -> None:
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     services.clock.advance(168 * 3600 - 60)  # type: ignore[attr-defined]
     assert (await client.get("/admin")).status_code == 200
     services.clock.advance(120)  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ import pytest
 
 from fedblog.admin import wp_upload
 from fedblog.services import Services
-from tests.flows.test_admin import _csrf, _login, owner  # noqa: F401  (the fixture)
+from tests.admin_http import csrf_of, login
+from tests.flows.test_admin import PASSWORD, owner  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.anyio
 EXPORT = Path(__file__).parent.parent / "data" / "wordpress-6-export.xml"
@@ -27,10 +28,10 @@ async def _wait_done(services: Services) -> None:
 
 
 async def test_upload_progress_and_report(services: Services, client: httpx.AsyncClient, owner: str) -> None:  # noqa: F811
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     page = await client.get("/admin/import")
     assert page.status_code == 200 and 'enctype="multipart/form-data"' in page.text
-    csrf = _csrf(page.text)
+    csrf = csrf_of(page.text)
     files = {"file": ("export.xml", EXPORT.read_bytes(), "application/xml")}
     r = await client.post("/admin/import", data={"csrf": "wrong"}, files=files)
     assert r.status_code == 403
@@ -58,8 +59,8 @@ async def test_upload_progress_and_report(services: Services, client: httpx.Asyn
 async def test_a_bad_file_is_reported_and_not_imported(
     services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
-    assert (await _login(client)).status_code == 303
-    csrf = _csrf((await client.get("/admin/import")).text)
+    assert (await login(client, PASSWORD)).status_code == 303
+    csrf = csrf_of((await client.get("/admin/import")).text)
     r = await client.post("/admin/import", data={"csrf": csrf},
                           files={"file": ("notes.xml", b"<html><body>not an export</body></html>", "text/xml")})
     assert r.status_code == 303

@@ -17,10 +17,11 @@ from fedblog.federation.publishing import publish
 from fedblog.services import Services
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Interaction, ModerationRule
+from tests.admin_http import csrf_of, login
 from tests.fediverse import builders
 from tests.fediverse.instance import FakeActor, FakeInstance
 from tests.fediverse.network import FakeFediverse
-from tests.flows.test_admin import _csrf, _login, owner  # noqa: F401  (the fixture)
+from tests.flows.test_admin import PASSWORD, owner  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.anyio
 INBOX = "https://blog.test/inbox"
@@ -53,14 +54,14 @@ def _status(services: Services, note_id: str) -> str:
 async def _queue_csrf(client: httpx.AsyncClient) -> tuple[str, str]:
     r = await client.get("/admin/moderation")
     assert r.status_code == 200, r.text
-    return r.text, _csrf(r.text)
+    return r.text, csrf_of(r.text)
 
 
 @pytest.fixture
 async def world(services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
                 ) -> tuple[FakeInstance, FakeInstance]:
     _publish(services)
-    assert (await _login(client)).status_code == 303
+    assert (await login(client, PASSWORD)).status_code == 303
     return FakeInstance("mastodon.test", fediverse), FakeInstance("spam.test", fediverse)
 
 

@@ -5,7 +5,6 @@ the moderation policy and the handle follow the admin; pinned posts fill `featur
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import BlogState, Interaction, Post
+from tests.admin_http import csrf_of, login
 from tests.fediverse import builders
 from tests.fediverse.instance import FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
@@ -45,20 +45,12 @@ def owner(services: Services) -> str:
     return PASSWORD
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field in the form"
-    return match.group(1)
-
-
 async def _login(client: httpx.AsyncClient) -> str:
-    page = await client.get("/admin/login?next=/admin/profile")
-    r = await client.post("/admin/login", data={"csrf": _csrf(page.text), "password": PASSWORD,
-                                                "next": "/admin/profile"})
+    r = await login(client, PASSWORD, "/admin/profile")
     assert r.status_code == 303, r.text
     profile = await client.get("/admin/profile")
     assert profile.status_code == 200
-    return _csrf(profile.text)
+    return csrf_of(profile.text)
 
 
 def _png(width: int, height: int, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:

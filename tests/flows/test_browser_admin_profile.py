@@ -6,49 +6,24 @@ and sees them on the about page. Screenshots land in ``test-artifacts/`` for a h
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+from sqlmodel import Session
 
-from fedblog.services import build_services
-from fedblog.settings import load_settings
-from fedblog.store.db import migrate, session_scope
 from fedblog.store.tables import Post
-from tests.flows.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.servers import clean_env, fedblog_serve, free_port
+from tests.browser import admin_serve, assert_fits_phone, chromium, desktop_page, log_in, phone_page, save_shot
 
 pytestmark = pytest.mark.browser
-PASSWORD = "a long browser test passphrase"
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    port = free_port()
-    env = clean_env(FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}", FEDBLOG_DATA_DIR=str(tmp_path / "data"),
-                    FEDBLOG_DATABASE_URL=database_url, FEDBLOG_WORKER="off", FEDBLOG_NAME="Field Notes")
-    svc = build_services(load_settings(env))
-    migrate(svc.engine)
-    now = datetime.now(UTC)
-    with session_scope(svc.engine) as s:
-        for i, title in enumerate(("On compost", "Seed catalogues, read closely", "A wet spring")):
-            when = now - timedelta(days=10 - i)
-            s.add(Post(slug=f"p{i}", ap_path=f"/posts/p{i}", title=title, content_md="x", content_html="<p>x</p>",
-                       author_name="Owner", published_at=when, updated_at=when))
-    svc.engine.dispose()
-    pw = tmp_path / "pw"
-    pw.write_text(PASSWORD)
-    done = subprocess.run([sys.executable, "-m", "fedblog", "admin", "set-password", "--password-file", str(pw)],
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    with fedblog_serve(env, port, tmp_path / "server.log", "/admin/login") as base:
-        yield base
+def _seed(s: Session, now: datetime) -> None:
+    for i, title in enumerate(("On compost", "Seed catalogues, read closely", "A wet spring")):
+        when = now - timedelta(days=10 - i)
+        s.add(Post(slug=f"p{i}", ap_path=f"/posts/p{i}", title=title, content_md="x", content_html="<p>x</p>",
+                   author_name="Owner", published_at=when, updated_at=when))
 
 
 def _images(folder: Path) -> tuple[Path, Path]:
@@ -65,58 +40,44 @@ def _images(folder: Path) -> tuple[Path, Path]:
     return a, h
 
 
-def test_edit_the_profile_with_an_avatar_and_see_it_on_the_about_page(server: str, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
+def test_edit_the_profile_with_an_avatar_and_see_it_on_the_about_page(tmp_path: Path, database_url: str) -> None:
     avatar, header = _images(tmp_path)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            page.goto(server + "/admin/profile", wait_until="load")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            assert page.url == server + "/admin/profile"
-            assert page.locator("#name").input_value() == "Field Notes"
-            page.fill("#name", "Garden Field Notes")
-            page.fill("#description", "Notes from a **small** garden. Photos at <https://photos.example/>.")
-            page.fill("[name=field_name_1]", "Photos")
-            page.fill("[name=field_value_1]", "https://photos.example/")
-            page.set_input_files("#avatar", str(avatar))
-            page.set_input_files("#header", str(header))
-            page.screenshot(path=str(ARTIFACTS / "admin-profile-form.png"), full_page=True)
-            page.click("text=Save the profile")
-            assert page.url.startswith(server + "/admin/profile?saved=")
-            assert "Saved." in page.locator(".admin-notice").inner_text()
-            assert page.locator("#name").input_value() == "Garden Field Notes"
-            # pin a post from the list
-            page.locator(".admin-pins li", has_text="A wet spring").locator("button").click()
-            assert page.locator(".admin-pins li").first.inner_text().startswith("A wet spring")
-            page.screenshot(path=str(ARTIFACTS / "admin-profile-saved.png"), full_page=True)
-            page.goto(server + "/admin/profile", wait_until="load")  # as served (Playwright marks what it touched)
-            assert page.locator("script, [style], style").count() == 0
+    with admin_serve(tmp_path, database_url, _seed) as server, chromium() as browser:
+        page = desktop_page(browser)
+        log_in(page, server, "/admin/profile")
+        assert page.locator("#name").input_value() == "Field Notes"
+        page.fill("#name", "Garden Field Notes")
+        page.fill("#description", "Notes from a **small** garden. Photos at <https://photos.example/>.")
+        page.fill("[name=field_name_1]", "Photos")
+        page.fill("[name=field_value_1]", "https://photos.example/")
+        page.set_input_files("#avatar", str(avatar))
+        page.set_input_files("#header", str(header))
+        save_shot(page, "admin-profile-form.png")
+        page.click("text=Save the profile")
+        assert page.url.startswith(server + "/admin/profile?saved=")
+        assert "Saved." in page.locator(".admin-notice").inner_text()
+        assert page.locator("#name").input_value() == "Garden Field Notes"
+        # pin a post from the list
+        page.locator(".admin-pins li", has_text="A wet spring").locator("button").click()
+        assert page.locator(".admin-pins li").first.inner_text().startswith("A wet spring")
+        save_shot(page, "admin-profile-saved.png")
+        page.goto(server + "/admin/profile", wait_until="load")  # as served (Playwright marks what it touched)
+        assert page.locator("script, [style], style").count() == 0
 
-            page.goto(server + "/about", wait_until="load")
-            assert page.title() == "About · Garden Field Notes"
-            assert page.locator("h1.p-name").inner_text() == "Garden Field Notes"
-            assert page.locator(".p-note strong").inner_text() == "small"
-            img = page.locator("img.about-avatar")
-            assert "/media/uploads/" in (img.get_attribute("src") or "")
-            assert page.evaluate("() => document.querySelector('img.about-avatar').naturalWidth") == 400
-            assert page.evaluate("() => document.querySelector('img.about-header').naturalWidth") == 1500
-            link = page.locator(".facts a[rel~=me]", has_text="photos.example")
-            assert link.count() == 1 and link.get_attribute("href") == "https://photos.example/"
-            page.screenshot(path=str(ARTIFACTS / "about-profile.png"), full_page=True)
-            phone = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844},
-                                        is_mobile=True)
-            ppage = phone.new_page()
-            ppage.goto(server + "/about", wait_until="load")
-            scroll_width, inner = ppage.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-            assert scroll_width <= inner + 1, f"/about overflows a 390px screen: {scroll_width}"
-            ppage.screenshot(path=str(ARTIFACTS / "about-profile-mobile.png"), full_page=True)
-            phone.close()
-            context.close()
-        finally:
-            browser.close()
+        page.goto(server + "/about", wait_until="load")
+        assert page.title() == "About · Garden Field Notes"
+        assert page.locator("h1.p-name").inner_text() == "Garden Field Notes"
+        assert page.locator(".p-note strong").inner_text() == "small"
+        img = page.locator("img.about-avatar")
+        assert "/media/uploads/" in (img.get_attribute("src") or "")
+        assert page.evaluate("() => document.querySelector('img.about-avatar').naturalWidth") == 400
+        assert page.evaluate("() => document.querySelector('img.about-header').naturalWidth") == 1500
+        link = page.locator(".facts a[rel~=me]", has_text="photos.example")
+        assert link.count() == 1 and link.get_attribute("href") == "https://photos.example/"
+        save_shot(page, "about-profile.png")
+        ppage = phone_page(browser)
+        ppage.goto(server + "/about", wait_until="load")
+        assert_fits_phone(ppage, "/about")
+        save_shot(ppage, "about-profile-mobile.png")
+        ppage.context.close()
+        page.context.close()

@@ -19,9 +19,10 @@ from fedblog.federation.moderation import add_rule
 from fedblog.settings import load_settings
 from fedblog.store.db import make_engine, migrate, session_scope
 from fedblog.store.tables import Actor
+from tests.browser import chromium, desktop_page, save_shot
 from tests.fediverse import builders, signing
 from tests.fediverse.instance import FakeActor
-from tests.flows.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DEMO, demo_server
+from tests.flows.test_browser import ARTIFACTS, DEMO, demo_server
 
 pytestmark = pytest.mark.browser
 
@@ -55,8 +56,6 @@ def _post(base: str, actor: FakeActor, activity: dict[str, object]) -> int:
 
 
 def test_fediverse_replies_and_reactions_in_the_browser(server: tuple[str, str]) -> None:
-    from playwright.sync_api import sync_playwright
-
     base, database_url = server
     post = base + DEMO
     alice, bob, chika = FakeActor("mastodon.test", "alice", "Alice Andersson"), FakeActor("gts.test", "bob", "Bob"), \
@@ -87,25 +86,19 @@ def test_fediverse_replies_and_reactions_in_the_browser(server: tuple[str, str])
         assert _post(base, fan, builders.like(fan, post)) == 202
     assert _post(base, alice, builders.announce(alice, post, now)) == 202
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            assert page.goto(post, wait_until="load").status == 200  # type: ignore[union-attr]
-            assert page.locator("article.p-comment").count() == 46
-            reply = page.locator("article.p-comment", has_text="ありがとう")
-            assert reply.is_visible()
-            assert reply.locator(".p-nickname").inner_text() == "@chika@misskey.test"
-            parent = page.locator("article.p-comment", has_text="Korea JoongAng Daily")
-            assert reply.bounding_box()["x"] > parent.bounding_box()["x"]  # type: ignore[index]
-            assert page.locator(".reaction-count").all_inner_texts() == ["5 likes", "1 boost"]
-            assert page.locator(".facepile img").count() == 6
-            assert page.locator("a.hashtag").first.get_attribute("href") == "https://misskey.test/tags/NorthKorea"
-            page.locator("#comments").scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "fediverse-replies.png"), full_page=True)
-            page.locator("section.reactions").screenshot(path=str(ARTIFACTS / "fediverse-reactions.png"))
-            context.close()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = desktop_page(browser)
+        assert page.goto(post, wait_until="load").status == 200  # type: ignore[union-attr]
+        assert page.locator("article.p-comment").count() == 46
+        reply = page.locator("article.p-comment", has_text="ありがとう")
+        assert reply.is_visible()
+        assert reply.locator(".p-nickname").inner_text() == "@chika@misskey.test"
+        parent = page.locator("article.p-comment", has_text="Korea JoongAng Daily")
+        assert reply.bounding_box()["x"] > parent.bounding_box()["x"]  # type: ignore[index]
+        assert page.locator(".reaction-count").all_inner_texts() == ["5 likes", "1 boost"]
+        assert page.locator(".facepile img").count() == 6
+        assert page.locator("a.hashtag").first.get_attribute("href") == "https://misskey.test/tags/NorthKorea"
+        page.locator("#comments").scroll_into_view_if_needed()
+        save_shot(page, "fediverse-replies.png")
+        page.locator("section.reactions").screenshot(path=str(ARTIFACTS / "fediverse-reactions.png"))
+        page.context.close()

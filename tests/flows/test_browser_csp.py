@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import Session, create_engine, select
 
 from fedblog.store.tables import Interaction
-from tests.flows.test_browser import CHROMIUM, CHROMIUM_ARGS, DEMO
-from tests.flows.test_browser_admin import PASSWORD as ADMIN_PASSWORD
+from tests.browser import PASSWORD, chromium
+from tests.flows.test_browser import CHROMIUM, DEMO
 from tests.flows.test_browser_admin import admin_server  # noqa: F401  (the fixture: a seeded blog with a password)
 from tests.servers import clean_env, fedblog_serve, free_port
 
@@ -27,8 +27,6 @@ PAGES = [(DEMO, 200), ("/", 200), ("/archive", 200), ("/about", 200), ("/posts/n
 def test_pages_render_with_no_csp_violation(tmp_path: Path, database_url: str) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Chromium not installed at /usr/bin/chromium: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
     port = free_port()
     env = clean_env(FEDBLOG_BASE_URL=f"http://127.0.0.1:{port}", FEDBLOG_DATA_DIR=str(tmp_path / "data"),
                     FEDBLOG_DATABASE_URL=database_url, FEDBLOG_WORKER="off")
@@ -41,24 +39,20 @@ def test_pages_render_with_no_csp_violation(tmp_path: Path, database_url: str) -
             s.add(first)
             s.commit()
         engine.dispose()
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page()
-                messages: list[str] = []
-                page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
-                for path, status in PAGES:
-                    response = page.goto(base + path, wait_until="load")
-                    assert response is not None and response.status == status, path
-                    csp = response.headers.get("content-security-policy", "")
-                    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
-                    if path == DEMO:
-                        assert page.locator('img[src="https://avatars.invalid/alice.png"]').count() == 1
-                        assert page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth") not in ("none", "")
-                violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
-                assert violations == [], violations
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            messages: list[str] = []
+            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+            for path, status in PAGES:
+                response = page.goto(base + path, wait_until="load")
+                assert response is not None and response.status == status, path
+                csp = response.headers.get("content-security-policy", "")
+                assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+                if path == DEMO:
+                    assert page.locator('img[src="https://avatars.invalid/alice.png"]').count() == 1
+                    assert page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth") not in ("none", "")
+            violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+            assert violations == [], violations
 
 
 ADMIN_PAGES = ["/admin", "/admin/posts", "/admin/posts/new", "/admin/posts/1/edit", "/admin/moderation",
@@ -67,27 +61,21 @@ ADMIN_PAGES = ["/admin", "/admin/posts", "/admin/posts/new", "/admin/posts/1/edi
 
 def test_admin_pages_render_with_no_csp_violation(admin_server: str) -> None:  # noqa: F811
     """The login form, then the admin pages with a logged-in session (JavaScript on, as a browser has it)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            messages: list[str] = []
-            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
-            response = page.goto(admin_server + "/admin/login", wait_until="load")
-            assert response is not None and response.status == 200
-            assert "default-src 'self'" in response.headers.get("content-security-policy", "")
-            page.fill("#password", ADMIN_PASSWORD)
-            page.click("button[type=submit]")
-            assert page.url == admin_server + "/admin"
-            for path in ADMIN_PAGES:
-                response = page.goto(admin_server + path, wait_until="load")
-                assert response is not None and response.status == 200, path
-                assert page.url == admin_server + path, f"{path}: not logged in ({page.url})"
-                csp = response.headers.get("content-security-policy", "")
-                assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
-            violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
-            assert violations == [], violations
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        messages: list[str] = []
+        page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+        response = page.goto(admin_server + "/admin/login", wait_until="load")
+        assert response is not None and response.status == 200
+        assert "default-src 'self'" in response.headers.get("content-security-policy", "")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        assert page.url == admin_server + "/admin"
+        for path in ADMIN_PAGES:
+            response = page.goto(admin_server + path, wait_until="load")
+            assert response is not None and response.status == 200, path
+            assert page.url == admin_server + path, f"{path}: not logged in ({page.url})"
+            csp = response.headers.get("content-security-policy", "")
+            assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+        violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
+        assert violations == [], violations

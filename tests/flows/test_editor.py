@@ -20,9 +20,10 @@ from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.tables import Media, Post, PostMedia
+from tests.admin_http import csrf_of, login
 from tests.fediverse.instance import FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
-from tests.flows.test_admin import _csrf, _login, owner  # noqa: F401  (owner is a fixture)
+from tests.flows.test_admin import PASSWORD, owner  # noqa: F401  (owner is a fixture)
 from tests.flows.test_jsonld import _check
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +58,7 @@ async def _follower(services: Services, fediverse: FakeFediverse) -> FakeInstanc
 async def _editor(client: httpx.AsyncClient, path: str = "/admin/posts/new") -> str:
     r = await client.get(path)
     assert r.status_code == 200, r.text
-    return _csrf(r.text)
+    return csrf_of(r.text)
 
 
 async def _submit(client: httpx.AsyncClient, csrf: str, action: str, *, path: str = "/admin/posts/new",
@@ -80,7 +81,7 @@ def _count(services: Services, table: type) -> int:
 async def test_draft_is_not_public_and_preview_keeps_the_text(
     services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
-    await _login(client, next_url="/admin/posts")
+    await login(client, PASSWORD, "/admin/posts")
     csrf = await _editor(client)
     body = "Some *emphasis* and a [link](https://example.org).\n\n<b>kept</b> & so on"
     r = await _submit(client, csrf, "preview", title="Draft one", body=body, tags="a, b")
@@ -105,7 +106,7 @@ async def test_draft_is_not_public_and_preview_keeps_the_text(
 async def test_csrf_missing_or_wrong_is_403_and_nothing_changes(
     services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
-    await _login(client)
+    await login(client, PASSWORD)
     for token in ("", "wrong"):
         r = await _submit(client, token, "publish", title="Nope", body="x")
         assert r.status_code == 403 and "security token" in r.text
@@ -119,7 +120,7 @@ async def test_csrf_missing_or_wrong_is_403_and_nothing_changes(
 async def test_non_image_upload_is_refused_and_nothing_stored(
     services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     r = await _submit(client, csrf, "publish", title="With a fake picture", body="Text I typed.",
                       files={"image_file": ("cat.jpg", b"<html>not a picture</html>", "image/jpeg")})
@@ -131,7 +132,7 @@ async def test_non_image_upload_is_refused_and_nothing_stored(
 
 
 async def test_too_large_body_is_413(services: Services, client: httpx.AsyncClient, owner: str) -> None:  # noqa: F811
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     r = await _submit(client, csrf, "draft", title="Big", body="x",
                       files={"image_file": ("big.jpg", b"\xff" * (13 * 1024 * 1024), "image/jpeg")})
@@ -145,7 +146,7 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
 ) -> None:
     clock.advance(17)  # published at 12:00:17: the editor's date field shows 12:00
     masto = await _follower(services, fediverse)
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     # upload an inline image (with GPS in its EXIF) and a cover: the page shows the snippet to paste
     r = await _submit(client, csrf, "preview", title="Pictures", body="First words.",
@@ -202,7 +203,7 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
     form = (await client.get(edit)).text
     shown = re.search(r'id="date" name="date" type="datetime-local" value="([^"]+)"', form)
     assert shown and shown.group(1) == f"{post.published_at:%Y-%m-%dT%H:%M}"
-    csrf = _csrf(form)
+    csrf = csrf_of(form)
     r = await _submit(client, csrf, "publish", path=edit, title="Pictures, edited", slug="other", body=body + "More.",
                       date=shown.group(1),
                       attachment=keys, cover=cover.group(1), **{f"alt_{keys[0]}": "A blue square"})
@@ -219,7 +220,7 @@ async def test_publish_with_images_edit_and_delete_reach_a_follower(
     confirm = await client.get(f"/admin/posts/{post.id}/delete")
     assert confirm.status_code == 200 and 'method="post"' in confirm.text
     assert _post(services, id=post.id).deleted_at is None
-    r = await client.post(f"/admin/posts/{post.id}/delete", data={"csrf": _csrf(confirm.text)})
+    r = await client.post(f"/admin/posts/{post.id}/delete", data={"csrf": csrf_of(confirm.text)})
     assert r.status_code == 303
     assert (await client.get("/posts/pictures")).status_code == 410
     await DeliveryRunner(services, concurrency=2).run_until_idle()
@@ -234,7 +235,7 @@ async def test_backdated_publish_is_quiet_with_the_cli_notice_unless_sent_as_new
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
     masto = await _follower(services, fediverse)
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     r = await _submit(client, csrf, "publish", title="Old", body="From last year.", date="2025-10-01T09:30",
                       tz="+02:00")
@@ -252,7 +253,7 @@ async def test_scheduled_post_is_published_once_by_the_worker(
     owner: str,  # noqa: F811
 ) -> None:
     masto = await _follower(services, fediverse)
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     r = await _submit(client, csrf, "schedule", title="Later", body="Tomorrow's words.",
                       date="2026-11-01T13:30", tz="-01:00")  # 14:30 UTC; the test clock says 12:00 UTC
@@ -281,7 +282,7 @@ async def test_scheduled_post_is_published_once_by_the_worker(
 async def test_schedule_in_the_past_and_bad_offset_are_form_errors(
     services: Services, client: httpx.AsyncClient, owner: str  # noqa: F811
 ) -> None:
-    await _login(client)
+    await login(client, PASSWORD)
     csrf = await _editor(client)
     r = await _submit(client, csrf, "schedule", title="T", body="B", date="2020-01-01T10:00")
     assert r.status_code == 400 and "in the future" in r.text
@@ -394,7 +395,7 @@ async def test_post_list_pages_cost_the_same_queries_with_more_posts(
     from fedblog.blog.posts import PostDraft
     from fedblog.federation.publishing import publish, unpublish
 
-    await _login(client)
+    await login(client, PASSWORD)
 
     def add(first: int, last: int) -> None:
         with Session(services.engine) as s:
