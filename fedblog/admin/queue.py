@@ -154,7 +154,7 @@ def always_approve(services: Services, item_id: int) -> tuple[str, int]:
             Interaction.author_url == item.author_url)
         shown = 0
         for other in session.exec(stmt).all():
-            other.status = "visible"
+            change_status(other, Status.VISIBLE)
             session.add(other)
             shown += 1
         return rule.target, shown
