@@ -138,16 +138,22 @@ def _drop_rule(session: Session, action: str, target: str) -> None:
     session.flush()
 
 
+def _item_and_author(session: Session, item_id: int, verb: str) -> tuple[Interaction, str]:
+    """The queue item and who a rule about its author names, or LookupError saying why not."""
+    item = session.get(Interaction, item_id)
+    if item is None:
+        raise LookupError("There is no such item (it may have been handled already).")
+    author = _author_of(session, item)
+    if not author:
+        raise LookupError(f"This item has no author address to {verb}.")
+    return item, author
+
+
 def always_approve(services: Services, item_id: int) -> tuple[str, int]:
     """An approve rule for this item's author, then every pending item of theirs is shown."""
     now = services.clock.now()
     with session_scope(services.engine) as session:
-        item = session.get(Interaction, item_id)
-        if item is None:
-            raise LookupError("There is no such item (it may have been handled already).")
-        author = _author_of(session, item)
-        if not author:
-            raise LookupError("This item has no author address to trust.")
+        item, author = _item_and_author(session, item_id, "trust")
         rule = moderation.add_rule(session, "approve", author, now)
         stmt = select(Interaction).where(Interaction.status == "pending")
         stmt = stmt.where(Interaction.actor_id == item.actor_id) if item.actor_id else stmt.where(
@@ -164,12 +170,7 @@ def block_author(services: Services, item_id: int, scope: str) -> tuple[str, int
     """Block this item's author (``actor``) or their whole domain (``domain``), as the CLI does."""
     now = services.clock.now()
     with session_scope(services.engine) as session:
-        item = session.get(Interaction, item_id)
-        if item is None:
-            raise LookupError("There is no such item (it may have been handled already).")
-        author = _author_of(session, item)
-        if not author:
-            raise LookupError("This item has no author address to block.")
+        _item, author = _item_and_author(session, item_id, "block")
         target = author if scope == "actor" else host_of(author)
         if not target:
             raise LookupError("This item's author has no domain to block.")
