@@ -84,6 +84,9 @@ class Actor(SQLModel, table=True):
     private_key_pem: str | None = None
     fetched_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
     raw: str | None = None
+    # 0014_comments: what makes a local guest or site actor stable (a digest of name + email, or
+    # name + website, or a site's origin); NULL for remote actors
+    guest_key: str | None = Field(default=None, max_length=64, sa_column_kwargs={"unique": True}, index=True)
 
 
 class Interaction(SQLModel, table=True):
@@ -119,6 +122,13 @@ class Interaction(SQLModel, table=True):
     # the sender's own `updated` (or `published`), unclamped: edits are ordered by it
     remote_updated_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))
     raw: str | None = None
+    # 0014_comments: a web commenter's email, for the owner only (never shown, never federated)
+    author_email: str | None = Field(default=None, max_length=320)
+    # 0014_comments: published to the fediverse as an activity of a local guest or site actor (a
+    # web comment only with its author's consent)
+    federated: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # 0014_comments: how it was authenticated, as JSON (HTTP signature evidence, or integrity proof)
+    evidence: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
