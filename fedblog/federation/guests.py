@@ -1,0 +1,102 @@
+"""Local guest and site actors: who a web comment, a pingback or a Webmention is attributed to.
+
+* A **guest** (``Person``) stands for one web commenter on this blog, stable per name + email (or
+  name + website when no email is given): the same person commenting twice is one actor, and the
+  email itself is never stored on the actor (only a digest of it).
+* A **site** (``Service``) stands for a website that sent a pingback or a Webmention, one per
+  origin (``https://other.example``).
+
+Both are ``actor`` rows with ``is_local`` set, ids under ``/guests/<n>`` (``Urls.guest_actor``)
+and preferred usernames ``guest-<n>`` / ``site-<n>``, so they never collide with each other; each
+gets an Ed25519 key at once (FEP-8b32 proofs) and an RSA key the first time it signs a delivery
+(``KeyRing.signing_key``). The row and its key are written in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, select
+
+from fedblog.activitypub.origin import origin_of
+from fedblog.federation.keys import create_actor_keys
+from fedblog.services import Services
+from fedblog.store.tables import Actor
+from fedblog.urls import guest_ref
+
+GUEST_PREFIX = "guest-"
+SITE_PREFIX = "site-"
+Kind = Literal["guest", "site"]
+
+
+def _norm(text: str | None) -> str:
+    return unicodedata.normalize("NFKC", (text or "").strip()).casefold()
+
+
+def guest_key(kind: Kind, *parts: str | None) -> str:
+    """The stable key of a guest or site: a SHA-256 of its kind and normalised identity (the same
+    whatever the settings, so rotating the secret key never splits a commenter in two; the email
+    itself is stored only with the comment, for the owner)."""
+    message = "\x1f".join([kind, *(_norm(p) for p in parts)]).encode()
+    return hashlib.sha256(message).hexdigest()
+
+
+def site_origin(url: str) -> str:
+    """``https://other.example`` for any URL on that site (the origin, normalised)."""
+    scheme, host, port = origin_of(url)
+    default = {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+
+
+def _find_or_create(session: Session, services: Services, *, kind: Kind, key: str, name: str,
+                    url: str | None, now: datetime) -> Actor:
+    name = " ".join(name.split())
+    found = session.exec(select(Actor).where(Actor.guest_key == key)).first()
+    if found is not None:
+        changed = False
+        if name and found.name != name[:500]:
+            found.name, changed = name[:500], True
+        if url and found.url != url:
+            found.url, changed = url, True
+        if changed:
+            session.add(found)
+        return found
+    host = origin_of(services.urls.base_url)[1] or ""
+    actor = Actor(ap_id=f"urn:fedblog:{kind}:{key}", type="Person" if kind == "guest" else "Service",
+                  host=host, name=name[:500], url=url, is_local=True, guest_key=key,
+                  inbox=services.urls.shared_inbox(), shared_inbox=services.urls.shared_inbox(), fetched_at=now)
+    session.add(actor)
+    session.flush()  # the row id names the actor
+    assert actor.id is not None
+    actor.ap_id = services.urls.guest_actor(actor.id)
+    actor.preferred_username = f"{GUEST_PREFIX if kind == 'guest' else SITE_PREFIX}{actor.id}"
+    actor.key_id = services.urls.key_id_of(guest_ref(actor.id))
+    session.add(actor)
+    create_actor_keys(session, guest_ref(actor.id), now)
+    session.flush()
+    return actor
+
+
+def guest_actor(session: Session, services: Services, *, name: str, email: str | None, website: str | None,
+                now: datetime) -> Actor:
+    """The guest actor of a web commenter (made on first use): by name + email, else name + website,
+    else the name alone."""
+    if email:
+        key = guest_key("guest", name, "email", email)
+    elif website:
+        key = guest_key("guest", name, "url", website)
+    else:
+        key = guest_key("guest", name)
+    return _find_or_create(session, services, kind="guest", key=key, name=name, url=website, now=now)
+
+
+def site_actor(session: Session, services: Services, *, source_url: str, name: str | None, now: datetime) -> Actor:
+    """The site actor of the website ``source_url`` is on (made on first use), named ``name`` (the
+    site's name) or its host."""
+    origin = site_origin(source_url)
+    key = guest_key("site", origin)
+    label = name or (origin_of(origin)[1] or origin)
+    return _find_or_create(session, services, kind="site", key=key, name=label, url=origin, now=now)
