@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from fedblog.federation.linkback_jobs import SEND_LINKBACK
 from fedblog.jobs.delivery import Outcome
+from fedblog.jobs.linkback_send import send_linkback
 from fedblog.jobs.queue import DELIVER, Claimed
 from fedblog.services import Services
 
@@ -81,6 +83,5 @@ class JobRegistry:
 
 
 def default_registry() -> JobRegistry:
-    """The kinds every worker runs. (The linkback kinds of ``fedblog.federation.jobkinds`` get
-    their handlers here once their logic exists; until then no worker claims them.)"""
-    return JobRegistry()
+    """The kinds every worker runs (the linkback kinds of ``fedblog.federation.linkback_jobs``)."""
+    return JobRegistry([(SEND_LINKBACK, send_linkback)])
