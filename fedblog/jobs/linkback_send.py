@@ -36,7 +36,7 @@ from fedblog.federation import linkback_send
 from fedblog.federation.linkback_jobs import SendLinkback
 from fedblog.jobs.delivery import Outcome, outcome_of
 from fedblog.net.client import delivery_timeout
-from fedblog.net.fetch import BadStatus, FetchError, fetch_text
+from fedblog.net.fetch import BadStatus, Blocked, FetchError, fetch_text
 from fedblog.net.safety import BlockedURL
 
 if TYPE_CHECKING:
@@ -119,7 +119,8 @@ async def _attempt(ctx: JobContext, send: SendLinkback, mode: str) -> Attempt:
         return _failed(Outcome("retry" if exc.temporary else "give_up", exc.status), None,
                        f"the target page answers HTTP {exc.status}")
     except FetchError as exc:
-        return _failed(Outcome("retry" if exc.temporary else "give_up"), None, f"fetching the target: {exc.reason}")
+        what = "blocked" if isinstance(exc, Blocked) else "fetching the target"
+        return _failed(Outcome("retry" if exc.temporary else "give_up"), None, f"{what}: {exc.reason}")
     media_type = page.content_type.split(";", 1)[0].strip().lower()
     html = page.text if media_type in _HTML_TYPES else None
     endpoint = await asyncio.to_thread(discover, page.url_final, page.headers, html)  # parsing: off the loop
