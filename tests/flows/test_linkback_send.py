@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
-from fedblog.clock import FrozenClock, utc
 from fedblog.cli import main
+from fedblog.clock import FrozenClock, utc
 from fedblog.federation.linkback_jobs import SEND_LINKBACK
 from fedblog.federation.linkback_send import SentLinkback, sent_for_post
 from fedblog.jobs.runner import DeliveryRunner
