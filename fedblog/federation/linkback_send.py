@@ -5,13 +5,14 @@ record of what each notification gave (table ``linkback_sent``). The sending its
 Rules (docs/linkbacks-and-proofs.md, "Sending"; W3C Webmention §3.1, Pingback 1.0):
 
 - A post becoming public (not quietly) notifies every page it links to (``outbound_links``).
-- An edit of a public post notifies, per W3C Webmention §3.1.3 "Sending Webmentions for updated
+- An edit of a public post notifies, per W3C Webmention §3.1.4 "Sending Webmentions for updated
   posts": the pages it links to for the first time; the pages it still links to if the post's
   title or HTML changed (the receiver refreshes its copy), or if the last send failed; and the
   pages it no longer links to (the receiver finds the link gone and removes its mention). A page
   the post linked to before anything was sent for it (an imported or quietly published post) is
   history: it is not notified by an edit that keeps the link.
-- A deletion notifies the pages the post linked to (the source now answers 410 Gone).
+- A deletion notifies the pages the post linked to (the source now answers 410 Gone): §3.1.5
+  "Sending Webmentions for deleted posts".
 - Removals and deletions are announced by Webmention only (Pingback 1.0 has no way to withdraw a
   ping): only to targets whose endpoint was a Webmention endpoint, or whose send is still under way.
 - A queued job not yet started is reused instead of queueing another one: it sends only the

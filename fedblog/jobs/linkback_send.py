@@ -2,10 +2,11 @@
 
 One run (docs/linkbacks-and-proofs.md, "Sending"):
 
-1. GET the target through the worker's guarded client (``fetch_text``: every URL and redirect
-   checked by the URL policy, private and loopback addresses refused, at most 1 MiB read,
-   redirects followed hop by hop) — W3C Webmention §3.1.2 "Sender discovers receiver Webmention
-   endpoint", Pingback 1.0 "Autodiscovery". A 5xx, 408, 429 or timeout is retried by the queue; a
+1. GET the target through the worker's guarded client (``fetch_text``: redirects followed hop by
+   hop, every URL checked by the URL policy, loopback and private addresses refused as W3C
+   Webmention §4.3 "Avoid sending Webmentions to localhost" asks, at most 1 MiB read, §4.2) — §3.1.2
+   "Sender discovers receiver Webmention endpoint" (again on every send, as §3.1.4 requires for
+   updates), Pingback 1.0 "Autodiscovery". A 5xx, 408, 429 or timeout is retried by the queue; a
    404, 410 or other 4xx gives up.
 2. ``discover``: the Webmention endpoint, else the pingback server. Neither: done, recorded as
    "no endpoint".
@@ -42,7 +43,7 @@ from fedblog.net.safety import BlockedURL
 if TYPE_CHECKING:
     from fedblog.jobs.handlers import Job, JobContext
 
-PAGE_CAP = 1 << 20  # Webmention §4 "Limits on GET requests": 1 MB is the spec's example
+PAGE_CAP = 1 << 20  # Webmention §4.2 "Limits on GET requests": 1 MB is the spec's example
 ANSWER_CAP = pingback.MAX_BODY_BYTES  # an endpoint's answer: a status line, or a short XML-RPC response
 FORM = "application/x-www-form-urlencoded"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")

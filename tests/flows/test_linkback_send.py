@@ -238,3 +238,28 @@ async def test_private_and_loopback_targets_are_refused_by_the_guarded_client(
     assert {(r.last_error or "").split(" (")[0] for r in sent.values()} == {
         "blocked: refused to connect to 127.0.0.1", "blocked: refused to connect to 10.1.2.3"}
     assert {j.state for j in _jobs(services)} == {"gave_up"}
+
+
+async def test_the_cli_publishes_and_deletes_with_linkbacks_and_caps_them_per_post(
+    services: Services, web: Websites, clock: FrozenClock, cli_env: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    many = " ".join(f"[{i}](https://site{i}.test/)" for i in range(60))
+    src = tmp_path / "cli.md"
+    src.write_text(f"---\ntitle: From the CLI\n---\nSee [this](https://wm.test/cli).\n\n{many}\n", encoding="utf-8")
+    assert main(["post", "publish", str(src)]) == 0
+    assert "published: https://blog.test/posts/from-the-cli" in capsys.readouterr().out
+    jobs = _jobs(services)
+    assert len(jobs) == 50 and jobs[0].inbox == "https://wm.test/cli"  # at most 50 targets per post, in order
+    assert jobs[-1].inbox == "https://site48.test/"
+
+    clock.advance((utc(jobs[0].created_at) - clock.now()).total_seconds() + 1)  # the CLI ran on the real clock
+    await _run(services)
+    assert [(m.source, m.target, m.links_to_target) for m in web.webmentions()] == [
+        ("https://blog.test/posts/from-the-cli", "https://wm.test/cli", True)]
+
+    assert main(["post", "delete", "from-the-cli"]) == 0
+    [job] = _jobs(services)[50:]  # only the Webmention target is told (the others had no endpoint)
+    clock.advance((utc(job.created_at) - clock.now()).total_seconds() + 1)
+    await _run(services)
+    assert [(m.target, m.source_status) for m in web.webmentions()[1:]] == [("https://wm.test/cli", 410)]
