@@ -42,7 +42,8 @@ COMMENTS = 300
 
 def mixed_post_source() -> str:
     return bp.big_post_source().replace(f"slug: {bp.BIG_SLUG}", f"slug: {MIXED_SLUG}").replace(
-        "title: A busy thread with three hundred comments", "title: A mixed thread of fediverse replies, web comments and linkbacks")
+        "title: A busy thread with three hundred comments",
+        "title: A mixed thread of fediverse replies, web comments and linkbacks")
 
 
 def plan() -> list[dict[str, Any]]:
