@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub import keys as keylib
+from fedblog.activitypub import vocab
 from fedblog.blog import demo
 from fedblog.clock import utc
 from fedblog.federation import comment_docs as docs
@@ -58,9 +61,22 @@ def is_published(services: Services, item: Interaction) -> bool:
     return item.id is not None and item.ap_id == services.urls.comment(item.id) and item.via != "activitypub"
 
 
-def _ed25519(session: Session, services: Services, ref: str) -> Ed25519PrivateKey:
+@dataclass
+class _Memo:
+    """What one ``publish`` call, or a whole batch of imports, looks up once: posts, actors, keys.
+    ``activities``: for a quiet batch, the activity rows to insert at once at its end."""
+
+    posts: dict[int, Post | None] = field(default_factory=dict)
+    actors: dict[tuple[str | None, ...], Actor] = field(default_factory=dict)
+    keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    activities: list[dict[str, Any]] | None = None
+
+
+def _ed25519(session: Session, services: Services, ref: str, memo: _Memo | None = None) -> Ed25519PrivateKey:
     """The actor's Ed25519 key, read in this session: a guest made in this transaction has its key
     here only (the key ring reads through its own connection)."""
+    if memo is not None and ref in memo.keys:
+        return memo.keys[ref]
     cached = services.keys.cached_for(ref)
     if cached is not None:
         return cached.ed25519
@@ -69,10 +85,13 @@ def _ed25519(session: Session, services: Services, ref: str) -> Ed25519PrivateKe
         raise UnknownActorKeys(ref)
     key = keylib.load_private_key(row.ed25519_private_pem)
     assert isinstance(key, Ed25519PrivateKey)
+    if memo is not None:
+        memo.keys[ref] = key
     return key
 
 
-def attach_actor(session: Session, services: Services, item: Interaction, *, email: str | None = None) -> Actor | None:
+def attach_actor(session: Session, services: Services, item: Interaction, *, email: str | None = None,
+                 memo: _Memo | None = None) -> Actor | None:
     """The local actor of ``item`` (made on first use) and set as its ``actor_id``; None for what has
     none (a fediverse item, a linkback without a source URL).
 
@@ -84,12 +103,18 @@ def attach_actor(session: Session, services: Services, item: Interaction, *, ema
     if item.actor_id is not None:
         known = session.get(Actor, item.actor_id)
         return known if known is not None and known.is_local else None
-    now = services.clock.now()
+    now, memo = services.clock.now(), memo or _Memo()
     if item.kind in GUEST_KINDS and item.via in ("form", "import"):
-        actor = guests.guest_actor(session, services, name=item.author_name or "Anonymous",
-                                   email=email or item.author_email, website=item.author_url, now=now)
+        name, mail = item.author_name or "Anonymous", email or item.author_email
+        found = memo.actors.get(("guest", name, mail, item.author_url))
+        actor = found or guests.guest_actor(session, services, name=name, email=mail, website=item.author_url,
+                                            now=now)
+        memo.actors[("guest", name, mail, item.author_url)] = actor
     elif item.source_url and (item.kind in docs.LINKBACK_KINDS or item.via == "webmention"):
-        actor = guests.site_actor(session, services, source_url=item.source_url, name=None, now=now)
+        origin = guests.site_origin(item.source_url)
+        actor = memo.actors.get(("site", origin)) or guests.site_actor(
+            session, services, source_url=item.source_url, name=None, now=now)
+        memo.actors[("site", origin)] = actor
     else:
         return None
     item.actor_id = actor.id
@@ -118,12 +143,20 @@ def publish(session: Session, services: Services, item: Interaction, *, quiet: b
     otherwise it is delivered only to the fediverse authors of what it answers, never to followers.
     ``email``: the commenter's email when it is not on the row (a WordPress import keeps it apart).
     """
+    _publish(session, services, item, quiet=quiet, email=email, memo=_Memo())
+    session.flush()
+
+
+def _publish(session: Session, services: Services, item: Interaction, *, quiet: bool, email: str | None,
+             memo: _Memo) -> None:
     if not item.federated or item.id is None or item.via == "activitypub":
         return
-    actor = attach_actor(session, services, item, email=email)
+    actor = attach_actor(session, services, item, email=email, memo=memo)
     if actor is None or actor.id is None or item.status != VISIBLE or is_published(services, item):
         return
-    post = session.get(Post, item.post_id)
+    if item.post_id not in memo.posts:
+        memo.posts[item.post_id] = session.get(Post, item.post_id)
+    post = memo.posts[item.post_id]
     if post is None or post.draft or post.deleted_at is not None:
         return  # a draft's comments stay private; published with the post's thread never
     urls, now, ref = services.urls, services.clock.now(), guest_ref(actor.id)
@@ -142,7 +175,7 @@ def publish(session: Session, services: Services, item: Interaction, *, quiet: b
         url=item.source_url if linkback and item.source_url else urls.comment_anchor(post.slug, item.id),
         published=item.published_at, content_html=item.content_html, title=item.title, source_url=item.source_url,
         author_name=item.author_name, author_url=item.author_url, mentions=mentions, blog_actor=urls.actor())
-    key, key_id = _ed25519(session, services, ref), urls.ed25519_key_id_of(ref)
+    key, key_id = _ed25519(session, services, ref, memo), urls.ed25519_key_id_of(ref)
     shape = docs.shape_of(item.kind, item.via)
     if shape == "note":
         obj = docs.sign(docs.note(facts), key, key_id, now)
@@ -156,9 +189,12 @@ def publish(session: Session, services: Services, item: Interaction, *, quiet: b
     session.add(item)
     # only a web comment answering a fediverse author goes out, to that author alone (never followers)
     deliver = not quiet and shape == "note" and item.via == "form" and inbox is not None
+    if memo.activities is not None and not deliver:  # a quiet batch: one insert at its end
+        memo.activities.append(dict(ap_id=activity["id"], type=activity["type"], object_ap_id=object_id,
+                                    body=vocab.dumps(activity).decode(), created_at=now, actor=ref))
+        return
     outbox.enqueue(session, activity, [inbox] if deliver and inbox else [], now=now, object_ap_id=object_id,
                    actor=ref)
-    session.flush()
 
 
 def on_status_changed(session: Session, services: Services, item: Interaction, before: str) -> None:
@@ -230,14 +266,19 @@ def publish_imported(session: Session, services: Services, ids: Sequence[int]) -
         return 0
     emails = dict(session.exec(select(ImportItem.interaction_id, ImportItem.author_email).where(
         col(ImportItem.interaction_id).in_(ids), col(ImportItem.author_email).is_not(None))).all())
-    published = 0
-    for item in session.exec(select(Interaction).where(col(Interaction.id).in_(ids)).order_by(
-            col(Interaction.id))).all():  # parents (older, inserted first) before their replies
-        if item.via == "activitypub":
-            continue
-        item.federated = True
-        publish(session, services, item, quiet=True, email=emails.get(item.id))
-        published += is_published(services, item)
+    published, memo = 0, _Memo(activities=[])
+    items = session.exec(select(Interaction).where(col(Interaction.id).in_(ids)).order_by(
+        col(Interaction.id))).all()  # parents (older, inserted first) before their replies
+    with session.no_autoflush:  # the rows change together, flushed once
+        for item in items:
+            if item.via == "activitypub":
+                continue
+            item.federated = True
+            _publish(session, services, item, quiet=True, email=emails.get(item.id), memo=memo)
+            published += is_published(services, item)
+    session.flush()
+    if memo.activities:
+        session.execute(insert(Activity), memo.activities)
     return published
 
 
