@@ -35,10 +35,12 @@ from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
-from fedblog.store.tables import Activity, Actor, Delivery, Follower, Interaction, LocalKey, Post
+from fedblog.store.tables import Activity, Actor, Delivery, Follower, Interaction, LocalKey, ModerationRule, Post
+from tests.admin_http import csrf_of, login
 from tests.fediverse import builders
 from tests.fediverse.instance import PUBLIC, FakeInstance
 from tests.fediverse.network import FakeFediverse
+from tests.flows.test_admin import PASSWORD, owner  # noqa: F401  (the fixture)
 from tests.helpers import NS, classes, parse_html, text_of
 
 pytestmark = pytest.mark.anyio
@@ -390,3 +392,32 @@ async def test_webmention_like_and_reply_are_the_sites_activities(
     assert reply["content"].endswith("<p>Nice one.</p>") and reply["url"] == "https://indie.example/notes/2"
     # a Like is not a reply: only the Note is listed
     assert await collection(client, "/posts/hello/replies") == [f"https://blog.test/comments/{ids['reply']}"]
+
+
+async def test_admin_queue_over_http_publishes_on_approve_and_blocks_by_the_authors_site(
+    services: Services, client: httpx.AsyncClient, post: str, owner: str  # noqa: F811
+) -> None:
+    held = web_comment(services, "Held until the owner agrees.", url="https://gus.example/", mode="hold-all")
+    other = web_comment(services, "Another one from Gus's site.", url="https://gus.example/about", mode="hold-all",
+                        name="Gus Again", minutes=1)
+    assert (await login(client, PASSWORD)).status_code == 303
+    page = await client.get("/admin/moderation")
+    assert "gus.example" in page.text and "Block gus.example" in page.text
+    assert "Block blog.test" not in page.text  # the guest actor is ours: the author's site is named
+    r = await client.post("/admin/moderation", data={"csrf": csrf_of(page.text), "id": str(held),
+                                                     "action": "approve"})
+    assert r.status_code == 303
+    note = (await client.get(f"/comments/{held}", headers=AP)).json()
+    assert note["content"] == "<p>Held until the owner agrees.</p>"
+    assert await collection(client, "/posts/hello/replies") == [f"https://blog.test/comments/{held}"]
+
+    page = await client.get("/admin/moderation")
+    r = await client.post("/admin/moderation/author", data={"csrf": csrf_of(page.text), "id": str(other),
+                                                            "what": "block-domain"})
+    assert r.status_code == 303
+    with Session(services.engine) as s:
+        rules = s.exec(select(ModerationRule.target).where(ModerationRule.action == "block")).all()
+    assert rules == ["gus.example"]
+    assert row(services, held).status == "hidden" and row(services, other).status == "hidden"
+    assert (await client.get(f"/comments/{held}", headers=AP)).status_code == 404
+    assert await collection(client, "/posts/hello/replies") == []
