@@ -245,12 +245,18 @@ def withdraw(session: Session, services: Services, item: Interaction) -> None:
 
 def object_json(services: Services, comment_id: int) -> tuple[int, dict[str, Any] | None]:
     """What ``/comments/{id}`` answers to ActivityPub clients: (200, the signed Note or activity)
-    of a visible published comment (or an owner's reply), (410, None) of one deleted after it was
-    published, else (404, None). Blocking: run it through ``services.run_db``."""
+    of a visible published comment (or an owner's reply) on a live post, (410, None) of one deleted
+    after it was published or whose post was deleted, else (404, None). Blocking: run it through
+    ``services.run_db``."""
     with Session(services.engine) as session:
         item = session.get(Interaction, comment_id)
         if item is None or item.ap_id != services.urls.comment(comment_id):
             return 404, None
+        post = session.get(Post, item.post_id)
+        if post is None or post.draft:
+            return 404, None
+        if post.deleted_at is not None:  # its thread went with it
+            return 410, None
         if item.status == VISIBLE and item.raw:
             doc: dict[str, Any] = json.loads(item.raw)
             return 200, doc

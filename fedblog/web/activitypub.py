@@ -148,7 +148,8 @@ def _get_activity_body(services: Services, ap_id: str) -> str | None:
         if row.actor != BLOG_ACTOR and row.type != "Delete":
             comment_id = services.urls.match_comment(row.object_ap_id or "")
             item = interaction_store.get_interaction(session, comment_id) if comment_id is not None else None
-            if item is None or item.status != "visible":
+            post = session.get(Post, item.post_id) if item is not None else None
+            if item is None or item.status != "visible" or post is None or post.draft or post.deleted_at is not None:
                 return None
         return row.body
 

@@ -421,3 +421,16 @@ async def test_admin_queue_over_http_publishes_on_approve_and_blocks_by_the_auth
     assert row(services, held).status == "hidden" and row(services, other).status == "hidden"
     assert (await client.get(f"/comments/{held}", headers=AP)).status_code == 404
     assert await collection(client, "/posts/hello/replies") == []
+
+
+async def test_a_deleted_posts_comments_are_gone_too(
+    services: Services, client: httpx.AsyncClient, post: str, cli_env: dict[str, str]
+) -> None:
+    cid = web_comment(services, "On a post about to go.")
+    create_id = row(services, cid).activity_ap_id or ""
+    assert (await client.get(f"/comments/{cid}", headers=AP)).status_code == 200
+    assert (await client.get(create_id, headers=AP)).status_code == 200
+    assert main(["post", "delete", "hello"]) == 0
+    r = await client.get(f"/comments/{cid}", headers=AP)
+    assert r.status_code == 410 and r.json()["type"] == "Tombstone"
+    assert (await client.get(create_id, headers=AP)).status_code == 404
