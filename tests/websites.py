@@ -62,12 +62,15 @@ def h_entry(*, target: str, kind: str = "reply", name: str = "", content: str = 
     prop = {"reply": "u-in-reply-to", "like": "u-like-of", "repost": "u-repost-of"}.get(kind)
     link = (f'<a class="{prop}" href="{target}">the post</a>' if prop
             else f'<p>As <a href="{target}">this post</a> says, blogs federate now.</p>')
-    card = (f'<a class="p-author h-card" href="{author_url}">'
-            + (f'<img class="u-photo" src="{photo}" alt="">' if photo else "") + f"{author}</a>") if author else ""
-    return (f"<!doctype html><html><head><title>{title}</title></head><body>"
-            f'<article class="h-entry">{card}'
-            + (f'<h1 class="p-name">{name}</h1>' if name else "")
-            + f'<div class="e-content">{content}{link}</div></article></body></html>')
+    card = ('<div class="p-author h-card">' + (f'<img class="u-photo" src="{photo}" alt="">' if photo else "")
+            + (f'<a class="p-name u-url" href="{author_url}">{author}</a>' if author_url
+               else f'<span class="p-name">{author}</span>') + "</div>") if author else ""
+    name_html = f'<h1 class="p-name">{name}</h1>' if name else ""
+    if prop:  # the response's link sits outside its content, as IndieWeb pages put it
+        return (f"<!doctype html><html><head><title>{title}</title></head><body><article class=\"h-entry\">"
+                f'{card}{name_html}{link}<div class="e-content">{content}</div></article></body></html>')
+    return (f"<!doctype html><html><head><title>{title}</title></head><body><article class=\"h-entry\">"
+            f'{card}{name_html}<div class="e-content">{content}{link}</div></article></body></html>')
 
 
 class _Answer:
