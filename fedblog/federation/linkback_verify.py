@@ -37,6 +37,7 @@ from fedblog.activitypub.linkcheck import links_to
 from fedblog.activitypub.origin import host_of
 from fedblog.blog import interactions as recorder
 from fedblog.blog.markup import html_to_text, plain_text_to_html, sanitize_remote_html
+from fedblog.blog.wp_html import linkback_parts
 from fedblog.clock import utc
 from fedblog.federation import local_comments
 from fedblog.federation.guests import site_origin
@@ -218,11 +219,10 @@ def _apply(session: Session, services: Services, request_id: int, found: Found) 
         return _close(session, request, REFUSED, "the post is no longer there", None, now)
     mode = services.settings.moderation
     if request.protocol == "pingback":
-        evidence = found.evidence
-        made = recorder.record_pingback(
-            session, mode, post_id=request.post_id, source_url=request.source,
-            site_name=found.site_name or host_of(request.source), title=evidence.title if evidence else None,
-            published_at=now, evidence=_evidence(request, found, now))
+        site, title = _pingback_names(request.source, found)
+        made = recorder.record_pingback(session, mode, post_id=request.post_id, source_url=request.source,
+                                        site_name=site, title=title, published_at=now,
+                                        evidence=_evidence(request, found, now))
     else:
         fields = _webmention_fields(request.source, found)
         published = found.evidence.published if found.evidence else None
@@ -232,6 +232,18 @@ def _apply(session: Session, services: Services, request_id: int, found: Found) 
             published_at=min(utc(published), now) if published else now, evidence=_evidence(request, found, now))
     local_comments.publish(session, services, made)
     return _close(session, request, ACCEPTED, None, made, now)
+
+
+def _pingback_names(source: str, found: Found) -> tuple[str, str | None]:
+    """(site name, title) of a pingback: the page's ``og:site_name``, else the end of a "Post · Site"
+    title, else the host, as the WordPress importer reads them (``wp_html.linkback_parts``)."""
+    title = found.evidence.title if found.evidence else None
+    if not title:
+        return found.site_name or linkback_parts("", source)[0], None
+    site, short = linkback_parts(title, source)
+    if found.site_name is None:
+        return site, short
+    return found.site_name, short if site == found.site_name else title
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,20 @@ async def test_the_demo_pingback_sent_again_through_the_endpoint_renders_like_th
     assert [a.get("href") for a in lines[0].iter(NS + "a")] == [seed["source_url"]]
 
 
+async def test_a_page_without_microformats_is_named_by_its_title_as_imports_are(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website, fediverse: FakeFediverse) -> None:
+    site.put("/plain", f"<html><head><title>Links of the week | Weekly Links</title></head><body><ul>"
+                       f'<li><a href="{post}">Hello</a>, a post</li></ul></body></html>')
+    bare = Website(fediverse, "www.bare.test")
+    bare.put("/p", f'<p>See <a href="{post}">this</a>.</p>')
+    for source in (site.url("/plain"), bare.url("/p")):
+        await ping(client, source, post)
+    await work(services)
+    lines = linkback_lines((await client.get("/posts/hello")).text)
+    assert sorted(text_of(li).rsplit(" · ", 1)[0] for li in lines) == [
+        "Pingback: Links of the week · Weekly Links", "Pingback: https://www.bare.test/p · bare.test"]
+
+
 async def test_a_source_that_does_not_link_is_refused_and_nothing_shows(
         services: Services, client: httpx.AsyncClient, post: str, site: Website) -> None:
     source = site.put("/unrelated", "<html><body><p>Nothing about <a href='https://blog.test/'>that blog</a>.</p>"

@@ -118,7 +118,8 @@ async def test_replies_likes_reposts_and_mentions_are_recorded_as_what_they_are(
     assert (stored[reply].kind, stored[reply].author_name, stored[reply].author_url, stored[reply].author_avatar) == (
         "webmention", "Frida Friend", "https://friend.test/frida", PHOTO)
     assert stored[like].kind == "like" and stored[like].content_html == ""
-    assert stored[mention].kind == "mention" and "As this post says, blogs federate now." in stored[mention].content_html
+    assert stored[mention].kind == "mention"
+    assert "As this post says, blogs federate now." in stored[mention].content_html
 
     doc = await page(client)
     comments = {text_of([e for e in art.iter() if "p-name" in classes(e)][0]): art
@@ -199,7 +200,8 @@ async def test_a_source_gone_or_no_longer_linking_deletes_its_mention(
 
 @pytest.mark.parametrize(("source", "target", "status", "reason"), [
     ("https://friend.test/a", "https://elsewhere.test/posts/hello", 400, "target is not on this blog"),
-    ("https://friend.test/a", "https://blog.test/about", 400, "target is not a post of this blog (only posts accept linkbacks)"),
+    ("https://friend.test/a", "https://blog.test/about", 400,
+     "target is not a post of this blog (only posts accept linkbacks)"),
     ("https://friend.test/a", "https://blog.test/posts/no-such-post", 400, "there is no post at target"),
     ("https://friend.test/a", "https://blog.test/posts/a-draft", 400, "there is no post at target"),
     ("https://friend.test/a", "http://blog.test/posts/hello", 400, "target is not on this blog"),
