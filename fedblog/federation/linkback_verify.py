@@ -217,7 +217,7 @@ def _apply(session: Session, services: Services, request_id: int, found: Found) 
     post = session.get(Post, request.post_id)
     if post is None or post.draft or post.deleted_at is not None:
         return _close(session, request, REFUSED, "the post is no longer there", None, now)
-    mode = services.settings.moderation
+    mode = services.site.refresh(services.engine).moderation  # the admin's choice, as the inbox reads it
     if request.protocol == "pingback":
         site, title = _pingback_names(request.source, found)
         made = recorder.record_pingback(session, mode, post_id=request.post_id, source_url=request.source,

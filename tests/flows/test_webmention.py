@@ -16,10 +16,12 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from fedblog.activitypub.linkback_discovery import Endpoint, discover
+from fedblog.app import create_app
 from fedblog.blog.posts import parse_post_source, save_post
 from fedblog.clock import FrozenClock
+from fedblog.federation import moderation
 from fedblog.jobs.runner import DeliveryRunner
-from fedblog.services import Services
+from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Delivery, Interaction, LinkbackRequest
@@ -261,3 +263,52 @@ async def test_post_pages_advertise_both_endpoints_and_status_pages_answer(
     assert "refused: the source (text/plain) does not link to the target" in text_of(doc)
     assert [a.get("href") for a in doc.iter(NS + "a") if a.get("rel") == "nofollow ugc"] == [site.url("/nolink")]
     assert (await client.get("/linkbacks/not-a-token")).status_code == 404
+
+
+async def test_a_source_that_fails_for_a_while_is_tried_again_then_given_up(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website, clock: FrozenClock) -> None:
+    flaky = site.put("/flaky", "busy", status=503, media_type="text/plain")
+    url = await sent(client, flaky)
+    await work(services)
+    status = await status_of(client, url)
+    assert (status["status"], status["reason"]) == ("pending", "the source answered HTTP 503")
+    site.put("/flaky", h_entry(target=post, content="<p>Finally.</p>", author="Flo"))
+    clock.advance(6 * 3600)  # past the backoff
+    await work(services)
+    assert (await status_of(client, url))["status"] == "accepted"
+    assert [i.content_html for i in items(services)] == ["<p>Finally.</p>"]
+
+    down = site.put("/down", "busy", status=503, media_type="text/plain")
+    url = await sent(client, down)
+    for _ in range(8):
+        await work(services)
+        clock.advance(7 * 3600)
+    status = await status_of(client, url)
+    assert (status["status"], status["reason"]) == ("refused", "the source could not be fetched: HTTP 503")
+    assert site.requests.count("/down") == 5  # MAX_TRIES fetches, then no more
+    with Session(services.engine) as session:
+        job = session.exec(select(Delivery).where(Delivery.inbox == down)).one()
+    assert (job.state, job.attempts) == ("sent", 5)
+
+
+async def test_a_stranger_waits_for_the_authors_approval(
+        settings: Settings, clock: FrozenClock, fediverse: FakeFediverse, services: Services, post: str,
+        site: Website) -> None:
+    held = build_services(settings.replace(moderation="first-contact"), clock=clock, transport=fediverse.transport())
+    fediverse.add("blog.test", create_app(held))
+    try:
+        async with fediverse.client("https://blog.test") as client:
+            url = await sent(client, site.put("/reply", h_entry(target=post, content="<p>Hi!</p>", author="Stan")))
+            await DeliveryRunner(held, concurrency=2).run_until_idle()
+            status = await status_of(client, url)
+            assert (status["status"], status["comment"]) == ("accepted", None)
+            assert "waits for the blog author's approval" in text_of(parse_html((await client.get(url)).text))
+            assert find_all(await page(client), "article", "p-comment") == []
+            [item] = items(services)
+            assert item.status == "pending"
+            with session_scope(services.engine) as session:
+                moderation.approve(session, item.id, clock.now())  # type: ignore[arg-type]
+            assert (await status_of(client, url))["comment"] == f"https://blog.test/comments/{item.id}"
+            assert [text_of(b) for b in find_all(await page(client), "div", "comment-body")] == ["Hi!"]
+    finally:
+        await held.aclose()
