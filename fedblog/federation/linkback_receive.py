@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -26,6 +26,7 @@ from fedblog.activitypub.origin import host_of, origin_of
 from fedblog.federation.linkback_jobs import VerifyLinkback
 from fedblog.services import Services
 from fedblog.store import posts as post_store
+from fedblog.store.legacy import slug_for_old_path
 from fedblog.store.tables import Interaction, LinkbackRequest, Post
 
 Protocol = Literal["webmention", "pingback"]
@@ -58,16 +59,28 @@ def target_post(session: Session, services: Services, target: str) -> Post | Ref
     if origin_of(target) != origin_of(services.urls.base_url):
         return Refused("not_ours", "target is not on this blog")
     path = services.urls.match_post(target.split("#", 1)[0])
-    if path is None:
-        return Refused("not_a_post", "target is not a post of this blog (only posts accept linkbacks)")
-    parts = path[len("/posts/"):].split("/")
-    post = (post_store.get_post_by_slug(session, unquote(parts[0])) if len(parts) == 1
-            else post_store.get_post_by_ap_path(session, path))
+    if path is None:  # an imported post's old WordPress URL (``/?p=12``, ``/2012/03/08/slug/``) still names it
+        slug = slug_for_old_path(session, _old_paths(target))
+        if slug is None:
+            return Refused("not_a_post", "target is not a post of this blog (only posts accept linkbacks)")
+        post = post_store.get_post_by_slug(session, slug)
+    else:
+        parts = path[len("/posts/"):].split("/")
+        post = (post_store.get_post_by_slug(session, unquote(parts[0])) if len(parts) == 1
+                else post_store.get_post_by_ap_path(session, path))
     if post is None or post.draft:
         return Refused("no_such_post", "there is no post at target")
     if post.deleted_at is not None:
         return Refused("no_such_post", "the post at target was deleted")
     return post
+
+
+def _old_paths(target: str) -> list[str]:
+    """The forms an old path is stored in (``fedblog.web.redirects.legacy_or_404`` tries the same)."""
+    parts = urlsplit(target.split("#", 1)[0])
+    path = parts.path or "/"
+    toggled = path[:-1] if path.endswith("/") and len(path) > 1 else path + "/"
+    return list(dict.fromkeys([path + (f"?{parts.query}" if parts.query else ""), path, toggled]))
 
 
 def _pending_for_host(session: Session, host: str) -> int:

@@ -24,7 +24,7 @@ from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
-from fedblog.store.tables import Delivery, Interaction, LinkbackRequest
+from fedblog.store.tables import Delivery, Interaction, LegacyPath, LinkbackRequest, Post
 from tests.fediverse.network import FakeFediverse
 from tests.helpers import NS, classes, find_all, parse_html, text_of
 from tests.websites import Website, h_entry
@@ -312,3 +312,19 @@ async def test_a_stranger_waits_for_the_authors_approval(
             assert [text_of(b) for b in find_all(await page(client), "div", "comment-body")] == ["Hi!"]
     finally:
         await held.aclose()
+
+
+async def test_an_imported_posts_old_wordpress_url_is_a_valid_target(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website) -> None:
+    old = "https://blog.test/2012/03/08/hello/"
+    with session_scope(services.engine) as session:
+        hello = session.exec(select(Post).where(Post.slug == "hello")).one()
+        session.add(LegacyPath(path="/2012/03/08/hello/", post_id=hello.id))
+    assert (await client.get(old)).headers["location"] == POST  # the old URL answers 301 to the post
+    source = site.put("/old-link", h_entry(target=old, content="<p>From 2012.</p>", author="Old Friend"))
+    await sent(client, source, old)
+    await work(services)
+    assert [text_of(b) for b in find_all(await page(client), "div", "comment-body")] == ["From 2012."]
+    r = await send(client, source, "https://blog.test/2012/03/09/nothing-here/")
+    assert (r.status_code, r.text) == (400, "Webmention refused: target is not a post of this blog "
+                                             "(only posts accept linkbacks).")
