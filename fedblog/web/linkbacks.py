@@ -14,6 +14,7 @@ Webmention gets 201 Created with ``Location``: its status page (§3.2), or 400 w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -29,11 +30,12 @@ from fedblog.clock import utc
 from fedblog.federation import linkback_receive
 from fedblog.federation.linkback_receive import Accepted, Protocol, Refused, RequestStatus
 from fedblog.services import Services
-from fedblog.store.db import session_scope
+from fedblog.store.db import database_unavailable, request_write_limits, session_scope
 from fedblog.web.common import renderer_of, services_of
 from fedblog.web.inbox import BodyTooLarge, read_body
 from fedblog.web.middleware import SlidingWindow
 
+log = logging.getLogger("fedblog.linkbacks")
 MAX_FORM_BYTES = 8 * 1024  # two URLs of at most 2048 characters, percent-encoded
 XML_TYPES = ("text/xml", "application/xml")
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -94,13 +96,23 @@ async def _body(request: Request, limit: int) -> bytes | Response:
         return PlainTextResponse("Client disconnected.", status_code=400)
 
 
-async def _receive(services: Services, protocol: Protocol, source: str, target: str) -> Accepted | Refused:
+async def _receive(services: Services, protocol: Protocol, source: str, target: str) -> Accepted | Refused | Response:
+    """Store and queue, or refuse; a database that cannot take the write gets 503 + Retry-After (the
+    sender tries again: nothing was stored, so a 2xx never hides a loss)."""
     def run() -> Accepted | Refused:
-        with session_scope(services.engine) as session:
+        with session_scope(services.engine) as session, \
+                request_write_limits(session.connection(), services.settings.db_write_timeout):
             return linkback_receive.receive(session, services, protocol=protocol, source=source, target=target,
                                             now=services.clock.now())
 
-    return await services.run_db(run)
+    try:
+        return await services.run_db(run)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("could not store a %s request; answered 503", protocol, exc_info=True)
+        return PlainTextResponse("The server is busy; nothing was stored. Please retry later.", status_code=503,
+                                 headers={"Retry-After": "60"})
 
 
 # -- Pingback 1.0 --------------------------------------------------------------------------------
@@ -135,6 +147,8 @@ async def xmlrpc(request: Request) -> Response:
                                               f"retry in {wait} s.")
     services = services_of(request)
     result = await _receive(services, "pingback", call.source, call.target)
+    if isinstance(result, Response):
+        return result
     if isinstance(result, Refused):
         return _fault(PINGBACK_FAULTS[result.code], result.reason[:1].upper() + result.reason[1:] + ".")
     return _xml(pingback.success_response(
@@ -181,6 +195,8 @@ async def webmention(request: Request) -> Response:
         return _too_many(wait, f"Too many Webmentions naming {host_of(source)[:100]}")
     services = services_of(request)
     result = await _receive(services, "webmention", source, target)
+    if isinstance(result, Response):
+        return result
     if isinstance(result, Refused):
         return _too_many(60, result.reason) if result.code == "busy" else _bad(result.reason)
     status_url = services.urls.linkback_status(result.token)

@@ -7,7 +7,9 @@ page, its headers and the status pages are read back over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Delivery, Interaction, LegacyPath, LinkbackRequest, Post
+from tests.conftest import is_postgres
 from tests.fediverse.network import FakeFediverse
 from tests.helpers import NS, classes, find_all, parse_html, text_of
 from tests.websites import Website, h_entry
@@ -36,7 +39,7 @@ PHOTO = "https://friend.test/me.jpg"
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.replace(moderation="approve-all")
+    return settings.replace(moderation="approve-all", db_write_timeout=1)
 
 
 @pytest.fixture
@@ -328,3 +331,23 @@ async def test_an_imported_posts_old_wordpress_url_is_a_valid_target(
     r = await send(client, source, "https://blog.test/2012/03/09/nothing-here/")
     assert (r.status_code, r.text) == (400, "Webmention refused: target is not a post of this blog "
                                              "(only posts accept linkbacks).")
+
+
+async def test_a_database_that_cannot_take_the_write_answers_503_and_stores_nothing(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website) -> None:
+    source = site.put("/reply", h_entry(target=post, content="<p>Hello.</p>", author="Pat"))
+    with contextlib.ExitStack() as stack:
+        if is_postgres():
+            conn = stack.enter_context(services.engine.connect())
+            conn.exec_driver_sql("LOCK TABLE linkback_request IN ACCESS EXCLUSIVE MODE")
+            stack.callback(conn.rollback)
+        else:
+            other = sqlite3.connect(services.engine.url.database or "", isolation_level=None, timeout=0)
+            stack.callback(other.close)
+            other.execute("BEGIN EXCLUSIVE")
+            stack.callback(other.execute, "ROLLBACK")
+        r = await send(client, source, post)
+        assert (r.status_code, r.headers["retry-after"]) == (503, "60")
+    assert counts(services) == (0, 0, 0)
+    await sent(client, source)  # the sender's retry is stored
+    assert counts(services) == (1, 1, 0)
