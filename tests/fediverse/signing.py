@@ -61,7 +61,8 @@ def sign(
         else:
             lines.append(f"{n}: {headers[{'host': 'Host', 'date': 'Date', 'digest': 'Digest'}[n]]}")
     sig = base64.b64encode(key.sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-    times = (f",created={created}" if created is not None else "") + (f",expires={expires}" if expires is not None else "")
+    times = f",created={created}" if created is not None else ""
+    times += f",expires={expires}" if expires is not None else ""
     headers["Signature"] = (
         f'keyId="{key_id}",algorithm="{algorithm}"{times},headers="{" ".join(names)}",signature="{sig}"'
     )
