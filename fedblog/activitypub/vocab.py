@@ -279,7 +279,7 @@ def webfinger_document(*, subject: str, actor_id: str, profile_url: str) -> dict
     """No OStatus ``subscribe`` template: it is for a server's own readers, and a blog has none."""
     return {
         "subject": subject,
-        "aliases": [actor_id, profile_url],
+        "aliases": list(dict.fromkeys((actor_id, profile_url))),
         "links": [
             {"rel": "self", "type": "application/activity+json", "href": actor_id},
             {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": profile_url},

@@ -8,8 +8,9 @@
 
 Both are ``actor`` rows with ``is_local`` set, ids under ``/guests/<n>`` (``Urls.guest_actor``)
 and preferred usernames ``guest-<n>`` / ``site-<n>``, so they never collide with each other; each
-gets an Ed25519 key at once (FEP-8b32 proofs) and an RSA key the first time it signs a delivery
-(``KeyRing.signing_key``). The row and its key are written in the caller's transaction.
+gets an Ed25519 key at once (FEP-8b32 proofs) and an RSA key the first time it signs a delivery or
+its document is served (``KeyRing.signing_key``). The row and its key are written in the caller's
+transaction. fedblog/web/guests.py serves them; docs/guest-actors.md describes them.
 """
 
 from __future__ import annotations

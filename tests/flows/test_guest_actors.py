@@ -183,6 +183,7 @@ async def test_webfinger_names_guests_and_sites(services: Services, client: http
         doc = r.json()
         assert doc["subject"] == f"acct:{name}@blog.test", resource
         assert {"rel": "self", "type": AP, "href": f"{BLOG}/guests/{number}"} in doc["links"]
+        assert doc["aliases"] == [f"{BLOG}/guests/{number}"]
         actor = (await client.get(f"/guests/{number}", headers={"Accept": AP})).json()
         assert actor["preferredUsername"] == name  # the name Mastodon checks back (acct:{preferredUsername}@host)
     for resource in (f"acct:site-{n}@blog.test", f"acct:guest-{s}@blog.test", "acct:guest-9999@blog.test",
