@@ -181,6 +181,11 @@ def delete_post_activity(post_url: str, urls: Urls, deleted: str) -> dict[str, A
     )
 
 
+def web_url(url: str | None) -> str | None:
+    """``url`` if it is an http(s) URL (a guest's website as given), else None: nothing else is linked."""
+    return url if url and urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc else None
+
+
 def guest_actor(actor: Actor, username: str, site: SiteProfile, urls: Urls, keys: ActorKeys) -> dict[str, Any]:
     """The actor document of the local guest or site actor ``actor`` (an ``Actor`` row with
     ``is_local``); ``keys`` must hold its RSA key (``KeyRing.signing_key`` makes it)."""
@@ -198,7 +203,7 @@ def guest_actor(actor: Actor, username: str, site: SiteProfile, urls: Urls, keys
         username=username,
         name=actor.name or username,
         summary_html=summary,
-        url=actor.url or actor_id,
+        url=web_url(actor.url) or actor_id,
         inbox=urls.shared_inbox(),
         outbox=urls.guest_outbox(actor.id),
         shared_inbox=urls.shared_inbox(),

@@ -96,7 +96,8 @@ async def guest(request: Request) -> Response:
     if wants_activitypub(request):
         return ActivityJSONResponse(await services.run_db(_document, services, number))
     actor, comments = await services.run_db(_page, services, number)
-    context = {"actor": actor, "username": username_of(actor), "comments": comments,
+    website = serialize.web_url(actor.url) if comments else None  # a held spammer's page links nowhere
+    context = {"actor": actor, "username": username_of(actor), "comments": comments, "website": website,
                "actor_id": services.urls.guest_actor(number)}
     return renderer_of(request).page("guest.html", context, headers={"Vary": "Accept", "X-Robots-Tag": "noindex"})
 

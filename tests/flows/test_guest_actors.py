@@ -87,7 +87,8 @@ def _setup(services: Services) -> dict[str, int]:
         session.flush()
         assert shown.id and held.id and ping.id and remote.id
         assert held.status == "pending" and shown.status == "visible"
-        ids.update(guest=gus.id, site=site.id, shown=shown.id, held=held.id, ping=ping.id, remote=remote.id)
+        ids.update(post=post.id, guest=gus.id, site=site.id, shown=shown.id, held=held.id, ping=ping.id,
+                   remote=remote.id)
     return ids
 
 
@@ -156,6 +157,28 @@ async def test_the_guest_page_lists_its_visible_comments(services: Services, cli
     site = await client.get(f"/guests/{ids['site']}")
     assert site.status_code == 200 and "A website that linked to posts on" in site.text
     assert f"{POST}#comment-{ids['ping']}" in site.text
+
+
+async def test_only_a_shown_guest_with_a_web_url_is_linked(services: Services, client: httpx.AsyncClient) -> None:
+    ids = _setup(services)
+    now = services.clock.now()
+    with session_scope(services.engine) as session:
+        odd = guest_actor(session, services, name="Odd", email=None, website="javascript:alert(1)", now=now)
+        held = guest_actor(session, services, name="Spammy", email=None, website="https://spam.example/", now=now)
+        assert odd.id and held.id
+        for who in (odd, held):
+            recorder.record_web_comment(
+                session, "approve-all" if who is odd else "hold-all",
+                author=recorder.Author(who.name or "", url=who.url, actor_id=who.id), post_id=ids["post"],
+                parent_id=None, content_html="<p>hello</p>", published_at=now)
+        numbers = {"odd": odd.id, "held": held.id}
+    doc = (await client.get(f"/guests/{numbers['odd']}", headers={"Accept": AP})).json()
+    assert doc["url"] == doc["id"] == f"{BLOG}/guests/{numbers['odd']}"  # not a javascript: URL
+    page = await client.get(f"/guests/{numbers['odd']}")
+    assert page.status_code == 200 and "javascript:" not in page.text
+    spam = await client.get(f"/guests/{numbers['held']}")
+    assert spam.status_code == 200 and "spam.example" not in spam.text  # held only: no link to its site
+    assert (await client.get(f"/guests/{numbers['held']}", headers={"Accept": AP})).json()["url"] == "https://spam.example/"
 
 
 async def test_unknown_and_remote_ids_are_404(services: Services, client: httpx.AsyncClient) -> None:
