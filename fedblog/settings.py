@@ -58,9 +58,19 @@ _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
+# the names of guest and site actors (fedblog.federation.guests): guest-<n>, site-<n>
+GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX = "guest-", "site-"
+
+
+def reserved_handle(handle: str) -> bool:
+    """Whether ``handle`` starts like a guest or site actor's name (any case, as WebFinger compares):
+    the blog's handle may not, so ``@guest-5@example.net`` can only ever name a guest."""
+    return handle.lower().startswith((GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX))
+
+
 def valid_handle(handle: str) -> bool:
     """A username as FEDBLOG_HANDLE (and the admin's profile page) take it."""
-    return bool(_HANDLE_RE.match(handle))
+    return bool(_HANDLE_RE.match(handle)) and not reserved_handle(handle)
 
 
 class SettingsError(ValueError):
@@ -167,6 +177,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"FEDBLOG_HANDLE={handle!r} is not a valid username: use letters, digits, _ . - only"
         )
+    if reserved_handle(handle):
+        raise SettingsError(f"FEDBLOG_HANDLE={handle!r} is taken: names starting with "
+                            f"{GUEST_HANDLE_PREFIX!r} or {SITE_HANDLE_PREFIX!r} are the blog's guest and site actors")
     name = env.get("FEDBLOG_NAME", "").strip() or "fedblog"
     language = env.get("FEDBLOG_LANGUAGE", "en").strip() or "en"
     if not _LANG_RE.match(language):

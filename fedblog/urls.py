@@ -178,6 +178,9 @@ class Urls:
     def guest_actor(self, guest_id: int) -> str:
         return f"{self.base_url}/guests/{guest_id}"
 
+    def guest_outbox(self, guest_id: int) -> str:
+        return self.guest_actor(guest_id) + "/outbox"
+
     # -- reverse -------------------------------------------------------------------------------
     def _local_path(self, url: str) -> str | None:
         """The path of ``url`` if it is on this blog's origin, else None. Hosts compare as URLs mean
@@ -214,6 +217,15 @@ class Urls:
             return None
         rest = path[len("/comments/") :]
         return int(rest) if rest.isdigit() else None
+
+    def match_guest(self, url: str) -> int | None:
+        """The actor row id of the local guest or site actor ``url`` names (``/guests/<n>``, any
+        fragment such as ``#main-key`` ignored), or None."""
+        path = self._local_path(url.split("#", 1)[0])
+        if path is None or not path.startswith("/guests/"):
+            return None
+        rest = path[len("/guests/") :]
+        return int(rest) if rest.isdigit() and rest == str(int(rest)) else None
 
     def is_actor(self, url: str) -> bool:
         return url.split("#", 1)[0] == self.actor()

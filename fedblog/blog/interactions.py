@@ -95,8 +95,9 @@ _TABLE = Interaction.__table__  # type: ignore[attr-defined]  # sqlmodel does no
 def record_fediverse_reply(session: Session, mode: str, *, actor_ap_id: str, author: Author, post_id: int,
                            parent_id: int | None, ap_id: str, activity_ap_id: str, in_reply_to: str | None,
                            content_html: str, source_url: str | None, published_at: datetime,
-                           remote_updated_at: datetime | None, raw: str) -> Status:
+                           remote_updated_at: datetime | None, raw: str, evidence: str | None = None) -> Status:
     """A reply from the fediverse (ActivityPub Create of a Note): returns the status it got.
+    ``evidence`` is how it was authenticated, as JSON (the HTTP signature's scheme, key and coverage).
 
     A plain INSERT (the hot path of the inbox), deferred so a batch inserts its replies at once
     (store/deferred.py); the unique ``ap_id`` makes a second copy fail at the flush."""
@@ -105,7 +106,7 @@ def record_fediverse_reply(session: Session, mode: str, *, actor_ap_id: str, aut
         post_id=post_id, parent_id=parent_id, kind="reply", via="activitypub", status=status.value,
         ap_id=ap_id, activity_ap_id=activity_ap_id, in_reply_to_ap_id=in_reply_to, content_html=content_html,
         source_url=source_url, published_at=published_at, updated_at=None, remote_updated_at=remote_updated_at,
-        raw=raw, **author.columns(),
+        raw=raw, evidence=evidence, **author.columns(),
     ))
     return status
 
