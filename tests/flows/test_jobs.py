@@ -1,8 +1,9 @@
 """Background jobs other than deliveries, on the delivery queue: claim, lease, heartbeat, retry.
 
 The test registers its own handlers for the two linkback kinds (the real verifier is tested by
-tests/flows/test_pingback.py and test_webmention.py): the verification handler fetches the source from a fake website through the worker's guarded client
-and asks for a retry while the site answers 503. Everything else is the real worker loop and the
+tests/flows/test_pingback.py and test_webmention.py): the verification handler fetches the source
+from a fake website through the worker's guarded client and asks for a retry while the site
+answers 503. Everything else is the real worker loop and the
 real database: the claim by kind, the lease (another worker cannot take the row while the
 handler runs, even past the first lease, because the heartbeat renews it), the retry policy's
 backoff, and success on the next attempt.
