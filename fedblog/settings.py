@@ -30,6 +30,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_RATE_LIMIT | 300 | inbox POSTs per client IP per window (0: off); more get 429 + Retry-After |
 | FEDBLOG_RATE_LIMIT_HOST | 3000 | accepted inbox POSTs per signing host per window (0: off) |
 | FEDBLOG_RATE_WINDOW | 300 | the rate-limit window, in seconds |
+| FEDBLOG_LINKBACK_RATE_LIMIT | 20 | pingback and Webmention POSTs per client IP per window (0: off) |
+| FEDBLOG_LINKBACK_RATE_LIMIT_HOST | 10 | pingbacks and Webmentions naming one source host per window (0: off) |
 | FEDBLOG_TRUSTED_PROXIES | 127.0.0.1,::1 | proxy addresses/networks whose X-Forwarded-For/-Proto are believed |
 | FEDBLOG_HEADER_TIMEOUT | 10 | seconds a client has to send a request's headers (`fedblog serve`) |
 | FEDBLOG_BODY_TIMEOUT | 15 | seconds a client has to send a request's body |
@@ -102,6 +104,8 @@ class Settings:
     rate_limit: int = 300  # GoToSocial's default: 300 requests per 5 minutes per IP
     rate_limit_host: int = 3000
     rate_window: int = 300
+    linkback_rate_limit: int = 20  # pingback + Webmention POSTs per IP per window (docs/security.md)
+    linkback_rate_limit_host: int = 10  # requests naming one source host per window: fetches we make there
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
         ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
     header_timeout: int = 10
@@ -232,6 +236,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         rate_limit=_int(env, "FEDBLOG_RATE_LIMIT", 300, 0, 1_000_000),
         rate_limit_host=_int(env, "FEDBLOG_RATE_LIMIT_HOST", 3000, 0, 1_000_000),
         rate_window=_int(env, "FEDBLOG_RATE_WINDOW", 300, 1, 86400),
+        linkback_rate_limit=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT", 20, 0, 1_000_000),
+        linkback_rate_limit_host=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT_HOST", 10, 0, 1_000_000),
         trusted_proxies=_networks(env.get("FEDBLOG_TRUSTED_PROXIES", "127.0.0.1,::1")),
         header_timeout=_int(env, "FEDBLOG_HEADER_TIMEOUT", 10, 1, 300),
         body_timeout=_int(env, "FEDBLOG_BODY_TIMEOUT", 15, 1, 3600),

@@ -163,6 +163,18 @@ class Urls:
     def activity(self, token: str) -> str:
         return f"{self.base_url}/activities/{token}"
 
+    def webmention(self) -> str:
+        """The Webmention endpoint (W3C Webmention §3.1.2), advertised on post pages."""
+        return f"{self.base_url}/webmention"
+
+    def pingback(self) -> str:
+        """The pingback server (Pingback 1.0, XML-RPC), advertised on post pages."""
+        return f"{self.base_url}/xmlrpc"
+
+    def linkback_status(self, token: str) -> str:
+        """The status page of a received Webmention or pingback."""
+        return f"{self.base_url}/linkbacks/{token}"
+
     def guest_actor(self, guest_id: int) -> str:
         return f"{self.base_url}/guests/{guest_id}"
 
