@@ -30,6 +30,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_RATE_LIMIT | 300 | inbox POSTs per client IP per window (0: off); more get 429 + Retry-After |
 | FEDBLOG_RATE_LIMIT_HOST | 3000 | accepted inbox POSTs per signing host per window (0: off) |
 | FEDBLOG_RATE_WINDOW | 300 | the rate-limit window, in seconds |
+| FEDBLOG_LINKBACK_RATE_LIMIT | 20 | pingback and Webmention POSTs per client IP per window (0: off) |
+| FEDBLOG_LINKBACK_RATE_LIMIT_HOST | 10 | pingbacks and Webmentions naming one source host per window (0: off) |
 | FEDBLOG_TRUSTED_PROXIES | 127.0.0.1,::1 | proxy addresses/networks whose X-Forwarded-For/-Proto are believed |
 | FEDBLOG_HEADER_TIMEOUT | 10 | seconds a client has to send a request's headers (`fedblog serve`) |
 | FEDBLOG_BODY_TIMEOUT | 15 | seconds a client has to send a request's body |
@@ -56,9 +58,19 @@ _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
+# the names of guest and site actors (fedblog.federation.guests): guest-<n>, site-<n>
+GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX = "guest-", "site-"
+
+
+def reserved_handle(handle: str) -> bool:
+    """Whether ``handle`` starts like a guest or site actor's name (any case, as WebFinger compares):
+    the blog's handle may not, so ``@guest-5@example.net`` can only ever name a guest."""
+    return handle.lower().startswith((GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX))
+
+
 def valid_handle(handle: str) -> bool:
     """A username as FEDBLOG_HANDLE (and the admin's profile page) take it."""
-    return bool(_HANDLE_RE.match(handle))
+    return bool(_HANDLE_RE.match(handle)) and not reserved_handle(handle)
 
 
 class SettingsError(ValueError):
@@ -92,6 +104,8 @@ class Settings:
     rate_limit: int = 300  # GoToSocial's default: 300 requests per 5 minutes per IP
     rate_limit_host: int = 3000
     rate_window: int = 300
+    linkback_rate_limit: int = 20  # pingback + Webmention POSTs per IP per window (docs/security.md)
+    linkback_rate_limit_host: int = 10  # requests naming one source host per window: fetches we make there
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
         ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
     header_timeout: int = 10
@@ -163,6 +177,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"FEDBLOG_HANDLE={handle!r} is not a valid username: use letters, digits, _ . - only"
         )
+    if reserved_handle(handle):
+        raise SettingsError(f"FEDBLOG_HANDLE={handle!r} is taken: names starting with "
+                            f"{GUEST_HANDLE_PREFIX!r} or {SITE_HANDLE_PREFIX!r} are the blog's guest and site actors")
     name = env.get("FEDBLOG_NAME", "").strip() or "fedblog"
     language = env.get("FEDBLOG_LANGUAGE", "en").strip() or "en"
     if not _LANG_RE.match(language):
@@ -219,6 +236,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         rate_limit=_int(env, "FEDBLOG_RATE_LIMIT", 300, 0, 1_000_000),
         rate_limit_host=_int(env, "FEDBLOG_RATE_LIMIT_HOST", 3000, 0, 1_000_000),
         rate_window=_int(env, "FEDBLOG_RATE_WINDOW", 300, 1, 86400),
+        linkback_rate_limit=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT", 20, 0, 1_000_000),
+        linkback_rate_limit_host=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT_HOST", 10, 0, 1_000_000),
         trusted_proxies=_networks(env.get("FEDBLOG_TRUSTED_PROXIES", "127.0.0.1,::1")),
         header_timeout=_int(env, "FEDBLOG_HEADER_TIMEOUT", 10, 1, 300),
         body_timeout=_int(env, "FEDBLOG_BODY_TIMEOUT", 15, 1, 3600),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from fedblog.web import activitypub, feeds, inbox, interact, media, pages, redirects, wellknown
+from fedblog.web import activitypub, feeds, guests, inbox, interact, linkbacks, media, pages, redirects, wellknown
 from fedblog.web.admin import admin_routes
 
 
@@ -36,7 +36,12 @@ def build_routes() -> list[BaseRoute]:
         Route("/users/{handle}/followers", activitypub.followers, name="followers"),
         Route("/users/{handle}/following", activitypub.following, name="following"),
         Route("/users/{handle}/featured", activitypub.featured, name="featured"),
+        Route("/guests/{guest_id}", guests.guest, name="guest"),  # guest and site actors (fedblog.urls.guest_actor)
+        Route("/guests/{guest_id}/outbox", guests.guest_outbox, name="guest_outbox"),
         Route("/activities/{token}", activitypub.activity, name="activity"),
+        Route("/webmention", linkbacks.webmention, methods=["GET", "POST"], name="webmention"),
+        Route("/xmlrpc", linkbacks.xmlrpc, methods=["GET", "POST"], name="pingback"),
+        Route("/linkbacks/{token}", linkbacks.linkback_status, name="linkback_status"),
         Route("/.well-known/webfinger", wellknown.webfinger, name="webfinger"),
         Route("/.well-known/host-meta", wellknown.host_meta, name="host_meta"),
         Route("/.well-known/host-meta.json", wellknown.host_meta, name="host_meta_json"),
