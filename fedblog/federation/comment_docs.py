@@ -71,6 +71,7 @@ class CommentFacts:
     source_url: str | None = None
     author_name: str = ""
     author_url: str | None = None
+    excerpt: str = ""  # a linkback's text around its link (plain), when it has no stored text
     mentions: Sequence[Mention] = ()
     blog_actor: str = ""
 
@@ -82,16 +83,14 @@ def _link(href: str, text: str) -> str:
 def note_content(f: CommentFacts) -> str:
     """The Note's HTML. A linkback says where it comes from, as the post page does ("Pingback: ...");
     its stored text (already sanitised) follows."""
+    body = f.content_html or (f"<p>{escape(f.excerpt)}</p>" if f.excerpt else "")
     if f.kind in LINKBACK_KINDS and f.source_url:
-        head = f"<p>{escape(f.kind.capitalize())}: {_link(f.source_url, f.title or f.source_url)}</p>"
-        return head + f.content_html
+        return f"<p>{escape(f.kind.capitalize())}: {_link(f.source_url, f.title or f.source_url)}</p>" + body
     if f.via == "webmention" and f.source_url:
         where = _link(f.source_url, f.title or f.source_url)
         who = _link(f.author_url, f.author_name) if f.author_url else escape(f.author_name)
-        verb = "replied" if f.kind == "reply" else "wrote"
-        if not f.content_html:
-            return f"<p>{who} {verb} at {where}</p>"
-        return f"<p>{who} {verb} at {where}:</p>{f.content_html}"
+        verb = "mentioned this post" if f.kind == "mention" else "replied"  # a reply is stored as "webmention"
+        return f"<p>{who} {verb} at {where}:</p>{body}" if body else f"<p>{who} {verb} at {where}</p>"
     return f.content_html
 
 
@@ -135,9 +134,9 @@ def reaction(f: CommentFacts, shape: Shape) -> dict[str, Any]:
     return doc
 
 
-def create(activity_id: str, signed_note: dict[str, Any]) -> dict[str, Any]:
-    """The unsigned ``Create`` of a signed Note, addressed as the Note is."""
-    return {"@context": CONTEXT, "id": activity_id, "type": "Create", "actor": signed_note["attributedTo"],
+def create(activity_id: str, signed_note: dict[str, Any], kind: str = "Create") -> dict[str, Any]:
+    """The unsigned ``Create`` (or ``Update``) of a signed Note, addressed as the Note is."""
+    return {"@context": CONTEXT, "id": activity_id, "type": kind, "actor": signed_note["attributedTo"],
             "published": signed_note["published"], "to": list(signed_note["to"]), "cc": list(signed_note["cc"]),
             "object": signed_note}
 

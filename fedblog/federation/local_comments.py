@@ -21,6 +21,7 @@ What is stored, on the ``interaction`` row of a published item:
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,12 +148,44 @@ def publish(session: Session, services: Services, item: Interaction, *, quiet: b
     session.flush()
 
 
+def refresh(session: Session, services: Services, item: Interaction) -> None:
+    """What a published item says changed (a Webmention sent again, W3C Webmention §3.2.4): its
+    object is signed again and served, and an ``Update`` of the Note is stored (never delivered: a
+    linkback goes to no one). An item not published yet is published, as ``publish`` would."""
+    _publish(session, services, item, quiet=True, email=None, memo=_Memo(), again=True)
+    session.flush()
+
+
+def _evidence_with(item: Interaction, proof: dict[str, Any]) -> str:
+    """The item's evidence with its integrity proof added: a linkback's verification record stays."""
+    try:
+        known = json.loads(item.evidence) if item.evidence else {}
+    except ValueError:
+        known = {"received": item.evidence}
+    if not isinstance(known, dict):
+        known = {"received": known}
+    return json.dumps({**known, "integrity_proof": proof}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _excerpt(item: Interaction) -> str:
+    """A linkback's excerpt as its verifier kept it (``evidence.excerpt``), for a Note with no text."""
+    try:
+        known = json.loads(item.evidence) if item.evidence else None
+    except ValueError:
+        return ""
+    excerpt = known.get("excerpt") if isinstance(known, dict) else None
+    return excerpt[:600] if isinstance(excerpt, str) else ""
+
+
 def _publish(session: Session, services: Services, item: Interaction, *, quiet: bool, email: str | None,
-             memo: _Memo) -> None:
+             memo: _Memo, again: bool = False) -> None:
     if not item.federated or item.id is None or item.via == "activitypub":
         return
     actor = attach_actor(session, services, item, email=email, memo=memo)
-    if actor is None or actor.id is None or item.status != VISIBLE or is_published(services, item):
+    if actor is None or actor.id is None or item.status != VISIBLE:
+        return
+    was_published = is_published(services, item)
+    if was_published and not again:
         return
     if item.post_id not in memo.posts:
         memo.posts[item.post_id] = session.get(Post, item.post_id)
@@ -174,19 +207,30 @@ def _publish(session: Session, services: Services, item: Interaction, *, quiet: 
         context=urls.context(post_ap_id), replies=urls.replies(object_id),
         url=item.source_url if linkback and item.source_url else urls.comment_anchor(post.slug, item.id),
         published=item.published_at, content_html=item.content_html, title=item.title, source_url=item.source_url,
-        author_name=item.author_name, author_url=item.author_url, mentions=mentions, blog_actor=urls.actor())
+        author_name=item.author_name, author_url=item.author_url, mentions=mentions, blog_actor=urls.actor(),
+        excerpt=_excerpt(item) if linkback else "")
     key, key_id = _ed25519(session, services, ref, memo), urls.ed25519_key_id_of(ref)
     shape = docs.shape_of(item.kind, item.via)
     if shape == "note":
         obj = docs.sign(docs.note(facts), key, key_id, now)
-        activity = docs.sign(docs.create(create_id(services, item.id), obj), key, key_id, now)
+        activity_id = services.urls.activity(f"comment-{item.id}-update-{secrets.token_urlsafe(8)}") \
+            if was_published else create_id(services, item.id)
+        activity = docs.sign(docs.create(activity_id, obj, "Update" if was_published else "Create"), key, key_id, now)
     else:
         obj = activity = docs.sign(docs.reaction(facts, shape), key, key_id, now)
-    item.ap_id, item.activity_ap_id = object_id, activity["id"]
+    if was_published and shape != "note":  # a Like or Announce is its own activity: its stored body follows
+        stored = session.exec(select(Activity).where(Activity.ap_id == object_id)).first()
+        if stored is not None:
+            stored.body, stored.type = vocab.dumps(activity).decode(), activity["type"]
+            session.add(stored)
+    if not was_published:
+        item.ap_id, item.activity_ap_id = object_id, activity["id"]
     item.raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    item.evidence = json.dumps({"scheme": "eddsa-jcs-2022", "object": object_id, "activity": activity["id"],
-                                "verificationMethod": key_id, "proof": obj["proof"]}, separators=(",", ":"))
+    item.evidence = _evidence_with(item, {"scheme": "eddsa-jcs-2022", "object": object_id, "activity": activity["id"],
+                                          "verificationMethod": key_id, "proof": obj["proof"]})
     session.add(item)
+    if was_published and shape != "note":
+        return
     # only a web comment answering a fediverse author goes out, to that author alone (never followers)
     deliver = not quiet and shape == "note" and item.via == "form" and inbox is not None
     if memo.activities is not None and not deliver:  # a quiet batch: one insert at its end

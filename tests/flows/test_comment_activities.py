@@ -20,11 +20,9 @@ import pytest
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlmodel import Session, func, select
 
-from fedblog.activitypub import keys as keylib
 from fedblog.admin import queue
 from fedblog.blog import interactions as recorder
 from fedblog.blog.posts import parse_post_source
@@ -115,9 +113,10 @@ def pingback(services: Services, source: str, title: str, *, minutes: int = 0) -
     with session_scope(services.engine) as session:
         pid = session.exec(select(Post.id).where(Post.slug == "hello")).one()
         assert pid is not None
-        item = recorder.record_pingback(session, "approve-all", post_id=pid, source_url=source, site_name="Other",
-                                        title=title, published_at=services.clock.now() + timedelta(minutes=minutes))
-        item.content_html, item.federated = "<p>[…] a post worth reading […]</p>", True
+        item = recorder.record_pingback(  # as the linkback verifier records it: the excerpt in its evidence
+            session, "approve-all", post_id=pid, source_url=source, site_name="Other", title=title,
+            published_at=services.clock.now() + timedelta(minutes=minutes),
+            evidence=json.dumps({"type": "linkback", "excerpt": "[…] a post worth reading […]"}))
         local_comments.publish(session, services, item)
         assert item.id is not None
         return item.id
@@ -163,10 +162,16 @@ async def test_web_comment_is_a_signed_note_of_its_guest(
     assert note["proof"]["verificationMethod"] == guest + "#ed25519-key"
     key = public_key_of(services, item.actor_id)
     assert proof_ok(note, key)
+    # the same key as the guest's actor document publishes it (FEP-521a Multikey, multibase base58-btc)
+    actor = (await client.get(guest, headers=AP)).json()
+    method = next(m for m in actor["assertionMethod"] if m["id"] == note["proof"]["verificationMethod"])
+    raw = b58decode(method["publicKeyMultibase"].removeprefix("z"))
+    assert method["controller"] == guest and raw[:2] == b"\xed\x01"
+    assert proof_ok(note, Ed25519PublicKey.from_public_bytes(raw[2:]))
     tampered = copy.deepcopy(note)
     tampered["content"] = "<p>Something else.</p>"
     assert not proof_ok(tampered, key)
-    assert json.loads(item.evidence or "{}")["proof"] == note["proof"]
+    assert json.loads(item.evidence or "{}")["integrity_proof"]["proof"] == note["proof"]
 
     # the Create, served at its own id, is signed too and embeds the same signed Note
     create = (await client.get(item.activity_ap_id or "", headers=AP)).json()
@@ -265,19 +270,6 @@ async def test_fediverse_reply_to_a_web_comment_threads_under_it(
     assert await collection(client, "/posts/hello/replies") == [f"https://blog.test/comments/{cid}", note["id"]]
 
 
-def _guest_document(services: Services, ref: str) -> dict[str, Any]:
-    """The guest's actor document as the fake's verifier needs it: its id and stored RSA key."""
-    with Session(services.engine) as s:
-        key_row = s.exec(select(LocalKey).where(LocalKey.owner == ref)).one()
-    actor_id = services.urls.local_actor(ref)
-    if key_row.rsa_private_pem is None:
-        return {"id": actor_id}
-    rsa = keylib.load_private_key(key_row.rsa_private_pem)
-    assert isinstance(rsa, RSAPrivateKey)
-    return {"id": actor_id, "publicKey": {"id": actor_id + "#main-key", "owner": actor_id,
-                                          "publicKeyPem": keylib.public_key_to_pem(rsa.public_key())}}
-
-
 async def test_web_reply_to_a_fediverse_comment_is_delivered_to_its_author_only(
     services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient, post: str
 ) -> None:
@@ -292,7 +284,7 @@ async def test_web_reply_to_a_fediverse_comment_is_delivered_to_its_author_only(
         parent = s.exec(select(Interaction).where(Interaction.ap_id == note["id"])).one()
     cid = web_comment(services, "I think it is right.", parent=parent.id, minutes=1)
     ref = f"guest:{row(services, cid).actor_id}"
-    masto.known_actors[services.urls.local_actor(ref)] = lambda: _guest_document(services, ref)
+    # the fake fetches the guest's actor document from the blog, as Mastodon would, and verifies with its key
 
     stats = await DeliveryRunner(services, concurrency=2).run_until_idle()
     assert stats.sent == 1 and other.received == []
@@ -369,16 +361,17 @@ async def test_webmention_like_and_reply_are_the_sites_activities(
     services: Services, client: httpx.AsyncClient, post: str
 ) -> None:
     ids = {}
+    evidence = json.dumps({"type": "linkback", "protocol": "webmention", "excerpt": "around the link"})
     with session_scope(services.engine) as session:
         pid = session.exec(select(Post.id).where(Post.slug == "hello")).one()
         assert pid is not None
-        for kind, source in (("like", "https://indie.example/likes/1"), ("reply", "https://indie.example/notes/2")):
+        kinds: tuple[recorder.WebmentionKind, ...] = ("like", "reply")
+        for kind in kinds:
             item = recorder.record_webmention(
-                session, "approve-all", post_id=pid, source_url=source,
+                session, "approve-all", post_id=pid, source_url=f"https://indie.example/{kind}/1", kind=kind,
                 author=recorder.Author("Ida Indie", url="https://indie.example/"), title=None,
-                content_html="<p>Nice one.</p>" if kind == "reply" else "", published_at=services.clock.now())
-            item.kind, item.federated = kind, True  # the kind the linkback verifier read from the page
-            local_comments.publish(session, services, item)
+                content_html="<p>Nice one.</p>", published_at=services.clock.now(), evidence=evidence)
+            local_comments.publish(session, services, item)  # as the linkback verifier does
             ids[kind] = item.id
     like = (await client.get(f"/comments/{ids['like']}", headers=AP)).json()
     site = row(services, ids["like"]).actor_id
@@ -389,9 +382,27 @@ async def test_webmention_like_and_reply_are_the_sites_activities(
     reply = (await client.get(f"/comments/{ids['reply']}", headers=AP)).json()
     assert reply["type"] == "Note" and reply["attributedTo"] == site_id
     assert '<a href="https://indie.example/" rel="nofollow noopener">Ida Indie</a> replied' in reply["content"]
-    assert reply["content"].endswith("<p>Nice one.</p>") and reply["url"] == "https://indie.example/notes/2"
+    assert reply["content"].endswith("<p>Nice one.</p>") and reply["url"] == "https://indie.example/reply/1"
+    kept = json.loads(row(services, ids["reply"]).evidence or "{}")  # the verifier's record stays, the proof joins it
+    assert kept["type"] == "linkback" and kept["integrity_proof"]["proof"] == reply["proof"]
     # a Like is not a reply: only the Note is listed
     assert await collection(client, "/posts/hello/replies") == [f"https://blog.test/comments/{ids['reply']}"]
+
+    # the source is sent again with new words: the Note follows, signed again, and an Update is kept
+    services.clock.advance(60)  # type: ignore[attr-defined]
+    with session_scope(services.engine) as session:
+        item = session.get(Interaction, ids["reply"])
+        assert item is not None
+        recorder.update_webmention(item, kind="reply", author=recorder.Author("Ida Indie", url="https://indie.example/"),
+                                   title=None, content_html="<p>Nicer now.</p>", updated_at=services.clock.now())
+        local_comments.refresh(session, services, item)
+    again = (await client.get(f"/comments/{ids['reply']}", headers=AP)).json()
+    assert again["content"].endswith("<p>Nicer now.</p>") and again["proof"] != reply["proof"]
+    assert proof_ok(again, public_key_of(services, site or 0))
+    with Session(services.engine) as s:
+        updates = s.exec(select(Activity).where(Activity.type == "Update", Activity.actor == f"guest:{site}")).all()
+    assert len(updates) == 1 and json.loads(updates[0].body)["object"] == again
+    assert count(services, Delivery) == 0  # linkbacks go to no one
 
 
 async def test_admin_queue_over_http_publishes_on_approve_and_blocks_by_the_authors_site(
