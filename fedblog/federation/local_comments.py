@@ -323,9 +323,12 @@ def publish_imported(session: Session, services: Services, ids: Sequence[int]) -
         for item in items:
             if item.via == "activitypub":
                 continue
-            item.federated = True
+            before, item.federated = item.federated, True
             _publish(session, services, item, quiet=True, email=emails.get(item.id), memo=memo)
-            published += is_published(services, item)
+            if is_published(services, item):
+                published += 1
+            else:  # a draft's comment, a linkback without a source URL: it stays off the fediverse
+                item.federated = before
     session.flush()
     if memo.activities:
         session.execute(insert(Activity), memo.activities)
