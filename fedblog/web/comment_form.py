@@ -108,20 +108,21 @@ def check_view_key(secret: str, comment_id: int, key: str) -> bool:
 # -- the fields -----------------------------------------------------------------------------------
 @dataclass
 class Submission:
-    """What the commenter typed (kept as typed, to give the form back) and the problems found."""
+    """What the commenter sent: the cleaned fields (what is stored), what they typed (to give the
+    form back as it was) and the problems found, by field."""
 
     post_id: int
     parent_id: int
     name: str = ""
     email: str = ""
-    website: str = ""
+    website: str = ""  # normalised: http(s), https:// added to a bare host
     text: str = ""
     federate: bool = False
     errors: dict[str, str] = field(default_factory=dict)  # field -> what is wrong with it
+    typed: dict[str, str] = field(default_factory=dict)
 
     def values(self) -> dict[str, object]:
-        return {"name": self.name, "email": self.email, "website": self.website, "text": self.text,
-                "federate": self.federate}
+        return {**self.typed, "federate": self.federate}
 
 
 def _clean_line(value: str) -> str:
@@ -156,9 +157,10 @@ def normalise_website(value: str) -> str | None:
 
 def validate(fields: dict[str, str], post_id: int, parent_id: int) -> Submission:
     """The submission with each field cleaned and every problem named next to its field."""
+    typed = {k: _CONTROL.sub("", fields.get(k, "").replace("\r\n", "\n")) for k in ("name", "email", "website", "text")}
     sub = Submission(post_id, parent_id, name=_clean_line(fields.get("name", "")),
                      email=fields.get("email", "").strip(), website=fields.get("website", "").strip(),
-                     text=clean_text(fields.get("text", "")), federate=fields.get("federate", "") == "on")
+                     text=clean_text(fields.get("text", "")), federate=fields.get("federate", "") == "on", typed=typed)
     if not sub.name:
         sub.errors["name"] = "Please give a name (it is shown with your comment; a nickname is fine)."
     elif len(sub.name) > MAX_NAME:

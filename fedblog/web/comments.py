@@ -89,7 +89,7 @@ async def post_page(request: Request) -> Response:
     if response.status_code != 200:
         return response
     services = services_of(request)
-    body = form.fill_placeholders(response.body, lambda post, parent: new_token(services, post, parent))
+    body = form.fill_placeholders(bytes(response.body), lambda post, parent: new_token(services, post, parent))
     headers = {k: v for k, v in response.headers.items() if k != "content-length"}
     return Response(body, status_code=200, headers=headers)
 
@@ -139,7 +139,7 @@ async def reply_page(request: Request) -> Response:
     """``/comments/{id}/reply``: the comment, and a form that answers it."""
     services = services_of(request)
     target = await services.run_db(_reply_target, services, request.path_params["comment_id"])
-    default = form.Submission(target.post.id, target.parent.id, federate=services.site.current().comment_consent_default)
+    default = form.Submission(target.post.id, 0, federate=services.site.current().comment_consent_default)
     return _form_page(request, target, default)
 
 
@@ -159,7 +159,8 @@ async def _read_form(request: Request) -> dict[str, str]:
         if len(body) > form.MAX_BODY:
             raise too_large
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=form.MAX_FIELDS))
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=form.MAX_FIELDS,
+                              errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise HTTPException(400, "The comment form could not be read: it is not UTF-8 urlencoded text.") from None
 
