@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -101,19 +102,24 @@ class Target:
     parent_gone: bool  # a comment was named but is not shown (any more)
 
 
+def _check_target(session: Session, post_id: int, parent_id: int) -> Target:
+    post = session.get(Post, post_id)
+    if post is None or post.draft:
+        raise HTTPException(404, "There is no such post to comment on.")
+    if post.deleted_at is not None:
+        raise HTTPException(410, "This post was deleted by its author; it takes no more comments.")
+    parent = session.get(Interaction, parent_id) if parent_id else None
+    if parent is not None and (parent.post_id != post_id or parent.status != "visible"
+                               or parent.kind not in COMMENT_KINDS):
+        parent = None
+    return Target(post, parent, bool(parent_id) and parent is None)
+
+
 def _target(services: Services, post_id: int, parent_id: int) -> Target:
     with Session(services.engine) as session:
-        post = session.get(Post, post_id)
-        if post is None or post.draft:
-            raise HTTPException(404, "There is no such post to comment on.")
-        if post.deleted_at is not None:
-            raise HTTPException(410, "This post was deleted by its author; it takes no more comments.")
-        parent = session.get(Interaction, parent_id) if parent_id else None
-        if parent is not None and (parent.post_id != post_id or parent.status != "visible"
-                                   or parent.kind not in COMMENT_KINDS):
-            parent = None
+        target = _check_target(session, post_id, parent_id)
         session.expunge_all()
-    return Target(post, parent, bool(parent_id) and parent is None)
+    return target
 
 
 def _reply_target(services: Services, raw: str) -> Target:
@@ -189,11 +195,17 @@ def token_problem(services: Services, raw: str, post_id: int, parent_id: int) ->
     return None
 
 
-def _store(services: Services, sub: form.Submission, content_html: str, hold: bool) -> tuple[int, str]:
+def _store(services: Services, sub: form.Submission, content_html: str, hold: bool) -> int | Target:
+    """Store the comment (its post and parent checked in the same transaction): its id, or the
+    Target to give the form back with when the comment it answers is no longer shown."""
     now = services.clock.now()
     for attempt in (1, 2):  # two first comments of one new person at once: the second finds the guest
         try:
             with session_scope(services.engine) as session:
+                target = _check_target(session, sub.post_id, sub.parent_id)
+                if target.parent_gone:
+                    session.expunge_all()
+                    return target
                 actor = guests.guest_actor(session, services, name=sub.name, email=sub.email or None,
                                            website=sub.website or None, now=now)
                 item = record_web_comment(
@@ -204,7 +216,7 @@ def _store(services: Services, sub: form.Submission, content_html: str, hold: bo
                     hold=hold)
                 local_comments.publish(session, services, item)
                 assert item.id is not None
-                return item.id, item.status
+                return item.id
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -224,38 +236,44 @@ async def submit(request: Request) -> Response:
     post_id, parent_id = _whole(fields.get("post")), _whole(fields.get("parent"))
     if not post_id or parent_id is None:
         raise HTTPException(400, "This form does not say which post it comments on: send it from the post's page.")
-    target = await services.run_db(_target, services, post_id, parent_id)
     sub = form.validate(fields, post_id, parent_id)
     if wait is not None:
+        target = await services.run_db(_target, services, post_id, parent_id)
         return _form_page(request, target, sub, status=429, headers={"Retry-After": str(wait)},
                           message=f"You have sent many comments in a short time. Please wait {wait} s, then send "
                                   "this one again; it is still here.")
-    if target.parent_gone:
-        sub.parent_id = 0
-        return _form_page(request, target, sub, status=409, message=(
-            "The comment you replied to is no longer shown. Send this form again to comment on the post itself."))
     problem = token_problem(services, fields.get("token", ""), post_id, parent_id)
-    if problem is not None:
-        return _form_page(request, target, sub, status=problem[0], message=problem[1])
-    if fields.get(form.HONEYPOT):
-        return _form_page(request, target, sub, status=400, message=(
-            "A field meant to stay empty (it is hidden from view) was filled in, as spam robots do. If you are a "
-            "person, please send the form again."))
-    if sub.errors:
-        return _form_page(request, target, sub, status=400,
-                          message="Please fix what is marked below; everything you typed is still here.")
+    if problem is None and fields.get(form.HONEYPOT):
+        problem = 400, ("A field meant to stay empty (it is hidden from view) was filled in, as spam robots do. If you "
+                        "are a person, please send the form again.")
+    if problem is None and sub.errors:
+        problem = 400, "Please fix what is marked below; everything you typed is still here."
+    if problem is not None:  # the database is read only to give the form back
+        target = await services.run_db(_target, services, post_id, parent_id)
+        if not target.parent_gone:
+            return _form_page(request, target, sub, status=problem[0], message=problem[1])
+        return _parent_gone(request, target, sub)
     nonce = fields["token"].split(".")[3]
     digest = _digest(sub)
     if (seen := state.sent.get(nonce)) is not None and seen[0] == digest:  # sent twice: the same comment
         return RedirectResponse(permalink(services, seen[1]), status_code=303)
     content_html, links = form.text_to_html(sub.text)
-    try:
-        comment_id, _ = await services.run_db(_store, services, sub, content_html, links > form.MAX_LINKS)
+    try:  # one trip to the database: the post and parent are checked in the storing transaction
+        stored = await services.run_db(_store, services, sub, content_html, links > form.MAX_LINKS)
     except OperationalError:  # a locked or unreachable database: nothing stored, say so
+        target = Target(SimpleNamespace(id=post_id, title="this post", slug="", language=None), None, False)
         return _form_page(request, target, sub, status=503, headers={"Retry-After": "5"},
                           message="The blog could not save comments just now. Please send it again in a moment.")
-    state.remember(nonce, digest, comment_id)
-    return RedirectResponse(permalink(services, comment_id), status_code=303)
+    if isinstance(stored, Target):
+        return _parent_gone(request, stored, sub)
+    state.remember(nonce, digest, stored)
+    return RedirectResponse(permalink(services, stored), status_code=303)
+
+
+def _parent_gone(request: Request, target: Target, sub: form.Submission) -> Response:
+    sub.parent_id = 0
+    return _form_page(request, target, sub, status=409, message=(
+        "The comment you replied to is no longer shown. Send this form again to comment on the post itself."))
 
 
 # -- the author's view ----------------------------------------------------------------------------
