@@ -33,8 +33,13 @@ def moderation() -> str:
 
 
 @pytest.fixture
-def settings(settings: Settings, moderation: str) -> Settings:
-    return settings.replace(moderation=moderation, comment_rate_limit=5)
+def consent() -> bool:
+    return False  # FEDBLOG_COMMENT_CONSENT_DEFAULT; a test parametrizes "consent" to change it
+
+
+@pytest.fixture
+def settings(settings: Settings, moderation: str, consent: bool) -> Settings:
+    return settings.replace(moderation=moderation, comment_consent_default=consent, comment_rate_limit=5)
 
 
 @pytest.fixture
@@ -356,3 +361,30 @@ async def test_a_blocked_website_is_stored_hidden(
     assert stored(services, cid).status == "hidden"
     assert "not published" in (await client.get(r.headers["location"])).text
     assert "First paragraph" not in (await client.get(PAGE)).text
+
+
+async def test_spam_in_the_queue_blocks_the_guest_and_their_next_comment_is_hidden(
+        client: httpx.AsyncClient, services: Services, clock: FrozenClock, post_id: int) -> None:
+    fields = await fresh_form(client)
+    clock.advance(5)
+    first = comment_id_of(await send(client, filled(fields, **{**COMMENT, "website": ""})))
+    assert queue.act(services, "spam", [first]) == 1
+    assert stored(services, first).status == "spam"
+    clock.advance(5)
+    again = comment_id_of(await send(client, filled(fields, **{**COMMENT, "website": "", "text": "Still me."})))
+    assert stored(services, again).status == "hidden"  # same name + email: the blocked guest actor
+    clock.advance(5)
+    other = comment_id_of(await send(client, filled(fields, **{**COMMENT, "email": "x@example.net", "text": "Hi"})))
+    assert stored(services, other).status == "visible"
+
+
+@pytest.mark.parametrize("consent", [True, False])
+async def test_the_consent_box_starts_as_the_blog_says(
+        client: httpx.AsyncClient, services: Services, clock: FrozenClock, post_id: int, consent: bool) -> None:
+    fields = await fresh_form(client)
+    assert (fields["federate"] == "on") is consent
+    clock.advance(5)
+    cid = comment_id_of(await send(client, filled(fields, **COMMENT)))
+    reply = form_of((await client.get(f"/comments/{cid}/reply")).text)["fields"]
+    assert (reply["federate"] == "on") is consent
+    assert stored(services, cid).federated is consent  # sent as shown: the box decides
