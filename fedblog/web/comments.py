@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,7 +35,7 @@ from fedblog.blog.interactions import Author, record_web_comment
 from fedblog.blog.threads import COMMENT_KINDS
 from fedblog.federation import guests, local_comments
 from fedblog.services import Services
-from fedblog.store.db import session_scope
+from fedblog.store.db import database_unavailable, request_write_limits, session_scope
 from fedblog.store.tables import Interaction, Post
 from fedblog.web import comment_form as form
 from fedblog.web import pages
@@ -117,7 +117,8 @@ def _check_target(session: Session, post_id: int, parent_id: int) -> Target:
 
 def _target(services: Services, post_id: int, parent_id: int) -> Target:
     with Session(services.engine) as session:
-        target = _check_target(session, post_id, parent_id)
+        with request_write_limits(session.connection(), services.settings.db_write_timeout, reads_only=True):
+            target = _check_target(session, post_id, parent_id)
         session.expunge_all()
     return target
 
@@ -201,7 +202,8 @@ def _store(services: Services, sub: form.Submission, content_html: str, hold: bo
     now = services.clock.now()
     for attempt in (1, 2):  # two first comments of one new person at once: the second finds the guest
         try:
-            with session_scope(services.engine) as session:
+            with session_scope(services.engine) as session, \
+                    request_write_limits(session.connection(), services.settings.db_write_timeout):
                 target = _check_target(session, sub.post_id, sub.parent_id)
                 if target.parent_gone:
                     session.expunge_all()
@@ -260,14 +262,27 @@ async def submit(request: Request) -> Response:
     content_html, links = form.text_to_html(sub.text)
     try:  # one trip to the database: the post and parent are checked in the storing transaction
         stored = await services.run_db(_store, services, sub, content_html, links > form.MAX_LINKS)
-    except OperationalError:  # a locked or unreachable database: nothing stored, say so
-        target = Target(SimpleNamespace(id=post_id, title="this post", slug="", language=None), None, False)
-        return _form_page(request, target, sub, status=503, headers={"Retry-After": "5"},
-                          message="The blog could not save comments just now. Please send it again in a moment.")
+    except (DBAPIError, PoolTimeout) as exc:  # a locked or unreachable database: nothing stored, say so
+        if not database_unavailable(exc):
+            raise
+        return await _busy(request, sub)
     if isinstance(stored, Target):
         return _parent_gone(request, stored, sub)
     state.remember(nonce, digest, stored)
     return RedirectResponse(permalink(services, stored), status_code=303)
+
+
+async def _busy(request: Request, sub: form.Submission) -> Response:
+    services = services_of(request)
+    busy = "The blog could not save comments just now. Please send it again in a moment"
+    try:
+        target = await services.run_db(_target, services, sub.post_id, sub.parent_id)
+    except (DBAPIError, PoolTimeout) as exc:
+        if not database_unavailable(exc):
+            raise
+        raise HTTPException(503, busy + ".", headers={"Retry-After": "5"}) from None
+    return _form_page(request, target, sub, status=503, headers={"Retry-After": "5"},
+                      message=busy + "; your comment is still here.")
 
 
 def _parent_gone(request: Request, target: Target, sub: form.Submission) -> Response:

@@ -4,7 +4,10 @@ moderation, and the author's view of a pending comment."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,6 +23,7 @@ from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Actor, Interaction, ModerationRule, Post
 from fedblog.web import comment_form
+from tests.conftest import is_postgres
 from tests.helpers import NS, classes, parse_html, text_of
 
 pytestmark = pytest.mark.anyio
@@ -39,7 +43,8 @@ def consent() -> bool:
 
 @pytest.fixture
 def settings(settings: Settings, moderation: str, consent: bool) -> Settings:
-    return settings.replace(moderation=moderation, comment_consent_default=consent, comment_rate_limit=5)
+    return settings.replace(moderation=moderation, comment_consent_default=consent, comment_rate_limit=5,
+                            db_write_timeout=1)
 
 
 @pytest.fixture
@@ -388,3 +393,40 @@ async def test_the_consent_box_starts_as_the_blog_says(
     reply = form_of((await client.get(f"/comments/{cid}/reply")).text)["fields"]
     assert (reply["federate"] == "on") is consent
     assert stored(services, cid).federated is consent  # sent as shown: the box decides
+
+
+@contextlib.contextmanager
+def write_locked(services: Services) -> Iterator[None]:
+    """Another process holds the write lock (SQLite: the file; PostgreSQL: the interaction table,
+    readers still served)."""
+    if is_postgres():
+        with services.engine.connect() as conn:
+            conn.exec_driver_sql("LOCK TABLE interaction IN EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                conn.rollback()
+        return
+    path = services.engine.url.database
+    assert path
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_locked_database_answers_503_with_the_form_and_stores_nothing(
+        client: httpx.AsyncClient, services: Services, clock: FrozenClock, post_id: int) -> None:
+    fields = await fresh_form(client)
+    clock.advance(5)
+    with write_locked(services):
+        r = await send(client, filled(fields, **COMMENT))
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    answer = form_of(r.text)
+    assert "could not save comments just now" in (answer["alert"] or "")
+    assert answer["fields"]["text"] == COMMENT["text"] and count(services, via="form") == 0
+    clock.advance(5)
+    assert stored(services, comment_id_of(await send(client, filled(answer["fields"])))).status == "visible"
