@@ -20,6 +20,9 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_ALLOW_PRIVATE_HOSTS | (empty) | hostnames the guarded client may reach on non-global addresses |
 | FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all (the admin's choice wins once saved) |
 | FEDBLOG_COMMENT_CONSENT_DEFAULT | off | whether the web comment form's consent box starts ticked (on/off) |
+| FEDBLOG_COMMENT_RATE_LIMIT | 10 | web comment form POSTs per client IP per comment window (0: off); more get 429 |
+| FEDBLOG_COMMENT_RATE_WINDOW | 600 | the comment rate-limit window, in seconds |
+| FEDBLOG_COMMENT_MIN_SECONDS | 3 | the comment form is refused when sent sooner than this after the page was served |
 | FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
@@ -93,6 +96,9 @@ class Settings:
     allow_private_hosts: frozenset[str] = frozenset()
     moderation: str = "first-contact"
     comment_consent_default: bool = False
+    comment_rate_limit: int = 10  # web comment POSTs per client IP per window (0: off)
+    comment_rate_window: int = 600
+    comment_min_seconds: int = 3  # a form sent sooner after it was served is a bot's
     run_worker: bool = True
     delivery_concurrency: int = 50
     delivery_per_host: int = 16
@@ -225,6 +231,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         allow_private_hosts=allow,
         moderation=moderation,
         comment_consent_default=consent in ("on", "1", "true", "yes"),
+        comment_rate_limit=_int(env, "FEDBLOG_COMMENT_RATE_LIMIT", 10, 0, 1_000_000),
+        comment_rate_window=_int(env, "FEDBLOG_COMMENT_RATE_WINDOW", 600, 1, 86400),
+        comment_min_seconds=_int(env, "FEDBLOG_COMMENT_MIN_SECONDS", 3, 0, 600),
         run_worker=worker in ("on", "1", "true", "yes"),
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),

@@ -21,11 +21,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from fedblog.blog import rules
 from fedblog.store import deferred
-from fedblog.store.tables import Interaction
+from fedblog.store.tables import Interaction, ModerationRule
 
 
 class Status(StrEnum):
@@ -123,14 +123,36 @@ def record_reaction(session: Session, *, kind: Literal["like", "repost"], author
 
 # -- the web --------------------------------------------------------------------------------------
 def record_web_comment(session: Session, mode: str, *, author: Author, post_id: int, parent_id: int | None,
-                       content_html: str, published_at: datetime) -> Interaction:
-    """A comment sent with the post page's form; moderated by its author's URL (or held without one)."""
-    item = Interaction(post_id=post_id, parent_id=parent_id, kind="comment", via="form",
-                       status=initial_status(session, mode, author.url).value, content_html=content_html,
-                       published_at=published_at, **author.columns())
+                       content_html: str, published_at: datetime, email: str | None = None,
+                       federated: bool = False, moderated_as: str | None = None, hold: bool = False) -> Interaction:
+    """A comment sent with the post page's form.
+
+    Moderated as ``moderated_as`` (the commenter's guest actor id, so the admin's "always approve
+    this author" covers their next comments), else its author's URL, else held. ``hold`` holds it
+    whatever the mode (say, too many links); a blocked author or website stores it hidden.
+    ``email`` is kept for the owner only; ``federated`` is the commenter's consent to publish it
+    to the fediverse."""
+    who = moderated_as or author.url
+    status = initial_status(session, mode, who)
+    if hold and status is Status.VISIBLE:
+        status = Status.PENDING
+    if _blocked(session, [u for u in (who, author.url) if u]):
+        status = Status.HIDDEN
+    item = Interaction(post_id=post_id, parent_id=parent_id, kind="comment", via="form", status=status.value,
+                       content_html=content_html, published_at=published_at, author_email=email or None,
+                       federated=federated, **author.columns())
     session.add(item)
     session.flush()
     return item
+
+
+def _blocked(session: Session, urls: list[str]) -> bool:
+    """Whether a block rule covers any of ``urls`` (each, its host or a parent domain): one query."""
+    if not urls:
+        return False
+    stmt = select(ModerationRule.id).where(
+        ModerationRule.action == "block", col(ModerationRule.target).in_(rules.block_targets(urls))).limit(1)
+    return session.exec(stmt).first() is not None
 
 
 def record_pingback(session: Session, mode: str, *, post_id: int, source_url: str, site_name: str,
