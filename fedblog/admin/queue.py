@@ -7,7 +7,8 @@ arrive), so a new channel shows up here without a change.
 Plain synchronous functions: the web layer runs them through ``services.run_db``. Every status
 change is passed on to ``federation.local_comments`` (through ``moderation.set_status``): approving
 a web comment or linkback publishes it, hiding, spamming or deleting a published one sends its
-``Delete``. A web comment's or linkback's author is its URL here, not its local guest or site actor.
+``Delete``. Rules about an author name their actor (a web commenter's guest included); a domain
+block of a web comment or linkback names the author's own site, never the blog's domain.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def load_queue(services: Services, page: int) -> QueuePage:
     items = [
         QueueItem(
             id=r.id, kind=r.kind, via=r.via, author_name=r.author_name, author_url=r.author_url,
-            author_handle=r.author_handle, actor_ap_id=None if r.actor_is_local else r.actor_ap_id,
+            author_handle=r.author_handle, actor_ap_id=r.actor_ap_id,
             where_from=host_of((None if r.actor_is_local else r.actor_ap_id) or r.author_url or r.source_url or "")
             or r.via,
             post_title=r.post_title, post_slug=r.slug, excerpt=_excerpt(r), published_at=r.published_at,
@@ -102,11 +103,6 @@ def load_queue(services: Services, page: int) -> QueuePage:
 def _author_of(session: Session, item: Interaction) -> str | None:
     """Who a rule about this item's author names: its fediverse actor, else its author's URL."""
     return moderation.rule_subject(session, item)
-
-
-def _remote_actor_id(session: Session, item: Interaction) -> int | None:
-    actor = session.get(Actor, item.actor_id) if item.actor_id else None
-    return actor.id if actor is not None and not actor.is_local else None
 
 
 def act(services: Services, action: str, ids: list[int]) -> int:
@@ -129,7 +125,7 @@ def act(services: Services, action: str, ids: list[int]) -> int:
             elif action == "delete":
                 moderation.set_status(session, item, Status.DELETED, services)  # drops the text too
             else:
-                author = _author_of(session, item) if _remote_actor_id(session, item) else None
+                author = _author_of(session, item) if item.actor_id else None
                 if author:
                     _drop_rule(session, "approve", author)
                     moderation.block(session, author, now, services)
@@ -163,8 +159,7 @@ def always_approve(services: Services, item_id: int) -> tuple[str, int]:
         item, author = _item_and_author(session, item_id, "trust")
         rule = moderation.add_rule(session, "approve", author, now)
         stmt = select(Interaction).where(Interaction.status == "pending")
-        remote = _remote_actor_id(session, item)
-        stmt = stmt.where(Interaction.actor_id == remote) if remote else stmt.where(
+        stmt = stmt.where(Interaction.actor_id == item.actor_id) if item.actor_id else stmt.where(
             Interaction.author_url == item.author_url)
         shown = 0
         for other in session.exec(stmt).all():
@@ -177,8 +172,9 @@ def block_author(services: Services, item_id: int, scope: str) -> tuple[str, int
     """Block this item's author (``actor``) or their whole domain (``domain``), as the CLI does."""
     now = services.clock.now()
     with session_scope(services.engine) as session:
-        _item, author = _item_and_author(session, item_id, "block")
-        target = author if scope == "actor" else host_of(author)
+        item, author = _item_and_author(session, item_id, "block")
+        # a guest's or site's domain is its author's site, not the blog's (every guest id is on it)
+        target = author if scope == "actor" else moderation.author_domain(session, item)
         if not target:
             raise LookupError("This item's author has no domain to block.")
         _drop_rule(session, "approve", author)

@@ -6,8 +6,10 @@ for the command line and the admin pages. Blocks are checked before any key is f
 
 Given the services, every change of status is passed on to ``local_comments.on_status_changed``: an
 approved web comment or linkback is published, a published one that is hidden gets its ``Delete``.
-A rule about a comment's author names its fediverse actor, or for a web comment or linkback (whose
-actor is a local guest or site) the author's own URL, as before guests existed (``rule_subject``).
+A rule about a comment's author names its actor: a fediverse actor, or the guest a web comment is
+moderated as (the form checks that id, so "always approve" and "block" follow the person). A
+*domain* rule about a guest's or site's comment names the author's own site (``author_domain``),
+never the blog's domain, which every guest id is on.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from fedblog.activitypub.origin import host_of
 from fedblog.blog.interactions import Status, change_status
 from fedblog.blog.rules import add_rule, block_targets, is_approved, normalise_target, targets
 from fedblog.federation import local_comments
@@ -23,16 +26,32 @@ from fedblog.services import Services
 from fedblog.store.tables import Actor, Interaction, ModerationRule
 
 __all__ = ["add_rule", "approve", "block", "block_targets", "is_approved", "list_pending", "normalise_target",
-           "reject", "rule_subject", "set_status"]
+           "reject", "rule_subject", "author_domain", "set_status"]
 
 
 def rule_subject(session: Session, item: Interaction) -> str | None:
-    """Who a rule about ``item``'s author names: its remote actor, else its author's URL (a local
-    guest or site actor is ours: blocking its id or our own domain would block every guest)."""
+    """Who a rule about ``item``'s author names: its actor (fediverse, or local guest or site), else
+    its author's URL."""
+    actor = session.get(Actor, item.actor_id) if item.actor_id else None
+    return actor.ap_id if actor is not None else item.author_url
+
+
+def author_domain(session: Session, item: Interaction) -> str | None:
+    """The domain a domain rule about ``item``'s author names: a fediverse actor's host; for a local
+    guest or site (whose id is on the blog's own domain) the host of the author's site or the
+    linking page; None when there is none."""
     actor = session.get(Actor, item.actor_id) if item.actor_id else None
     if actor is not None and not actor.is_local:
-        return actor.ap_id
-    return item.author_url
+        return host_of(actor.ap_id)
+    return host_of(item.author_url or item.source_url or "")
+
+
+def _subjects(session: Session, item: Interaction) -> list[str]:
+    """What a block may name for ``item``: its actor, and for a local guest or site its author's URL."""
+    actor = session.get(Actor, item.actor_id) if item.actor_id else None
+    if actor is None:
+        return [item.author_url] if item.author_url else []
+    return [actor.ap_id, *([item.author_url] if actor.is_local and item.author_url else [])]
 
 
 def set_status(session: Session, item: Interaction, to: Status, services: Services | None) -> None:
@@ -55,7 +74,7 @@ def approve(session: Session, interaction_id: int, now: datetime, services: Serv
     item = _get(session, interaction_id)
     set_status(session, item, Status.VISIBLE, services)
     actor = session.get(Actor, item.actor_id) if item.actor_id else None
-    if actor is not None and not actor.is_local:
+    if actor is not None:
         add_rule(session, "approve", actor.ap_id, now)
     return item
 
@@ -72,8 +91,7 @@ def block(session: Session, target: str, now: datetime, services: Services | Non
     hidden = 0
     shown = (Status.VISIBLE.value, Status.PENDING.value)
     for item in session.exec(select(Interaction).where(col(Interaction.status).in_(shown))).all():
-        author = rule_subject(session, item)
-        if author and any(t == rule.target for t in targets(author)):
+        if any(t == rule.target for subject in _subjects(session, item) for t in targets(subject)):
             set_status(session, item, Status.HIDDEN, services)
             hidden += 1
     return rule, hidden
