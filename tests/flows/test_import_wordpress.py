@@ -114,7 +114,7 @@ def thread_html(page: str) -> str:
     sections = re.findall(r'<section id="(?:comments|pingbacks)".*?</section>', page, re.S)
     joined = "\n".join(sections)
     numbers: dict[str, str] = {}
-    joined = re.sub(r"(comment-|reply\?to=)(\d+)",
+    joined = re.sub(r"(comment-|reply\?to=|/comments/)(\d+)",
                     lambda m: m.group(1) + numbers.setdefault(m.group(2), str(len(numbers))), joined)
     return re.sub(r' rel="[^"]*"', "", joined)
 
