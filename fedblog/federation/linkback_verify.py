@@ -213,6 +213,7 @@ def _apply(session: Session, services: Services, request_id: int, found: Found) 
             return _close(session, request, REFUSED, "this source's earlier mention was deleted; it stays deleted",
                           None, now)
         session.add(ours)
+        local_comments.refresh(session, services, ours)  # its Note says what the source says now
         return _close(session, request, ACCEPTED, None, ours, now)
     post = session.get(Post, request.post_id)
     if post is None or post.draft or post.deleted_at is not None:
