@@ -25,7 +25,6 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from tqdm import tqdm
 
 from fedblog import __version__, cli_wordpress
-from fedblog.blog.demo import load_demo
 from fedblog.blog.interactions import IllegalTransition
 from fedblog.blog.markup import html_to_text
 from fedblog.blog.posts import PostSourceError, parse_post_source
@@ -33,7 +32,7 @@ from fedblog.blog.wordpress import WxrError
 from fedblog.cli_admin import init_password
 from fedblog.cli_admin import register as register_admin
 from fedblog.cli_errors import CliError
-from fedblog.federation import moderation
+from fedblog.federation import local_comments, moderation
 from fedblog.federation.handlers import build_handlers
 from fedblog.federation.inbox import Inbox
 from fedblog.federation.profile import announce_profile_change
@@ -91,7 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _announce_profile(services)
         if args.demo:
             with session_scope(services.engine) as session:
-                post = load_demo(session, default_language=services.settings.language)
+                # its comments and pingback become guest and site activities, never delivered
+                post = local_comments.load_demo(session, services)
             print("Demo content loaded." if post else "Demo content already present.")
         app = create_app(services)
         settings = services.settings
@@ -250,15 +250,15 @@ def cmd_moderation(args: argparse.Namespace) -> int:
                     print(f"{item.id:>6}  {item.published_at:%Y-%m-%d %H:%M}  {item.author_name} {who}  via {item.via}")
                     print(f"        {text[:160]}")
             elif args.action == "approve":
-                item = moderation.approve(session, _int_arg(args.target), now)
+                item = moderation.approve(session, _int_arg(args.target), now, services)
                 print(f"approved comment {item.id} by {item.author_name}; their next comments are shown at once")
             elif args.action == "reject":
-                item = moderation.reject(session, _int_arg(args.target))
+                item = moderation.reject(session, _int_arg(args.target), services)
                 print(f"rejected comment {item.id} by {item.author_name}; it stays hidden")
             else:
                 if not args.target:
                     raise CliError("block needs an actor URL or a domain, e.g. 'fedblog moderation block spam.example'")
-                rule, hidden = moderation.block(session, args.target, now)
+                rule, hidden = moderation.block(session, args.target, now, services)
                 print(f"blocked {rule.target}; {hidden} existing comment(s) hidden")
         except (LookupError, IllegalTransition) as exc:
             raise CliError(str(exc.args[0])) from None

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from fedblog.blog.wordpress import WpItem, WxrError, check_file, wxr_records
 from fedblog.blog.wp_import import MEDIA_FOLDER, MediaCopy, WpImporter, report_lines
+from fedblog.federation import local_comments
 from fedblog.services import Services
 
 Opened = Callable[[], AbstractContextManager[Services]]
@@ -69,6 +70,9 @@ def cmd_import_wordpress(args: argparse.Namespace, opened: Opened) -> int:
         except BaseException:
             importer.abort()
             raise
+        # the comments and linkbacks become guest and site activities, served but never delivered
+        published = local_comments.publish_import_run(services, importer.now)
     for line in report_lines(site, report):
         print(line)
+    print(f"{published} comment(s) and linkback(s) published as activities of guest and site actors (not sent).")
     return 0

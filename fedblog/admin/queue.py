@@ -4,7 +4,11 @@ Channel-agnostic on purpose: every Interaction row with status ``pending`` is li
 ``kind`` and ``via`` (fediverse replies today; web comments, pingbacks and Webmentions when they
 arrive), so a new channel shows up here without a change.
 
-Plain synchronous functions: the web layer runs them through ``services.run_db``.
+Plain synchronous functions: the web layer runs them through ``services.run_db``. Every status
+change is passed on to ``federation.local_comments`` (through ``moderation.set_status``): approving
+a web comment or linkback publishes it, hiding, spamming or deleting a published one sends its
+``Delete``. Rules about an author name their actor (a web commenter's guest included); a domain
+block of a web comment or linkback names the author's own site, never the blog's domain.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub.origin import host_of, normalise_host
-from fedblog.blog.interactions import Status, change_status
+from fedblog.blog.interactions import Status
 from fedblog.blog.markup import html_to_text
 from fedblog.federation import moderation
 from fedblog.services import Services
@@ -61,7 +65,8 @@ _QUEUE = (
     sa_select(col(Interaction.id), col(Interaction.kind), col(Interaction.via), col(Interaction.author_name),
               col(Interaction.author_url), col(Interaction.author_handle), col(Interaction.content_html),
               col(Interaction.title), col(Interaction.source_url), col(Interaction.published_at),
-              col(Post.title).label("post_title"), col(Post.slug), col(Actor.ap_id).label("actor_ap_id"))
+              col(Post.title).label("post_title"), col(Post.slug), col(Actor.ap_id).label("actor_ap_id"),
+              col(Actor.is_local).label("actor_is_local"))
     .join(Post, col(Post.id) == col(Interaction.post_id))
     .outerjoin(Actor, col(Actor.id) == col(Interaction.actor_id))
     .where(col(Interaction.status) == "pending")
@@ -86,7 +91,8 @@ def load_queue(services: Services, page: int) -> QueuePage:
         QueueItem(
             id=r.id, kind=r.kind, via=r.via, author_name=r.author_name, author_url=r.author_url,
             author_handle=r.author_handle, actor_ap_id=r.actor_ap_id,
-            where_from=host_of(r.actor_ap_id or r.author_url or r.source_url or "") or r.via,
+            where_from=host_of((None if r.actor_is_local else r.actor_ap_id) or r.author_url or r.source_url or "")
+            or r.via,
             post_title=r.post_title, post_slug=r.slug, excerpt=_excerpt(r), published_at=r.published_at,
         )
         for r in rows
@@ -96,8 +102,7 @@ def load_queue(services: Services, page: int) -> QueuePage:
 
 def _author_of(session: Session, item: Interaction) -> str | None:
     """Who a rule about this item's author names: its fediverse actor, else its author's URL."""
-    actor = session.get(Actor, item.actor_id) if item.actor_id else None
-    return actor.ap_id if actor is not None else item.author_url
+    return moderation.rule_subject(session, item)
 
 
 def act(services: Services, action: str, ids: list[int]) -> int:
@@ -116,17 +121,15 @@ def act(services: Services, action: str, ids: list[int]) -> int:
         for item in session.exec(select(Interaction).where(col(Interaction.id).in_(ids))).all():
             assert item.id is not None
             if action == "approve":
-                moderation.approve(session, item.id, now)
+                moderation.approve(session, item.id, now, services)
             elif action == "delete":
-                change_status(item, Status.DELETED)  # drops the text too
-                session.add(item)
+                moderation.set_status(session, item, Status.DELETED, services)  # drops the text too
             else:
                 author = _author_of(session, item) if item.actor_id else None
                 if author:
                     _drop_rule(session, "approve", author)
-                    moderation.block(session, author, now)
-                change_status(item, Status.SPAM)
-                session.add(item)
+                    moderation.block(session, author, now, services)
+                moderation.set_status(session, item, Status.SPAM, services)
             changed += 1
     return changed
 
@@ -160,8 +163,7 @@ def always_approve(services: Services, item_id: int) -> tuple[str, int]:
             Interaction.author_url == item.author_url)
         shown = 0
         for other in session.exec(stmt).all():
-            change_status(other, Status.VISIBLE)
-            session.add(other)
+            moderation.set_status(session, other, Status.VISIBLE, services)
             shown += 1
         return rule.target, shown
 
@@ -170,18 +172,19 @@ def block_author(services: Services, item_id: int, scope: str) -> tuple[str, int
     """Block this item's author (``actor``) or their whole domain (``domain``), as the CLI does."""
     now = services.clock.now()
     with session_scope(services.engine) as session:
-        _item, author = _item_and_author(session, item_id, "block")
-        target = author if scope == "actor" else host_of(author)
+        item, author = _item_and_author(session, item_id, "block")
+        # a guest's or site's domain is its author's site, not the blog's (every guest id is on it)
+        target = author if scope == "actor" else moderation.author_domain(session, item)
         if not target:
             raise LookupError("This item's author has no domain to block.")
         _drop_rule(session, "approve", author)
-        rule, hidden = moderation.block(session, target, now)
+        rule, hidden = moderation.block(session, target, now, services)
         return rule.target, hidden
 
 
 def block_target(services: Services, target: str) -> tuple[str, int]:
     with session_scope(services.engine) as session:
-        rule, hidden = moderation.block(session, target, services.clock.now())
+        rule, hidden = moderation.block(session, target, services.clock.now(), services)
         return rule.target, hidden
 
 
@@ -270,16 +273,16 @@ def import_domain_blocks(services: Services, data: bytes) -> CsvReport:
             report.added += 1
         report.skipped += len(domains) - len(dict.fromkeys(domains))
         if added:
-            _hide_blocked(session, added)
+            _hide_blocked(session, services, added)
     return report
 
 
-def _hide_blocked(session: Session, targets: set[str]) -> None:
+def _hide_blocked(session: Session, services: Services, targets: set[str]) -> None:
     """Hide what the newly blocked domains' actors left here: one pass, not one per domain."""
-    rows = session.exec(select(Interaction, Actor.ap_id).outerjoin(Actor, col(Actor.id) == col(Interaction.actor_id))
+    rows = session.exec(select(Interaction, Actor.ap_id, Actor.is_local)
+                        .outerjoin(Actor, col(Actor.id) == col(Interaction.actor_id))
                         .where(col(Interaction.status).in_(("visible", "pending")))).all()
-    for item, actor_ap_id in rows:
-        author = actor_ap_id or item.author_url
+    for item, actor_ap_id, is_local in rows:
+        author = (None if is_local else actor_ap_id) or item.author_url
         if author and targets.intersection(moderation.block_targets([author])):
-            item.status = "hidden"
-            session.add(item)
+            moderation.set_status(session, item, Status.HIDDEN, services)

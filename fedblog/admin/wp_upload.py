@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from fedblog.blog.wordpress import WpItem, WxrError, check_file, read_wxr
 from fedblog.blog.wp_import import WpImporter, report_lines
+from fedblog.federation import local_comments
 from fedblog.services import Services
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,10 @@ def _run(services: Services, job: ImportJob, path: Path, include_pages: bool) ->
         except BaseException:
             importer.abort()
             raise
+        published = local_comments.publish_import_run(services, importer.now)
         job.lines = [line.replace(str(path), job.filename) for line in report_lines(site, report)]
+        job.lines.append(f"{published} comment(s) and linkback(s) published as activities of guest and site "
+                         "actors (not sent).")
         job.state = "done"
     except WxrError as exc:
         job.error, job.state = str(exc).replace(str(path), job.filename), "failed"

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from fedblog.activitypub import vocab
 from fedblog.activitypub.context import PUBLIC
 from fedblog.blog.markup import plain_text_to_html
-from fedblog.federation import outbox, serialize
+from fedblog.federation import local_comments, outbox, serialize
 from fedblog.services import Services
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Actor, Interaction, Post
@@ -89,6 +89,7 @@ def post_reply(services: Services, comment_id: int, text: str) -> tuple[int, int
             parent.status = "visible"
             session.add(parent)
             session.flush()
+            local_comments.on_status_changed(session, services, parent, "pending")  # a web comment: published
         author = session.get(Actor, parent.actor_id) if parent.actor_id and parent.via == "activitypub" else None
         if author is not None and author.is_local:
             author = None
@@ -127,13 +128,3 @@ def post_reply(services: Services, comment_id: int, text: str) -> tuple[int, int
         inboxes = sorted({i for i in (p.shared_inbox or p.inbox for p in people) if i})
         outbox.enqueue(session, create, inboxes, now=now, object_ap_id=note_id)
         return item.id, len(inboxes)
-
-
-def note_json(services: Services, comment_id: int) -> dict[str, Any] | None:
-    """The stored Note of one of the owner's replies, or None (not ours, hidden or deleted)."""
-    with Session(services.engine) as session:
-        item = session.get(Interaction, comment_id)
-        if item is None or item.status != "visible" or item.ap_id != services.urls.comment(comment_id) or not item.raw:
-            return None
-        doc: dict[str, Any] = json.loads(item.raw)
-        return doc

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from fedblog.federation.linkback_jobs import SEND_LINKBACK
+from fedblog.federation import linkback_verify
+from fedblog.federation.linkback_jobs import SEND_LINKBACK, VERIFY_LINKBACK
 from fedblog.jobs.delivery import Outcome
 from fedblog.jobs.linkback_send import send_linkback
 from fedblog.jobs.queue import DELIVER, Claimed
@@ -82,6 +83,13 @@ class JobRegistry:
         return (DELIVER, *self._handlers)
 
 
+async def verify_linkback(ctx: JobContext, job: Job) -> Outcome:
+    """``linkback.verify``: check a received pingback's or Webmention's source, then record, update,
+    delete or refuse it (``fedblog.federation.linkback_verify``)."""
+    verdict = await linkback_verify.verify(ctx.services, ctx.client, job.payload, attempts=job.attempts)
+    return Outcome(verdict.kind, error=verdict.error)
+
+
 def default_registry() -> JobRegistry:
-    """The kinds every worker runs (the linkback kinds of ``fedblog.federation.linkback_jobs``)."""
-    return JobRegistry([(SEND_LINKBACK, send_linkback)])
+    """The kinds every worker runs (``fedblog.federation.linkback_jobs``)."""
+    return JobRegistry([(VERIFY_LINKBACK, verify_linkback), (SEND_LINKBACK, send_linkback)])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, func
+from sqlalchemy import Row, and_, bindparam, case, func, or_, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
-from fedblog.store.tables import Interaction
+from fedblog.store.tables import ImportItem, Interaction
 
 VISIBLE = "visible"
 
@@ -66,30 +66,65 @@ def get_by_activity_id(session: Session, activity_ap_id: str) -> Interaction | N
     return session.exec(select(Interaction).where(Interaction.activity_ap_id == activity_ap_id)).first()
 
 
-def _public_replies(post_id: int, parent_id: int | None, whole_thread: bool) -> SelectOfScalar[str | None]:
-    stmt = select(col(Interaction.ap_id)).where(
-        Interaction.status == VISIBLE, Interaction.via == "activitypub",
-        Interaction.kind == "reply", col(Interaction.ap_id).is_not(None),
-    )
-    # ix_interaction_post_kind serves a whole thread, ix_interaction_parent_kind one comment's
-    # replies (a comment's replies are all on its post: the post filter would only mislead the planner)
-    if whole_thread:
-        return stmt.where(Interaction.post_id == post_id)
-    return stmt.where(Interaction.parent_id == parent_id)
+# What the ``replies`` and ``context`` collections list: every visible object of the thread that
+# has an ActivityPub id of its own and is not a reaction. That is a fediverse reply (its own id),
+# an owner's reply, and a published local comment (a web comment, pingback, Webmention or import
+# published by fedblog.federation.local_comments, whose id is /comments/{id}); a comment without
+# consent to federate has no ``ap_id`` and is never listed.
+REACTIONS = ("like", "repost")
+# A comment's replies are of these (kind, via): fediverse and owner replies, web and imported comments
+CHILD_STREAMS = (("reply", "activitypub"), ("comment", "form"), ("comment", "import"))
+
+
+def _is_listed() -> Any:
+    return and_(col(Interaction.ap_id).is_not(None), col(Interaction.kind).not_in(REACTIONS))
+
+
+def _thread_rows() -> Any:
+    # ix_interaction_thread (post_id, status, published_at, id) serves it in order, no sort: the
+    # reactions and unpublished comments it skips are the post's own rows only
+    return (sa_select(col(Interaction.ap_id), col(Interaction.published_at), col(Interaction.id))
+            .where(col(Interaction.post_id) == bindparam("post_id"), col(Interaction.status) == VISIBLE, _is_listed())
+            .order_by(col(Interaction.published_at), col(Interaction.id)))
+
+
+_THREAD_PAGE = _thread_rows().limit(bindparam("limit")).offset(bindparam("offset"))
+
+
+def _child_rows(kind: str, via: str) -> Any:
+    # ix_interaction_parent_kind (parent_id, status, kind, via, published_at, id): one ordered range
+    return (sa_select(col(Interaction.ap_id), col(Interaction.published_at), col(Interaction.id))
+            .where(col(Interaction.parent_id) == bindparam("parent_id"), col(Interaction.status) == VISIBLE,
+                   col(Interaction.kind) == kind, col(Interaction.via) == via, col(Interaction.ap_id).is_not(None))
+            .order_by(col(Interaction.published_at), col(Interaction.id))
+            .limit(bindparam("upto")))
+
+
+# each stream in index order, at most offset + limit rows each; merged here (no sort in the database)
+_CHILD_PAGE = union_all(*(sa_select(s) for s in (_child_rows(k, v).subquery() for k, v in CHILD_STREAMS)))
 
 
 def list_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool,
                    offset: int, limit: int) -> list[str]:
-    """Ids of visible fediverse replies, oldest first: a whole thread, or one comment's replies."""
-    stmt = _public_replies(post_id, parent_id, whole_thread).order_by(
-        col(Interaction.published_at), col(Interaction.id)
-    )
-    return [r for r in session.exec(stmt.offset(offset).limit(limit)).all() if r]
+    """Ids of the visible published objects of a thread (fediverse replies and local comments),
+    oldest first: a whole thread, or one comment's replies."""
+    conn = session.connection()
+    if whole_thread:
+        rows = conn.execute(_THREAD_PAGE, {"post_id": post_id, "limit": limit, "offset": offset}).all()
+        return [r[0] for r in rows]
+    rows = conn.execute(_CHILD_PAGE, {"parent_id": parent_id, "upto": offset + limit}).all()
+    rows = sorted(rows, key=lambda r: (r[1], r[2]))  # one database: all naive or all aware
+    return [r[0] for r in rows[offset:offset + limit]]
 
 
 def count_reply_ids(session: Session, post_id: int, *, parent_id: int | None = None, whole_thread: bool) -> int:
-    sub = _public_replies(post_id, parent_id, whole_thread).subquery()
-    return session.exec(select(func.count()).select_from(sub)).one()
+    stmt = select(func.count()).select_from(Interaction).where(Interaction.status == VISIBLE)
+    if whole_thread:
+        stmt = stmt.where(Interaction.post_id == post_id, _is_listed())
+    else:
+        streams = [and_(col(Interaction.kind) == k, col(Interaction.via) == v) for k, v in CHILD_STREAMS]
+        stmt = stmt.where(Interaction.parent_id == parent_id, col(Interaction.ap_id).is_not(None), or_(*streams))
+    return session.exec(stmt).one()
 
 
 def reaction_counts(session: Session, post_id: int) -> dict[str, int]:
@@ -114,8 +149,7 @@ class ThreadStats:
 
 
 def _is_public_reply() -> Any:
-    return and_(col(Interaction.kind) == "reply", col(Interaction.via) == "activitypub",
-                col(Interaction.ap_id).is_not(None))
+    return _is_listed()
 
 
 def _how_many(cond: Any) -> Any:
@@ -129,8 +163,7 @@ def thread_stats(session: Session, post_ids: Sequence[int], *, first_page: int) 
     counts = session.connection().execute(
         sa_select(col(Interaction.post_id), _how_many(Interaction.kind == "like"),
                   _how_many(Interaction.kind == "repost"), _how_many(_is_public_reply()))
-        .where(col(Interaction.post_id).in_(post_ids), col(Interaction.status) == VISIBLE,
-               col(Interaction.kind).in_(("like", "repost", "reply")))
+        .where(col(Interaction.post_id).in_(post_ids), col(Interaction.status) == VISIBLE)
         .group_by(col(Interaction.post_id))
     ).all()
     stats = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in counts}
@@ -155,3 +188,17 @@ def thread_stats(session: Session, post_ids: Sequence[int], *, first_page: int) 
         pid: ThreadStats(likes=likes, shares=shares, replies=replies, first_replies=tuple(first.get(pid, ())))
         for pid, (likes, shares, replies) in stats.items()
     }
+
+
+def local_ids_for_post(session: Session, post_id: int) -> list[int]:
+    """Ids of a post's interactions that did not come from the fediverse (web, linkbacks, imports)."""
+    stmt = select(Interaction.id).where(Interaction.post_id == post_id, Interaction.via != "activitypub")
+    return [i for i in session.exec(stmt.order_by(col(Interaction.id))).all() if i is not None]
+
+
+def imported_ids(session: Session, imported_at: datetime) -> list[int]:
+    """Ids of the comments one import run brought (its ``import_item`` rows carry its start time)."""
+    stmt = select(ImportItem.interaction_id).where(
+        ImportItem.kind == "comment", ImportItem.imported_at == imported_at,
+        col(ImportItem.interaction_id).is_not(None))
+    return sorted(i for i in session.exec(stmt).all() if i is not None)

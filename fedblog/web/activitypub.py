@@ -24,7 +24,7 @@ from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store import profile as profile_store
 from fedblog.store.tables import Post
-from fedblog.urls import post_path
+from fedblog.urls import BLOG_ACTOR, post_path
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 from fedblog.web.pagecache import Cached, not_modified, not_modified_response, validators
@@ -139,9 +139,19 @@ def tombstone_response(services: Services, ap_path: str, deleted_at: Any) -> Res
 
 
 def _get_activity_body(services: Services, ap_id: str) -> str | None:
+    """The stored body; a guest's or site's Create only while its comment is visible (a hidden,
+    spam or deleted comment is no longer served, its Delete is)."""
     with Session(services.engine) as session:
         row = fed_store.get_activity(session, ap_id)
-        return row.body if row is not None else None
+        if row is None:
+            return None
+        if row.actor != BLOG_ACTOR and row.type != "Delete":
+            comment_id = services.urls.match_comment(row.object_ap_id or "")
+            item = interaction_store.get_interaction(session, comment_id) if comment_id is not None else None
+            post = session.get(Post, item.post_id) if item is not None else None
+            if item is None or item.status != "visible" or post is None or post.draft or post.deleted_at is not None:
+                return None
+        return row.body
 
 
 async def activity(request: Request) -> Response:
@@ -204,7 +214,8 @@ def _live_post_replies(services: Services, ap_path: str) -> tuple[int, int]:
 
 
 async def post_replies(request: Request) -> Response:
-    """Every visible fediverse reply in the thread, paged; what Mastodon 4.5 crawls (INTEROP §5.3)."""
+    """Every visible published object of the thread (fediverse replies, published local comments),
+    paged, oldest first; what Mastodon 4.5 crawls for the conversation."""
     services = services_of(request)
     ap_path = post_ap_path(request)
     post_id, total = await services.run_db(_live_post_replies, services, ap_path)

@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from fedblog.activitypub import vocab
 from fedblog.blog.posts import summary_text
 from fedblog.blog.threads import build_thread
-from fedblog.federation import owner_reply
+from fedblog.federation import local_comments
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import media as media_store
@@ -106,8 +107,9 @@ async def post_page(request: Request) -> Response:
     if entry is None:  # the data is read after the version: it is at least as new as the key
         context = await services.run_db(_post_page_data, services, slug)
         body = renderer_of(request).text("post.html", context).encode()
-        link = f'<{services.urls.post_id(state.ap_path)}>; rel="alternate"; type="application/activity+json"'
-        entry = Cached(body, HTML, {"Link": link})
+        link = (f'<{services.urls.post_id(state.ap_path)}>; rel="alternate"; type="application/activity+json", '
+                f'<{services.urls.webmention()}>; rel="webmention"')  # W3C Webmention §3.1.2
+        entry = Cached(body, HTML, {"Link": link, "X-Pingback": services.urls.pingback()})  # Pingback 1.0
         cache.put(state, "html", entry)
     return Response(entry.body, media_type=entry.media_type, headers={**entry.headers, **headers})
 
@@ -194,12 +196,19 @@ def _comment_slug(services: Services, raw: str) -> str:
 
 
 async def comment_permalink(request: Request) -> Response:
-    """A comment's id, as HTML: redirect to its anchor on the post page."""
+    """A comment's id. ActivityPub clients get its Note (or Like/Announce) with its integrity proof
+    when it is ours and published (an owner's reply, a consenting web comment, a linkback, an
+    import); anything else is a JSON 404 (410 once deleted). Browsers go to its anchor."""
     services = services_of(request)
     raw = request.path_params["comment_id"]
-    if wants_activitypub(request):  # the owner's replies are Notes with this id; others have their own
-        note = await services.run_db(owner_reply.note_json, services, int(raw)) if raw.isdigit() else None
-        if note is not None:
-            return ActivityJSONResponse(note, headers={"Vary": "Accept"})
+    if wants_activitypub(request):
+        status, doc = await services.run_db(local_comments.object_json, services, int(raw)) if raw.isdigit() \
+            else (404, None)
+        if doc is not None:
+            return ActivityJSONResponse(doc, headers={"Vary": "Accept"})
+        if status == 410:
+            return ActivityJSONResponse(vocab.with_context(vocab.tombstone(services.urls.comment(int(raw)))),
+                                        status_code=410)
+        return ActivityJSONResponse({"error": "There is no published comment with this id."}, status_code=404)
     slug = await services.run_db(_comment_slug, services, raw)
-    return RedirectResponse(services.urls.comment_anchor(slug, int(raw)), status_code=302)
+    return RedirectResponse(services.urls.comment_anchor(slug, int(raw)), status_code=302, headers={"Vary": "Accept"})

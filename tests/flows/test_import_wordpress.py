@@ -114,7 +114,7 @@ def thread_html(page: str) -> str:
     sections = re.findall(r'<section id="(?:comments|pingbacks)".*?</section>', page, re.S)
     joined = "\n".join(sections)
     numbers: dict[str, str] = {}
-    joined = re.sub(r"(comment-|reply\?to=)(\d+)",
+    joined = re.sub(r"(comment-|reply\?to=|/comments/)(\d+)",
                     lambda m: m.group(1) + numbers.setdefault(m.group(2), str(len(numbers))), joined)
     return re.sub(r' rel="[^"]*"', "", joined)
 
@@ -169,9 +169,11 @@ async def test_import_reproduces_the_demo_thread_and_is_idempotent(
     for path in ("/", "/archive", "/feed.atom", "/tags/human-rights"):
         body = (await client.get(path)).text
         assert "@mail.example" not in body and "DRAFT-BODY" not in body
-    # quiet: imported history is not delivered to anyone
+    # quiet: imported history becomes activities of guest and site actors (43 comments, 1 pingback),
+    # served at their ids but delivered to no one
+    assert "44 comment(s) and linkback(s) published as activities of guest and site actors (not sent)" in out
     after = row_counts(services)
-    assert after["activity"] == before["activity"] and after["delivery"] == before["delivery"]
+    assert after["activity"] == before["activity"] + 43 + 1 and after["delivery"] == before["delivery"]
 
     # a second import of the same file changes nothing
     assert run_import(str(export)) == 0

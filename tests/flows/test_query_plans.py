@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import event, insert
 from sqlmodel import Session, select
 
-from fedblog.blog.demo import load_demo
 from fedblog.blog.posts import parse_post_source, save_post
+from fedblog.federation import local_comments
 from fedblog.services import Services
 from fedblog.store.db import optimize, session_scope
 from fedblog.store.tables import Interaction, Post
@@ -31,10 +31,12 @@ OTHER_ROWS = 3000
 
 
 def _fill(services: Services) -> int:
-    """The demo post, a few fediverse replies and reactions on it, and many rows on another post."""
+    """The demo post (its comments and pingback published as activities of guests and sites, so the
+    collections interleave them), a few fediverse replies and reactions on it, and many rows on
+    another post."""
     now = services.clock.now()
     with session_scope(services.engine) as session:
-        assert load_demo(session) is not None
+        assert local_comments.load_demo(session, services) is not None
         save_post(session, parse_post_source("---\ntitle: Busy\nslug: busy\n---\nLots of replies."),
                   now=now, default_author="Ann", default_language="en")
     with session_scope(services.engine) as session:
@@ -107,6 +109,8 @@ async def test_hot_queries_use_indexes_not_scans(services: Services, client: htt
     finally:
         event.remove(services.engine, "before_cursor_execute", capture)
     hot = [(sql, params) for sql, params in captured if _touches_interaction(sql)]
+    # a comment's replies: fediverse replies, web and imported comments, one ordered stream each
+    assert any(" ".join(sql.lower().split()).count("union all") == 2 for sql, _ in hot)
     assert len(hot) >= 8, [s for s, _ in captured]  # thread, counts, reply pages, context, reactions
     problems = []
     for sql, plan in _plans(services, hot):

@@ -450,3 +450,62 @@ def test_fedify_follows_the_blog_and_receives_its_posts(rig: Rig, tmp_path: Path
         assert sig["verified"] and sig["owner"] == ACTOR, (
             f"bad HTTP signature: {sig}\n{rig.explain()}"
         )
+
+
+def _record_local_comments(env: dict[str, str], slug: str) -> tuple[int, int]:
+    """A consenting web comment and a pingback on the post, recorded and published as the web form
+    and the linkback verifier do (into the database the running blog serves)."""
+    from fedblog.blog import interactions as recorder
+    from fedblog.federation import local_comments
+    from fedblog.services import build_services
+    from fedblog.settings import load_settings
+    from fedblog.store import posts as post_store
+    from fedblog.store.db import session_scope
+
+    services = build_services(load_settings(env))
+    try:
+        with session_scope(services.engine) as session:
+            post = post_store.get_post_by_slug(session, slug)
+            assert post is not None and post.id is not None
+            comment = recorder.record_web_comment(
+                session, "approve-all", author=recorder.Author("Gus Guest", url="https://gus.example/"),
+                post_id=post.id, parent_id=None, content_html="<p>Hello from the web form.</p>",
+                published_at=services.clock.now())
+            comment.author_email, comment.federated = "gus@mail.example", True
+            local_comments.publish(session, services, comment)
+            ping = recorder.record_pingback(
+                session, "approve-all", post_id=post.id, source_url="https://other.example/2026/a-reply",
+                site_name="Other blog", title="A reply on my own blog", published_at=services.clock.now())
+            ping.content_html, ping.federated = "<p>[…] as the blog test says […]</p>", True
+            local_comments.publish(session, services, ping)
+            assert comment.id is not None and ping.id is not None
+            return comment.id, ping.id
+    finally:
+        services.engine.dispose()
+
+
+def test_fedify_reads_guest_comments_and_the_pingback_in_the_replies(rig: Rig, tmp_path: Path) -> None:
+    """Fedify looks the post up, reads its ``replies`` collection page by page and fetches every
+    item by its id: the web comment is a Note of its guest actor, the pingback a Note of its site."""
+    slug = "thread-for-fedify"
+    post_url = f"{BLOG}/posts/{slug}"
+    source = tmp_path / "thread.md"
+    source.write_text(_post_source("A thread for Fedify", slug, "Comment on this."))
+    assert post_url in rig.cli("post", "publish", str(source))
+    comment_id, pingback_id = _record_local_comments(rig.env, slug)
+
+    r = rig.http.get(f"{PEER}/_control/replies", params={"url": post_url}, timeout=60)
+    assert r.status_code == 200, f"Fedify could not read the replies: {r.text[:2000]}\n{rig.explain()}"
+    got = r.json()
+    assert got["repliesId"] == f"{post_url}/replies", got
+    by_id = {item["id"]: item for item in got["items"]}
+    assert set(by_id) == {f"{BLOG}/comments/{comment_id}", f"{BLOG}/comments/{pingback_id}"}, got
+    note, ping = by_id[f"{BLOG}/comments/{comment_id}"], by_id[f"{BLOG}/comments/{pingback_id}"]
+    assert note["type"] == "Note" and "Hello from the web form." in (note["content"] or ""), note
+    assert (note["attributedTo"] or "").startswith(f"{BLOG}/guests/"), note
+    assert ping["type"] == "Note" and "Pingback:" in (ping["content"] or ""), ping
+    assert "A reply on my own blog" in (ping["content"] or ""), ping
+    assert (ping["attributedTo"] or "").startswith(f"{BLOG}/guests/"), ping
+    assert ping["attributedTo"] != note["attributedTo"]  # a site is not the commenter
+    for item in (note, ping):
+        assert item["json"]["proof"]["cryptosuite"] == "eddsa-jcs-2022", item["json"]

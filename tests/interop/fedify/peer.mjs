@@ -11,6 +11,8 @@
 //   POST /_control/follow?handle=@blog@blog.test   WebFinger + signed actor fetch, then Follow
 //   POST /_control/unfollow?handle=@blog@blog.test Undo the last Follow of that actor
 //   GET  /_control/received                        JSON: activities, unverified, errors, inbox requests
+//   GET  /_control/replies?url=<object id>         JSON: the object's `replies` collection as Fedify
+//                                                  reads it (signed GETs, every page, every item fetched)
 //
 // Fedify's own logs (LogTape, category "fedify", level $PEER_LOG_LEVEL, default debug) go to stderr.
 // Prints "ready <url>" on stdout once listening.
@@ -248,6 +250,28 @@ async function control(request, url) {
     const out = { undoId: href(undo.id), followId: href(follow.id), actorId: href(actor.id) };
     received.sent.push({ type: "Undo", ...out, at: new Date().toISOString() });
     return json(200, out);
+  }
+  if (url.pathname === "/_control/replies" && request.method === "GET") {
+    const target = url.searchParams.get("url");
+    if (!target) return json(400, { error: "give ?url=<object id>" });
+    try {
+      const documentLoader = await ctx.getDocumentLoader({ identifier: USER });
+      const obj = await ctx.lookupObject(target, { documentLoader });
+      if (obj == null) return json(404, { error: `lookupObject(${target}) found nothing (see the fedify log)` });
+      const replies = await obj.getReplies({ documentLoader });
+      if (replies == null) return json(404, { error: `${target} has no replies collection` });
+      const items = [];
+      for await (const item of ctx.traverseCollection(replies, { documentLoader })) {
+        // an item given by id only is a Link here: fetch it as a reader's server would
+        const full = item.constructor.name === "Link" || item.content === undefined
+          ? await ctx.lookupObject(href(item.href ?? item.id), { documentLoader })
+          : item;
+        items.push(await describeObject(full));
+      }
+      return json(200, { id: href(obj.id), repliesId: href(replies.id), totalItems: replies.totalItems ?? null, items });
+    } catch (e) {
+      return json(502, { error: String(e), stack: e?.stack ?? null });
+    }
   }
   return json(404, { error: `no control endpoint ${request.method} ${url.pathname}` });
 }

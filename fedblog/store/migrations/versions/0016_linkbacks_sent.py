@@ -1,7 +1,7 @@
 """linkbacks sent: one row per page a post links to, and what notifying it gave
 
 Revision ID: 0016_linkbacks_sent
-Revises: 0014_comments
+Revises: 0015_linkbacks
 Create Date: 2026-12-02 15:00:00
 
 A new table only (``linkback_sent``): the Webmentions and pingbacks the blog sends for its posts
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = '0016_linkbacks_sent'
-down_revision = '0014_comments'
+down_revision = '0015_linkbacks'
 branch_labels = None
 depends_on = None
 
