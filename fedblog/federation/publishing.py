@@ -12,6 +12,9 @@ When a post goes out (docs/publishing.md):
   ``send_as_new`` publishes it now instead (``published`` = now) and sends the ``Create``.
 - Edits of a public post are sent as ``Update`` and deletions as ``Delete``, quiet or not: they
   only change copies that servers already hold (fetched through search or a reply).
+- The pages a public post links to are notified by Webmention or pingback, in the same
+  transaction (``linkback_send``: new links on publication, changed and removed ones on an edit,
+  all on a deletion); drafts and quiet publications notify nobody.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlmodel import Session
 
 from fedblog.blog.posts import PostDraft, delete_post, save_post, summary_text
 from fedblog.clock import utc
-from fedblog.federation import outbox, serialize
+from fedblog.federation import linkback_send, outbox, serialize
 from fedblog.services import Services
 from fedblog.store import interactions as interaction_store
 from fedblog.store import media as media_store
@@ -52,6 +55,9 @@ def publish(session: Session, services: Services, draft: PostDraft, *, send_as_n
     is built, in the same transaction.
     """
     now = services.clock.now()
+    before = post_store.get_post_by_slug(session, draft.slug)
+    was_live = before is not None and before.deleted_at is None and not before.draft
+    previous_html = before.content_html if before is not None and was_live else None  # what readers saw
     result = save_post(
         session, draft, now=now, default_author=services.site.current().author,
         default_language=services.settings.language, published_now=send_as_new,
@@ -66,6 +72,7 @@ def publish(session: Session, services: Services, draft: PostDraft, *, send_as_n
     kind = "Update" if result.was_public else "Create"
     doc = article_activity(session, services, post, kind)
     outbox.enqueue_to_followers(session, doc, now=now, object_ap_id=services.urls.post_id(post.ap_path))
+    linkback_send.after_publish(session, services, post, previous_html, now=now)
     return PublishResult(post, result.created, kind, False)
 
 
@@ -106,4 +113,5 @@ def unpublish(session: Session, services: Services, slug: str) -> Post:
         post_id = services.urls.post_id(post.ap_path)
         doc = serialize.delete_post_activity(post_id, services.urls, serialize.iso(now))
         outbox.enqueue_to_followers(session, doc, now=now, object_ap_id=post_id)
+        linkback_send.after_delete(session, post, now=now)
     return post

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import httpx
 
 from fedblog.federation import linkback_verify
-from fedblog.federation.linkback_jobs import VERIFY_LINKBACK
+from fedblog.federation.linkback_jobs import SEND_LINKBACK, VERIFY_LINKBACK
 from fedblog.jobs.delivery import Outcome
+from fedblog.jobs.linkback_send import send_linkback
 from fedblog.jobs.queue import DELIVER, Claimed
 from fedblog.services import Services
 
@@ -91,4 +92,4 @@ async def verify_linkback(ctx: JobContext, job: Job) -> Outcome:
 
 def default_registry() -> JobRegistry:
     """The kinds every worker runs (``fedblog.federation.linkback_jobs``)."""
-    return JobRegistry([(VERIFY_LINKBACK, verify_linkback)])
+    return JobRegistry([(VERIFY_LINKBACK, verify_linkback), (SEND_LINKBACK, send_linkback)])

@@ -188,12 +188,12 @@ class DeliveryRunner:
                     continue
 
                 def wake(more: set[str] = maybe_more, poll: float = next_poll) -> bool:
-                    return (stopping() or self._queued or (stop is None and not self._active())
-                            or (self._room() > 0 and (time.monotonic() >= poll
-                                                      or bool(more - self._lanes.backlogged()))))
+                    return stopping() or (self._room() > 0 and (  # no room: only a poke or the deadline wakes
+                        self._queued or (stop is None and not self._active()) or time.monotonic() >= poll
+                        or bool(more - self._lanes.backlogged())))
 
                 now = time.monotonic()
-                await self._wait(wake, next_poll if room > 0 else now + idle_sleep)
+                await self._wait(wake, next_poll if room > 0 else now + min(idle_sleep, FLUSH_EVERY))
             if stopping():
                 await self._shutdown()
         finally:

@@ -121,6 +121,7 @@ class FetchedPage:
     status: int
     content_type: str
     text: str
+    headers: tuple[tuple[str, str], ...] = ()  # the final response's, in order (Link, X-Pingback...)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ class _Body:
     content_type: str
     charset: str | None
     content: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 async def fetch_json(
@@ -206,6 +208,7 @@ async def fetch_text(
         status=body.status,
         content_type=body.content_type,
         text=_decode_text(body.content, body.charset),
+        headers=body.headers,
     )
 
 
@@ -353,6 +356,7 @@ async def _get_once(
                 content_type,
                 response.charset_encoding,
                 content,
+                tuple(response.headers.multi_items()),
             )
     except BlockedURL as exc:  # includes BlockedAddress from the connect-time guard
         raise Blocked(str(exc), url) from exc

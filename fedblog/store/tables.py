@@ -369,3 +369,29 @@ class LinkbackRequest(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)  # why it was refused, or the last failed try
     created_at: datetime = Field(sa_column=_dt())
     updated_at: datetime = Field(sa_column=_dt())
+
+
+# Revision 0016_linkbacks_sent: the Webmentions and pingbacks the blog sends (fedblog.federation.linkback_send)
+
+
+class LinkbackSent(SQLModel, table=True):
+    """One page a post links to (or linked to) and what telling it gave: one row per (post, target)."""
+
+    __tablename__ = "linkback_sent"
+    __table_args__ = (sa.UniqueConstraint("post_id", "target", name="uq_linkback_sent_post_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")
+    source: str = Field(max_length=2000)  # the post's public URL, as sent
+    target: str = Field(max_length=2000)
+    linked: bool = True  # the post links to the target now (false: the link was removed)
+    fingerprint: str = Field(max_length=64)  # of the post's title and HTML when the send was queued
+    state: str = Field(default="queued", max_length=20)  # queued | sent | no_endpoint | retrying | gave_up | skipped
+    endpoint_kind: str | None = Field(default=None, max_length=20)  # webmention | pingback | none
+    endpoint: str | None = Field(default=None, max_length=2000)
+    last_status: int | None = None  # the endpoint's (or the target page's) HTTP status
+    last_error: str | None = None  # why it failed, or the pingback fault
+    job_id: int | None = Field(default=None, index=True)  # the linkback.send row of the delivery queue
+    queued_at: datetime = Field(sa_column=_dt())
+    sent_at: datetime | None = Field(default=None, sa_column=_dt(nullable=True))  # last success
+    updated_at: datetime = Field(sa_column=_dt())
