@@ -25,6 +25,7 @@ from fedblog.services import Services
 from fedblog.store.db import optimize
 from fedblog.web.fastpage import CachedPostPages
 from fedblog.web.inbox import InboxGate
+from fedblog.web.linkbacks import build_limits
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.pagecache import PageCache, VersionReader
 from fedblog.web.routes import build_routes
@@ -121,6 +122,7 @@ def create_app(services: Services) -> Starlette:
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
+    app.state.linkback_limits = build_limits(services)  # pingback and Webmention POSTs
     app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
     app.state.page_cache = page_cache
     app.state.post_versions = post_versions

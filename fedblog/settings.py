@@ -20,6 +20,9 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_ALLOW_PRIVATE_HOSTS | (empty) | hostnames the guarded client may reach on non-global addresses |
 | FEDBLOG_MODERATION | first-contact | first-contact, approve-all or hold-all (the admin's choice wins once saved) |
 | FEDBLOG_COMMENT_CONSENT_DEFAULT | off | whether the web comment form's consent box starts ticked (on/off) |
+| FEDBLOG_COMMENT_RATE_LIMIT | 10 | web comment form POSTs per client IP per comment window (0: off); more get 429 |
+| FEDBLOG_COMMENT_RATE_WINDOW | 600 | the comment rate-limit window, in seconds |
+| FEDBLOG_COMMENT_MIN_SECONDS | 3 | the comment form is refused when sent sooner than this after the page was served |
 | FEDBLOG_WORKER | on | run the delivery worker inside `fedblog serve` (on/off) |
 | FEDBLOG_DELIVERY_CONCURRENCY | 50 | parallel deliveries per worker process |
 | FEDBLOG_DELIVERY_PER_HOST | 16 | parallel deliveries to one host, per worker process |
@@ -30,6 +33,8 @@ in one line, so the CLI can print it as is.
 | FEDBLOG_RATE_LIMIT | 300 | inbox POSTs per client IP per window (0: off); more get 429 + Retry-After |
 | FEDBLOG_RATE_LIMIT_HOST | 3000 | accepted inbox POSTs per signing host per window (0: off) |
 | FEDBLOG_RATE_WINDOW | 300 | the rate-limit window, in seconds |
+| FEDBLOG_LINKBACK_RATE_LIMIT | 20 | pingback and Webmention POSTs per client IP per window (0: off) |
+| FEDBLOG_LINKBACK_RATE_LIMIT_HOST | 10 | pingbacks and Webmentions naming one source host per window (0: off) |
 | FEDBLOG_TRUSTED_PROXIES | 127.0.0.1,::1 | proxy addresses/networks whose X-Forwarded-For/-Proto are believed |
 | FEDBLOG_HEADER_TIMEOUT | 10 | seconds a client has to send a request's headers (`fedblog serve`) |
 | FEDBLOG_BODY_TIMEOUT | 15 | seconds a client has to send a request's body |
@@ -56,9 +61,19 @@ _DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9
 _LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
+# the names of guest and site actors (fedblog.federation.guests): guest-<n>, site-<n>
+GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX = "guest-", "site-"
+
+
+def reserved_handle(handle: str) -> bool:
+    """Whether ``handle`` starts like a guest or site actor's name (any case, as WebFinger compares):
+    the blog's handle may not, so ``@guest-5@example.net`` can only ever name a guest."""
+    return handle.lower().startswith((GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX))
+
+
 def valid_handle(handle: str) -> bool:
     """A username as FEDBLOG_HANDLE (and the admin's profile page) take it."""
-    return bool(_HANDLE_RE.match(handle))
+    return bool(_HANDLE_RE.match(handle)) and not reserved_handle(handle)
 
 
 class SettingsError(ValueError):
@@ -81,6 +96,9 @@ class Settings:
     allow_private_hosts: frozenset[str] = frozenset()
     moderation: str = "first-contact"
     comment_consent_default: bool = False
+    comment_rate_limit: int = 10  # web comment POSTs per client IP per window (0: off)
+    comment_rate_window: int = 600
+    comment_min_seconds: int = 3  # a form sent sooner after it was served is a bot's
     run_worker: bool = True
     delivery_concurrency: int = 50
     delivery_per_host: int = 16
@@ -92,6 +110,8 @@ class Settings:
     rate_limit: int = 300  # GoToSocial's default: 300 requests per 5 minutes per IP
     rate_limit_host: int = 3000
     rate_window: int = 300
+    linkback_rate_limit: int = 20  # pingback + Webmention POSTs per IP per window (docs/security.md)
+    linkback_rate_limit_host: int = 10  # requests naming one source host per window: fetches we make there
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
         ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
     header_timeout: int = 10
@@ -163,6 +183,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"FEDBLOG_HANDLE={handle!r} is not a valid username: use letters, digits, _ . - only"
         )
+    if reserved_handle(handle):
+        raise SettingsError(f"FEDBLOG_HANDLE={handle!r} is taken: names starting with "
+                            f"{GUEST_HANDLE_PREFIX!r} or {SITE_HANDLE_PREFIX!r} are the blog's guest and site actors")
     name = env.get("FEDBLOG_NAME", "").strip() or "fedblog"
     language = env.get("FEDBLOG_LANGUAGE", "en").strip() or "en"
     if not _LANG_RE.match(language):
@@ -208,6 +231,9 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         allow_private_hosts=allow,
         moderation=moderation,
         comment_consent_default=consent in ("on", "1", "true", "yes"),
+        comment_rate_limit=_int(env, "FEDBLOG_COMMENT_RATE_LIMIT", 10, 0, 1_000_000),
+        comment_rate_window=_int(env, "FEDBLOG_COMMENT_RATE_WINDOW", 600, 1, 86400),
+        comment_min_seconds=_int(env, "FEDBLOG_COMMENT_MIN_SECONDS", 3, 0, 600),
         run_worker=worker in ("on", "1", "true", "yes"),
         delivery_concurrency=_int(env, "FEDBLOG_DELIVERY_CONCURRENCY", 50, 1, 1000),
         delivery_per_host=_int(env, "FEDBLOG_DELIVERY_PER_HOST", 16, 1, 1000),
@@ -219,6 +245,8 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         rate_limit=_int(env, "FEDBLOG_RATE_LIMIT", 300, 0, 1_000_000),
         rate_limit_host=_int(env, "FEDBLOG_RATE_LIMIT_HOST", 3000, 0, 1_000_000),
         rate_window=_int(env, "FEDBLOG_RATE_WINDOW", 300, 1, 86400),
+        linkback_rate_limit=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT", 20, 0, 1_000_000),
+        linkback_rate_limit_host=_int(env, "FEDBLOG_LINKBACK_RATE_LIMIT_HOST", 10, 0, 1_000_000),
         trusted_proxies=_networks(env.get("FEDBLOG_TRUSTED_PROXIES", "127.0.0.1,::1")),
         header_timeout=_int(env, "FEDBLOG_HEADER_TIMEOUT", 10, 1, 300),
         body_timeout=_int(env, "FEDBLOG_BODY_TIMEOUT", 15, 1, 3600),

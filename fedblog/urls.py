@@ -163,8 +163,23 @@ class Urls:
     def activity(self, token: str) -> str:
         return f"{self.base_url}/activities/{token}"
 
+    def webmention(self) -> str:
+        """The Webmention endpoint (W3C Webmention §3.1.2), advertised on post pages."""
+        return f"{self.base_url}/webmention"
+
+    def pingback(self) -> str:
+        """The pingback server (Pingback 1.0, XML-RPC), advertised on post pages."""
+        return f"{self.base_url}/xmlrpc"
+
+    def linkback_status(self, token: str) -> str:
+        """The status page of a received Webmention or pingback."""
+        return f"{self.base_url}/linkbacks/{token}"
+
     def guest_actor(self, guest_id: int) -> str:
         return f"{self.base_url}/guests/{guest_id}"
+
+    def guest_outbox(self, guest_id: int) -> str:
+        return self.guest_actor(guest_id) + "/outbox"
 
     # -- reverse -------------------------------------------------------------------------------
     def _local_path(self, url: str) -> str | None:
@@ -202,6 +217,15 @@ class Urls:
             return None
         rest = path[len("/comments/") :]
         return int(rest) if rest.isdigit() else None
+
+    def match_guest(self, url: str) -> int | None:
+        """The actor row id of the local guest or site actor ``url`` names (``/guests/<n>``, any
+        fragment such as ``#main-key`` ignored), or None."""
+        path = self._local_path(url.split("#", 1)[0])
+        if path is None or not path.startswith("/guests/"):
+            return None
+        rest = path[len("/guests/") :]
+        return int(rest) if rest.isdigit() and rest == str(int(rest)) else None
 
     def is_actor(self, url: str) -> bool:
         return url.split("#", 1)[0] == self.actor()

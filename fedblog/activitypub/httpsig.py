@@ -145,6 +145,20 @@ class SignatureInput:
     signature: bytes
     covered: tuple[str, ...]
     fallback_signing_string: bytes | None = None  # cavage: (request-target) without the query
+    created: int | None = None  # the signed created/expires times (Unix seconds), when the signature has them
+    expires: int | None = None
+
+
+def evidence(sig: SignatureInput) -> dict[str, object]:
+    """What a verified signature proves, to store with what it brought (JSON-ready): the scheme and
+    algorithm, the key id, the signed components in order, and the created/expires times if signed."""
+    out: dict[str, object] = {"type": "http-signature", "scheme": sig.scheme, "algorithm": sig.algorithm,
+                              "keyId": sig.key_id, "headers": list(sig.covered)}
+    if sig.created is not None:
+        out["created"] = sig.created
+    if sig.expires is not None:
+        out["expires"] = sig.expires
+    return out
 
 
 @dataclass(frozen=True)
@@ -248,13 +262,14 @@ def _prepare_cavage(req: _Request, window: _Window, required: tuple[str, ...],
                                                   params=params)
     except (MissingFieldError, WireFormatError) as exc:
         return _header_failure(exc)
-    if failure := _check_times(req, window, date_signed="date" in names,
-                               created=_number(params, "created", "(created)" in names),
-                               expires=_number(params, "expires", "(expires)" in names)):
+    created = _number(params, "created", "(created)" in names)
+    expires = _number(params, "expires", "(expires)" in names)
+    if failure := _check_times(req, window, date_signed="date" in names, created=created, expires=expires):
         return failure
     if failure := _check_digests(names, req):
         return failure
-    return SignatureInput("draft-cavage", key_id, algorithm, text, signature, names, fallback)
+    return SignatureInput("draft-cavage", key_id, algorithm, text, signature, names, fallback,
+                          _whole(created), _whole(expires))
 
 
 def _cavage_params(lines: dict[str, list[str]]) -> dict[str, str] | VerifyFailure:
@@ -310,6 +325,10 @@ def _number(params: Mapping[str, str], name: str, signed: bool) -> float | None:
     return float(params[name]) if signed else None  # syntax checked by cavage_signing_string
 
 
+def _whole(value: float | None) -> int | None:
+    return int(value) if value is not None else None
+
+
 def _prepare_rfc9421(req: _Request, window: _Window) -> SignatureInput | VerifyFailure:
     try:
         parsed = rfc9421.parse_signature_fields(", ".join(req.lines["signature-input"]),
@@ -341,7 +360,8 @@ def _prepare_rfc9421(req: _Request, window: _Window) -> SignatureInput | VerifyF
         return failure
     if failure := _check_digests(parsed.components, req):
         return failure
-    return SignatureInput("rfc9421", key_id, str(alg), base, parsed.signature, parsed.components)
+    return SignatureInput("rfc9421", key_id, str(alg), base, parsed.signature, parsed.components,
+                          created=parsed.int_param("created"), expires=parsed.int_param("expires"))
 
 
 def _rfc9421_coverage(components: tuple[str, ...], params: Mapping[str, object], req: _Request,

@@ -92,6 +92,54 @@ def actor_document(a: ActorInfo) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class GuestActorInfo:
+    """A local actor that is not the blog: a guest commenter (``Person``) or a linking site (``Service``)."""
+
+    id: str
+    type: str  # Person | Service
+    username: str  # guest-<n> | site-<n>
+    name: str
+    summary_html: str
+    url: str
+    inbox: str  # the blog's shared inbox: guests receive nothing of their own
+    outbox: str
+    shared_inbox: str
+    key_id: str
+    public_key_pem: str
+    ed25519_key_id: str
+    ed25519_multibase: str
+    published: str
+    domain: str  # the handle domain: @username@domain
+
+
+def guest_actor_document(a: GuestActorInfo) -> dict[str, Any]:
+    """The actor document of a guest or site: enough for a server to show who wrote a comment and
+    to verify what the actor signs (``publicKey``: HTTP Signatures; ``assertionMethod``: FEP-521a),
+    and nothing that invites a follow or a search: it is not discoverable nor indexable."""
+    return {
+        "@context": ACTOR_CONTEXT,
+        "id": a.id,
+        "type": a.type,
+        "preferredUsername": a.username,
+        "name": a.name,
+        "summary": a.summary_html,
+        "url": a.url,
+        "inbox": a.inbox,
+        "outbox": a.outbox,
+        "endpoints": {"sharedInbox": a.shared_inbox},
+        "publicKey": {"id": a.key_id, "owner": a.id, "publicKeyPem": a.public_key_pem},
+        "assertionMethod": [
+            {"id": a.ed25519_key_id, "type": "Multikey", "controller": a.id, "publicKeyMultibase": a.ed25519_multibase}
+        ],
+        "manuallyApprovesFollowers": False,
+        "discoverable": False,
+        "indexable": False,
+        "published": a.published,
+        "webfinger": f"{a.username}@{a.domain}",  # FEP-2c59
+    }
+
+
+@dataclass(frozen=True)
 class HashtagInfo:
     name: str  # without '#'
     href: str
@@ -231,7 +279,7 @@ def webfinger_document(*, subject: str, actor_id: str, profile_url: str) -> dict
     """No OStatus ``subscribe`` template: it is for a server's own readers, and a blog has none."""
     return {
         "subject": subject,
-        "aliases": [actor_id, profile_url],
+        "aliases": list(dict.fromkeys((actor_id, profile_url))),
         "links": [
             {"rel": "self", "type": "application/activity+json", "href": actor_id},
             {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": profile_url},

@@ -23,6 +23,7 @@ from fedblog.blog.wp_import import MEDIA_FOLDER
 from fedblog.federation import outbox, serialize
 from fedblog.federation.profile import announce_actor
 from fedblog.services import Services
+from fedblog.settings import valid_handle
 from fedblog.store import federation as fed_store
 from fedblog.store import posts as post_store
 from fedblog.store import profile as store
@@ -104,6 +105,10 @@ def save_profile(services: Services, values: dict[str, str | None]) -> SaveResul
                           ("handle", s.handle)):
         if name in values and values[name] == default:
             values[name] = None  # the setting's own value: keep following the setting, store nothing
+    if values.get("handle") and not valid_handle(values["handle"] or ""):
+        return SaveResult(error=f"The handle {values['handle']!r} cannot be used: use letters, digits, _ . - only, "
+                                "and not a name starting with 'guest-' or 'site-' (the guest and site actors'). "
+                                "Nothing was saved.")
     now = services.clock.now()
     keys = services.keys.get()  # before the transaction: made in their own the first time
     with session_scope(services.engine) as session:

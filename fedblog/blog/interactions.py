@@ -21,11 +21,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from fedblog.blog import rules
 from fedblog.store import deferred
-from fedblog.store.tables import Interaction
+from fedblog.store.tables import Interaction, ModerationRule
 
 
 class Status(StrEnum):
@@ -95,8 +95,9 @@ _TABLE = Interaction.__table__  # type: ignore[attr-defined]  # sqlmodel does no
 def record_fediverse_reply(session: Session, mode: str, *, actor_ap_id: str, author: Author, post_id: int,
                            parent_id: int | None, ap_id: str, activity_ap_id: str, in_reply_to: str | None,
                            content_html: str, source_url: str | None, published_at: datetime,
-                           remote_updated_at: datetime | None, raw: str) -> Status:
+                           remote_updated_at: datetime | None, raw: str, evidence: str | None = None) -> Status:
     """A reply from the fediverse (ActivityPub Create of a Note): returns the status it got.
+    ``evidence`` is how it was authenticated, as JSON (the HTTP signature's scheme, key and coverage).
 
     A plain INSERT (the hot path of the inbox), deferred so a batch inserts its replies at once
     (store/deferred.py); the unique ``ap_id`` makes a second copy fail at the flush."""
@@ -105,7 +106,7 @@ def record_fediverse_reply(session: Session, mode: str, *, actor_ap_id: str, aut
         post_id=post_id, parent_id=parent_id, kind="reply", via="activitypub", status=status.value,
         ap_id=ap_id, activity_ap_id=activity_ap_id, in_reply_to_ap_id=in_reply_to, content_html=content_html,
         source_url=source_url, published_at=published_at, updated_at=None, remote_updated_at=remote_updated_at,
-        raw=raw, **author.columns(),
+        raw=raw, evidence=evidence, **author.columns(),
     ))
     return status
 
@@ -122,36 +123,85 @@ def record_reaction(session: Session, *, kind: Literal["like", "repost"], author
 
 # -- the web --------------------------------------------------------------------------------------
 def record_web_comment(session: Session, mode: str, *, author: Author, post_id: int, parent_id: int | None,
-                       content_html: str, published_at: datetime) -> Interaction:
-    """A comment sent with the post page's form; moderated by its author's URL (or held without one)."""
-    item = Interaction(post_id=post_id, parent_id=parent_id, kind="comment", via="form",
-                       status=initial_status(session, mode, author.url).value, content_html=content_html,
-                       published_at=published_at, **author.columns())
+                       content_html: str, published_at: datetime, email: str | None = None,
+                       federated: bool = False, moderated_as: str | None = None, hold: bool = False) -> Interaction:
+    """A comment sent with the post page's form.
+
+    Moderated as ``moderated_as`` (the commenter's guest actor id, so the admin's "always approve
+    this author" covers their next comments), else its author's URL, else held. ``hold`` holds it
+    whatever the mode (say, too many links); a blocked author or website stores it hidden.
+    ``email`` is kept for the owner only; ``federated`` is the commenter's consent to publish it
+    to the fediverse."""
+    who = moderated_as or author.url
+    status = initial_status(session, mode, who)
+    if hold and status is Status.VISIBLE:
+        status = Status.PENDING
+    if _blocked(session, [u for u in (who, author.url) if u]):
+        status = Status.HIDDEN
+    item = Interaction(post_id=post_id, parent_id=parent_id, kind="comment", via="form", status=status.value,
+                       content_html=content_html, published_at=published_at, author_email=email or None,
+                       federated=federated, **author.columns())
     session.add(item)
     session.flush()
     return item
 
 
+def _blocked(session: Session, urls: list[str]) -> bool:
+    """Whether a block rule covers any of ``urls`` (each, its host or a parent domain): one query."""
+    if not urls:
+        return False
+    stmt = select(ModerationRule.id).where(
+        ModerationRule.action == "block", col(ModerationRule.target).in_(rules.block_targets(urls))).limit(1)
+    return session.exec(stmt).first() is not None
+
+
 def record_pingback(session: Session, mode: str, *, post_id: int, source_url: str, site_name: str,
-                    title: str | None, published_at: datetime) -> Interaction:
+                    title: str | None, published_at: datetime, evidence: str | None = None) -> Interaction:
     """A Pingback (pingback 1.0): another page links here; moderated by that page's URL."""
-    return _linkback(session, mode, "pingback", post_id=post_id, source_url=source_url,
+    return _linkback(session, mode, "pingback", "pingback", post_id=post_id, source_url=source_url,
                      author=Author(site_name, url=source_url), title=title, content_html="",
-                     published_at=published_at)
+                     published_at=published_at, evidence=evidence)
+
+
+WebmentionKind = Literal["reply", "like", "repost", "mention"]
+# what a verified Webmention is stored as: a reply is a comment ("webmention"), a like or repost a
+# reaction (counted with the fediverse's), a mention a comment holding the excerpt around the link
+WEBMENTION_KINDS: dict[str, str] = {"reply": "webmention", "like": "like", "repost": "repost", "mention": "mention"}
 
 
 def record_webmention(session: Session, mode: str, *, post_id: int, source_url: str, author: Author,
-                      title: str | None, content_html: str, published_at: datetime) -> Interaction:
-    """A Webmention (W3C Recommendation, 2017): its verified source links here; moderated by the source URL."""
-    return _linkback(session, mode, "webmention", post_id=post_id, source_url=source_url, author=author,
-                     title=title, content_html=content_html, published_at=published_at)
+                      title: str | None, content_html: str, published_at: datetime,
+                      kind: WebmentionKind = "reply", evidence: str | None = None) -> Interaction:
+    """A Webmention (W3C Recommendation, 2017): its verified source links here; moderated by the source URL.
+    ``content_html`` must already be sanitised (``fedblog.blog.markup.sanitize_remote_html``)."""
+    return _linkback(session, mode, WEBMENTION_KINDS[kind], "webmention", post_id=post_id, source_url=source_url,
+                     author=author, title=title, content_html="" if kind in REACTION_KINDS else content_html,
+                     published_at=published_at, evidence=evidence)
 
 
-def _linkback(session: Session, mode: str, via: str, *, post_id: int, source_url: str, author: Author,
-              title: str | None, content_html: str, published_at: datetime) -> Interaction:
-    item = Interaction(post_id=post_id, kind=via, via=via, status=initial_status(session, mode, source_url).value,
+def update_webmention(item: Interaction, *, author: Author, title: str | None, content_html: str,
+                      kind: WebmentionKind, updated_at: datetime, evidence: str | None = None) -> None:
+    """A Webmention sent again for a source already recorded (W3C Webmention §3.2.4): what the source
+    says now replaces what it said, the status stays (a held mention stays held, a hidden one hidden).
+    A deleted one cannot come back (``change_status``'s rule): raises IllegalTransition."""
+    if Status(item.status) is Status.DELETED:
+        raise IllegalTransition(f"comment {item.id} was deleted; a Webmention cannot show it again")
+    for name, value in author.columns().items():
+        if name != "actor_id":
+            setattr(item, name, value)
+    item.kind, item.via, item.title = WEBMENTION_KINDS[kind], "webmention", title
+    item.content_html = "" if kind in REACTION_KINDS else content_html
+    item.updated_at = updated_at
+    if evidence is not None:
+        item.evidence = evidence
+
+
+def _linkback(session: Session, mode: str, kind: str, via: str, *, post_id: int, source_url: str, author: Author,
+              title: str | None, content_html: str, published_at: datetime,
+              evidence: str | None = None) -> Interaction:
+    item = Interaction(post_id=post_id, kind=kind, via=via, status=initial_status(session, mode, source_url).value,
                        title=title, content_html=content_html, source_url=source_url, published_at=published_at,
-                       **author.columns())
+                       evidence=evidence, federated=True, **author.columns())  # a public page: goes to the fediverse
     session.add(item)
     session.flush()
     return item

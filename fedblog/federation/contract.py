@@ -49,6 +49,9 @@ class Delivery:
     scheme: str
     raw: bytes
     recipient: str | None
+    # what the signature proved (fedblog.activitypub.httpsig.evidence): stored with a reply; None when
+    # not known (a dead letter applied again keeps only the key id and scheme)
+    evidence: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -184,11 +184,18 @@ def apply_create(tx: Tx, d: Delivery, reply: NewReply) -> Outcome:
         post_id=target.post_id, parent_id=target.comment_id, ap_id=obj["id"], activity_ap_id=d.activity["id"],
         in_reply_to=reply.in_reply_to, content_html=_content_of(obj), source_url=_html_url(obj),
         published_at=min(parse_time(obj.get("published"), now), now), remote_updated_at=_sender_time(obj),
-        raw=d.raw.decode("utf-8", "replace")[:200_000],
+        raw=d.raw.decode("utf-8", "replace")[:200_000], evidence=_evidence(d),
     )
     if status is recorder.Status.VISIBLE:
         _forward_if_signed(session, services, d)
     return PROCESSED
+
+
+def _evidence(d: Delivery) -> str:
+    """The verification evidence stored with a reply (JSON): what the HTTP signature covered, as the
+    inbox verified it; a dead letter applied again knows only the key id and scheme."""
+    found = d.evidence if d.evidence is not None else {"type": "http-signature", "scheme": d.scheme, "keyId": d.key_id}
+    return json.dumps({**found, "signer": d.actor}, separators=(",", ":"), sort_keys=True)
 
 
 def _sender_time(obj: dict[str, Any]) -> datetime | None:

@@ -9,9 +9,11 @@ from sqlmodel import col, delete, select
 from fedblog.federation import outbox, serialize
 from fedblog.federation.actors import ensure_actor
 from fedblog.federation.contract import PROCESSED, Delivery, Ignored, Outcome, Steps, Tx, id_of
+from fedblog.federation.guests import find_local
 from fedblog.federation.markers import mark
 from fedblog.services import Services
 from fedblog.store.tables import Actor, Follower, Interaction
+from fedblog.urls import guest_ref
 
 
 @dataclass(frozen=True)
@@ -20,18 +22,23 @@ class FollowerInboxes:
 
     inbox: str | None
     shared_inbox: str | None
+    guest: int | None = None  # the Follow is of this guest or site actor (its row id): it is rejected
 
 
 async def prepare_follow(services: Services, d: Delivery) -> FollowerInboxes | Ignored:
-    if id_of(d.activity.get("object")) != services.urls.actor():
+    target = id_of(d.activity.get("object"))
+    guest = services.urls.match_guest(target) if target is not None and "#" not in target else None
+    if target != services.urls.actor() and guest is None:
         return Ignored("the Follow is not for this blog")
     actor = await ensure_actor(services, d.actor, services.remote)
-    return FollowerInboxes(actor.inbox, actor.shared_inbox)
+    return FollowerInboxes(actor.inbox, actor.shared_inbox, guest)
 
 
 def apply_follow(tx: Tx, d: Delivery, to: FollowerInboxes) -> Outcome:
     if not to.inbox:
         return Ignored("the follower has no inbox")
+    if to.guest is not None:
+        return _reject_guest_follow(tx, d, to.inbox, to.guest)
     session, services = tx.session, tx.services
     now = services.clock.now()
     row = session.exec(select(Follower).where(Follower.actor_ap_id == d.actor)).first()
@@ -45,11 +52,25 @@ def apply_follow(tx: Tx, d: Delivery, to: FollowerInboxes) -> Outcome:
     return PROCESSED
 
 
+def _reject_guest_follow(tx: Tx, d: Delivery, inbox: str, guest: int) -> Outcome:
+    """A guest or site actor cannot be followed (it posts only its comments, into the blog's threads):
+    it answers with a Reject (ActivityPub §7.7) embedding the Follow, sent and signed as itself, and
+    nothing is stored as a follower. Mastodon then drops its pending follow request."""
+    if find_local(tx.session, guest) is None:
+        return Ignored("no such guest or site actor here")
+    ref = guest_ref(guest)
+    reject = serialize.reject_follow(d.activity, tx.services.urls, ref)
+    outbox.enqueue(tx.session, reject, [inbox], now=tx.services.clock.now(), object_ap_id=d.activity["id"], actor=ref)
+    return PROCESSED
+
+
 def apply_undo_follow(tx: Tx, d: Delivery) -> Outcome:
     """Undo(Follow): remove the follower; unknown Follow ids leave a marker for late arrivals."""
     inner = d.activity.get("object")
     follow_id = id_of(inner)
     session = tx.session
+    if isinstance(inner, dict) and tx.services.urls.match_guest(id_of(inner.get("object")) or "") is not None:
+        return Ignored("the Follow was of a guest or site actor, which keeps no followers")
     row = session.exec(select(Follower).where(Follower.actor_ap_id == d.actor)).first()
     if row is not None and (row.follow_ap_id in (None, follow_id) or isinstance(inner, dict)):
         session.delete(row)

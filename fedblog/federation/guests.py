@@ -8,8 +8,9 @@
 
 Both are ``actor`` rows with ``is_local`` set, ids under ``/guests/<n>`` (``Urls.guest_actor``)
 and preferred usernames ``guest-<n>`` / ``site-<n>``, so they never collide with each other; each
-gets an Ed25519 key at once (FEP-8b32 proofs) and an RSA key the first time it signs a delivery
-(``KeyRing.signing_key``). The row and its key are written in the caller's transaction.
+gets an Ed25519 key at once (FEP-8b32 proofs) and an RSA key the first time it signs a delivery or
+its document is served (``KeyRing.signing_key``). The row and its key are written in the caller's
+transaction. fedblog/web/guests.py serves them; docs/guest-actors.md describes them.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from sqlmodel import Session, select
 from fedblog.activitypub.origin import origin_of
 from fedblog.federation.keys import create_actor_keys
 from fedblog.services import Services
+from fedblog.settings import GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX
 from fedblog.store.tables import Actor
 from fedblog.urls import guest_ref
 
-GUEST_PREFIX = "guest-"
-SITE_PREFIX = "site-"
+GUEST_PREFIX = GUEST_HANDLE_PREFIX  # the blog's own handle may not start so (fedblog.settings.reserved_handle)
+SITE_PREFIX = SITE_HANDLE_PREFIX
 Kind = Literal["guest", "site"]
 
 
@@ -77,6 +79,33 @@ def _find_or_create(session: Session, services: Services, *, kind: Kind, key: st
     session.add(actor)
     create_actor_keys(session, guest_ref(actor.id), now)
     session.flush()
+    return actor
+
+
+def username_of(actor: Actor) -> str:
+    """``guest-<n>`` for a guest (``Person``), ``site-<n>`` for a site (``Service``)."""
+    return actor.preferred_username or f"{SITE_PREFIX if actor.type == 'Service' else GUEST_PREFIX}{actor.id}"
+
+
+def parse_username(username: str) -> int | None:
+    """The row id a ``guest-<n>`` or ``site-<n>`` name (any case) claims, or None; the caller checks
+    that the row is a local actor of that kind (``find_local``)."""
+    name = username.lower()
+    for prefix in (GUEST_PREFIX, SITE_PREFIX):
+        number = name.removeprefix(prefix)
+        if number != name and number.isdigit() and number == str(int(number)):
+            return int(number)
+    return None
+
+
+def find_local(session: Session, actor_id: int, username: str | None = None) -> Actor | None:
+    """The local guest or site actor stored as row ``actor_id`` (and called ``username``, when given,
+    compared without case), or None: a remote actor's row is not ours to serve."""
+    actor = session.get(Actor, actor_id)
+    if actor is None or not actor.is_local or actor.type not in ("Person", "Service"):
+        return None
+    if username is not None and username_of(actor).lower() != username.lower():
+        return None
     return actor
 
 

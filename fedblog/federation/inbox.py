@@ -118,7 +118,8 @@ class Inbox:
         if problem:
             return InboxResult(400, f"Refused: {problem}.")
         delivery = Delivery(
-            activity=doc, actor=actor, key_id=sig.key_id, scheme=sig.scheme, raw=body, recipient=recipient
+            activity=doc, actor=actor, key_id=sig.key_id, scheme=sig.scheme, raw=body, recipient=recipient,
+            evidence=httpsig.evidence(sig),
         )
         return await self._dispatch(delivery)
 

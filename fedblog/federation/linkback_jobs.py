@@ -49,11 +49,15 @@ class VerifyLinkback:
     source: str
     target: str
     via: str  # webmention | pingback
+    request: int | None = None  # the ``linkback_request`` row it verifies (its status page)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> VerifyLinkback:
         """Raises ValueError for a payload this version cannot run."""
-        return cls(_url(payload, "source"), _url(payload, "target"), _via(payload))
+        request = payload.get("request")
+        if request is not None and (not isinstance(request, int) or isinstance(request, bool) or request < 1):
+            raise ValueError("job payload: request must be a row id")
+        return cls(_url(payload, "source"), _url(payload, "target"), _via(payload), request)
 
     def queue(self, session: Session, *, now: datetime) -> Delivery:
         """Queue the check in the caller's transaction (scheduled by the source's host)."""

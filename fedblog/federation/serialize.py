@@ -12,9 +12,9 @@ from fedblog.activitypub import vocab
 from fedblog.activitypub.context import AS_CONTEXT, PUBLIC
 from fedblog.blog.site import SiteProfile
 from fedblog.clock import utc
-from fedblog.federation.keys import KeyPair
-from fedblog.store.tables import Post
-from fedblog.urls import Urls
+from fedblog.federation.keys import ActorKeys, KeyPair
+from fedblog.store.tables import Actor, Post
+from fedblog.urls import Urls, guest_ref
 
 
 def iso(dt: Any) -> str:
@@ -179,6 +179,49 @@ def delete_post_activity(post_url: str, urls: Urls, deleted: str) -> dict[str, A
         "Delete", id=new_activity_id(urls), actor=urls.actor(),
         obj=vocab.tombstone(post_url, deleted=deleted), published=deleted, to=[PUBLIC], cc=[urls.followers()],
     )
+
+
+def web_url(url: str | None) -> str | None:
+    """``url`` if it is an http(s) URL (a guest's website as given), else None: nothing else is linked."""
+    return url if url and urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).netloc else None
+
+
+def guest_actor(actor: Actor, username: str, site: SiteProfile, urls: Urls, keys: ActorKeys) -> dict[str, Any]:
+    """The actor document of the local guest or site actor ``actor`` (an ``Actor`` row with
+    ``is_local``); ``keys`` must hold its RSA key (``KeyRing.signing_key`` makes it)."""
+    assert actor.id is not None and keys.rsa_public_pem is not None
+    ref = guest_ref(actor.id)
+    actor_id = urls.guest_actor(actor.id)
+    blog = escape(site.name)
+    if actor.type == "Service":
+        summary = f'<p>A website that linked to posts on <a href="{escape(urls.home())}">{blog}</a>.</p>'
+    else:
+        summary = f'<p>A guest commenter on <a href="{escape(urls.home())}">{blog}</a>.</p>'
+    info = vocab.GuestActorInfo(
+        id=actor_id,
+        type=actor.type,
+        username=username,
+        name=actor.name or username,
+        summary_html=summary,
+        url=web_url(actor.url) or actor_id,
+        inbox=urls.shared_inbox(),
+        outbox=urls.guest_outbox(actor.id),
+        shared_inbox=urls.shared_inbox(),
+        key_id=urls.key_id_of(ref),
+        public_key_pem=keys.rsa_public_pem,
+        ed25519_key_id=urls.ed25519_key_id_of(ref),
+        ed25519_multibase=keys.ed25519_multibase,
+        published=iso(keys.created_at),
+        domain=site.domain,
+    )
+    return vocab.guest_actor_document(info)
+
+
+def reject_follow(follow: dict[str, Any], urls: Urls, actor_ref: str) -> dict[str, Any]:
+    """Reject, sent by the local actor ``actor_ref`` that was asked to be followed, embedding the
+    Follow as received (Mastodon matches it to its pending Follow, as for an Accept)."""
+    return vocab.wrap("Reject", id=new_activity_id(urls), actor=urls.local_actor(actor_ref), obj=follow,
+                      context=AS_CONTEXT)
 
 
 def accept_follow(follow: dict[str, Any], urls: Urls) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from fedblog.federation import linkback_verify
+from fedblog.federation.linkback_jobs import VERIFY_LINKBACK
 from fedblog.jobs.delivery import Outcome
 from fedblog.jobs.queue import DELIVER, Claimed
 from fedblog.services import Services
@@ -80,7 +82,13 @@ class JobRegistry:
         return (DELIVER, *self._handlers)
 
 
+async def verify_linkback(ctx: JobContext, job: Job) -> Outcome:
+    """``linkback.verify``: check a received pingback's or Webmention's source, then record, update,
+    delete or refuse it (``fedblog.federation.linkback_verify``)."""
+    verdict = await linkback_verify.verify(ctx.services, ctx.client, job.payload, attempts=job.attempts)
+    return Outcome(verdict.kind, error=verdict.error)
+
+
 def default_registry() -> JobRegistry:
-    """The kinds every worker runs. (The linkback kinds of ``fedblog.federation.jobkinds`` get
-    their handlers here once their logic exists; until then no worker claims them.)"""
-    return JobRegistry()
+    """The kinds every worker runs (``fedblog.federation.linkback_jobs``)."""
+    return JobRegistry([(VERIFY_LINKBACK, verify_linkback)])

@@ -342,3 +342,30 @@ class PostMedia(SQLModel, table=True):
     media_id: int = Field(foreign_key="media.id", primary_key=True, ondelete="CASCADE", index=True)
     role: str = Field(max_length=20)  # cover | attachment
     position: int = 0
+
+
+# Revision 0015_linkbacks: received pingbacks and Webmentions, until and after their verification
+
+
+class LinkbackRequest(SQLModel, table=True):
+    """One received pingback or Webmention request (fedblog.federation.linkback_receive): answered
+    at once, verified later by the ``linkback.verify`` job. ``token`` names its status page."""
+
+    __tablename__ = "linkback_request"
+    __table_args__ = (
+        sa.Index("ix_linkback_request_post_state", "post_id", "state"),
+        sa.Index("ix_linkback_request_host_state", "source_host", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    protocol: str = Field(max_length=20)  # webmention | pingback
+    source: str = Field(max_length=2000)
+    source_host: str = Field(max_length=255)
+    target: str = Field(max_length=2000)
+    post_id: int = Field(foreign_key="post.id", ondelete="CASCADE")
+    state: str = Field(default="pending", max_length=20)  # pending | accepted | refused | deleted
+    interaction_id: int | None = Field(default=None, foreign_key="interaction.id", index=True, ondelete="SET NULL")
+    last_error: str | None = Field(default=None, max_length=500)  # why it was refused, or the last failed try
+    created_at: datetime = Field(sa_column=_dt())
+    updated_at: datetime = Field(sa_column=_dt())

@@ -110,8 +110,9 @@ async def post_page(request: Request) -> Response:
     if entry is None:  # the data is read after the version: it is at least as new as the key
         context = await services.run_db(_post_page_data, services, slug)
         body = renderer_of(request).text("post.html", context).encode()
-        link = f'<{services.urls.post_id(state.ap_path)}>; rel="alternate"; type="application/activity+json"'
-        entry = Cached(body, HTML, {"Link": link})
+        link = (f'<{services.urls.post_id(state.ap_path)}>; rel="alternate"; type="application/activity+json", '
+                f'<{services.urls.webmention()}>; rel="webmention"')  # W3C Webmention §3.1.2
+        entry = Cached(body, HTML, {"Link": link, "X-Pingback": services.urls.pingback()})  # Pingback 1.0
         cache.put(state, "html", entry)
     return Response(entry.body, media_type=entry.media_type, headers={**entry.headers, **headers})
 

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from fedblog import __version__
 from fedblog.activitypub import vocab
 from fedblog.activitypub.origin import canonical_url, host_of, normalise_host
+from fedblog.federation.guests import find_local, parse_username, username_of
 from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store import posts as post_store
@@ -24,22 +25,20 @@ from fedblog.web.negotiation import JRDResponse
 CORS = {"Access-Control-Allow-Origin": "*"}
 
 
-def _answers_to(resource: str, settings: Settings, urls: Urls, handle: str) -> bool:
-    """Whether ``resource`` names the blog's account: its acct names (any spelling of the domain), or its URLs.
-
-    The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
-    ``acct:{preferredUsername}@{host of the actor id}`` on the blog itself first, then the
-    ``subject`` it was told, on the handle domain (Mastodon app/services/resolve_account_service.rb
-    ``process_webfinger!``; app/services/activitypub/fetch_remote_actor_service.rb ``check_webfinger!``).
-    """
-    if ":" in resource and not resource.lower().startswith("acct:"):  # a URL
-        return any(canonical_url(resource) == canonical_url(u) for u in (urls.actor(), urls.home(), settings.base_url))
+def _account(resource: str) -> tuple[str, str] | None:
+    """(user, domain) of an ``acct:user@domain`` resource (also without ``acct:`` or with a leading ``@``)."""
     account = resource[len("acct:") :] if resource.lower().startswith("acct:") else resource
     user, sep, domain = account.removeprefix("@").rpartition("@")
-    if not sep or user.lower() != handle.lower():
-        return False
-    # A domain in any spelling: case, a trailing dot, Unicode or IDNA form (RFC 5891), and the
-    # blog's host with its port as written, or without a default one.
+    return (user, domain) if sep and user else None
+
+
+def _is_url(resource: str) -> bool:
+    return ":" in resource and not resource.lower().startswith("acct:")
+
+
+def _our_domain(domain: str, settings: Settings) -> bool:
+    """The handle domain or the blog's host, in any spelling: case, a trailing dot, Unicode or IDNA
+    form (RFC 5891), and the blog's host with its port as written, or without a default one."""
     ours = {normalise_host(settings.domain), host_of(settings.base_url)}
     port = urlsplit(settings.base_url).port
     host = domain
@@ -49,6 +48,40 @@ def _answers_to(resource: str, settings: Settings, urls: Urls, handle: str) -> b
     return normalise_host(host) in ours
 
 
+def _answers_to(resource: str, settings: Settings, urls: Urls, handle: str) -> bool:
+    """Whether ``resource`` names the blog's account: its acct names (any spelling of the domain), or its URLs.
+
+    The handle domain (FEDBLOG_DOMAIN) may differ from the blog's host. Mastodon then asks both:
+    ``acct:{preferredUsername}@{host of the actor id}`` on the blog itself first, then the
+    ``subject`` it was told, on the handle domain (Mastodon app/services/resolve_account_service.rb
+    ``process_webfinger!``; app/services/activitypub/fetch_remote_actor_service.rb ``check_webfinger!``).
+    """
+    if _is_url(resource):
+        return any(canonical_url(resource) == canonical_url(u) for u in (urls.actor(), urls.home(), settings.base_url))
+    account = _account(resource)
+    return account is not None and account[0].lower() == handle.lower() and _our_domain(account[1], settings)
+
+
+def _guest_named(resource: str, settings: Settings, urls: Urls) -> tuple[int, str | None] | None:
+    """(row id, the username asked for or None for a URL) of the guest or site actor ``resource``
+    may name: ``acct:guest-<n>@`` / ``acct:site-<n>@`` the handle domain or the blog's host, or the
+    actor's URL. The caller checks that such a local actor exists."""
+    if _is_url(resource):
+        number = urls.match_guest(resource)
+        return None if number is None or "#" in resource else (number, None)
+    account = _account(resource)
+    if account is None or not _our_domain(account[1], settings):
+        return None
+    number = parse_username(account[0])
+    return None if number is None else (number, account[0])
+
+
+def _guest_username(services: Services, number: int, username: str | None) -> str | None:
+    with Session(services.engine) as session:
+        actor = find_local(session, number, username)
+        return username_of(actor) if actor is not None else None
+
+
 async def webfinger(request: Request) -> Response:
     services = services_of(request)
     s, urls = services.settings, services.urls
@@ -56,16 +89,19 @@ async def webfinger(request: Request) -> Response:
     resource = unquote(request.query_params.get("resource", "")).strip()
     if not resource:
         raise HTTPException(400, "Missing ?resource=acct:user@domain")
-    if not _answers_to(resource, s, urls, handle):
-        raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{handle}@{s.domain}")
-    # Always the handle domain as subject, whichever name was asked: that is the account's canonical
-    # name, and the one Mastodon confirms with its second lookup.
-    doc = vocab.webfinger_document(
-        subject=f"acct:{handle}@{s.domain}",
-        actor_id=urls.actor(),
-        profile_url=urls.home(),
-    )
-    return JRDResponse(doc)
+    if _answers_to(resource, s, urls, handle):
+        # Always the handle domain as subject, whichever name was asked: that is the account's canonical
+        # name, and the one Mastodon confirms with its second lookup.
+        return JRDResponse(vocab.webfinger_document(
+            subject=f"acct:{handle}@{s.domain}", actor_id=urls.actor(), profile_url=urls.home()))
+    guest = _guest_named(resource, s, urls)
+    username = await services.run_db(_guest_username, services, *guest) if guest is not None else None
+    if guest is not None and username is not None:
+        # a guest or site actor (docs/guest-actors.md): named on the handle domain, like the blog
+        actor_id = urls.guest_actor(guest[0])
+        return JRDResponse(vocab.webfinger_document(
+            subject=f"acct:{username}@{s.domain}", actor_id=actor_id, profile_url=actor_id))
+    raise HTTPException(404, f"No account {resource[:200]!r} here; try acct:{handle}@{s.domain}")
 
 
 async def host_meta(request: Request) -> Response:

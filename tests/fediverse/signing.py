@@ -35,13 +35,19 @@ def sign(
     now: datetime | None = None,
     extra: dict[str, str] | None = None,
     algorithm: str = "rsa-sha256",
+    created: int | None = None,
+    expires: int | None = None,
 ) -> dict[str, str]:
-    """Headers for a Mastodon-style signed request."""
+    """Headers for a Mastodon-style signed request. ``created``/``expires`` (hs2019 only) sign the
+    ``(created)`` and ``(expires)`` pseudo-headers too, as draft-cavage-http-signatures-12 §2.3 allows."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     date = format_datetime((now or datetime.now(UTC)).astimezone(UTC), usegmt=True)
     headers = {"Host": parts.netloc, "Date": date, **(extra or {})}
-    names = ["(request-target)", "host", "date"]
+    names = ["(request-target)"]
+    names += ["(created)"] if created is not None else []
+    names += ["(expires)"] if expires is not None else []
+    names += ["host", "date"]
     if body is not None:
         headers["Digest"] = "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode()
         headers["Content-Type"] = "application/activity+json"
@@ -50,11 +56,15 @@ def sign(
     for n in names:
         if n == "(request-target)":
             lines.append(f"(request-target): {method.lower()} {target}")
+        elif n in ("(created)", "(expires)"):
+            lines.append(f"{n}: {created if n == '(created)' else expires}")
         else:
             lines.append(f"{n}: {headers[{'host': 'Host', 'date': 'Date', 'digest': 'Digest'}[n]]}")
     sig = base64.b64encode(key.sign("\n".join(lines).encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    times = f",created={created}" if created is not None else ""
+    times += f",expires={expires}" if expires is not None else ""
     headers["Signature"] = (
-        f'keyId="{key_id}",algorithm="{algorithm}",headers="{" ".join(names)}",signature="{sig}"'
+        f'keyId="{key_id}",algorithm="{algorithm}"{times},headers="{" ".join(names)}",signature="{sig}"'
     )
     return headers
 

@@ -1,8 +1,9 @@
 """Background jobs other than deliveries, on the delivery queue: claim, lease, heartbeat, retry.
 
-The test registers handlers for the two linkback kinds (their real logic comes later): the
-verification handler fetches the source from a fake website through the worker's guarded client
-and asks for a retry while the site answers 503. Everything else is the real worker loop and the
+The test registers its own handlers for the two linkback kinds (the real verifier is tested by
+tests/flows/test_pingback.py and test_webmention.py): the verification handler fetches the source
+from a fake website through the worker's guarded client and asks for a retry while the site
+answers 503. Everything else is the real worker loop and the
 real database: the claim by kind, the lease (another worker cannot take the row while the
 handler runs, even past the first lease, because the heartbeat renews it), the retry policy's
 backoff, and success on the next attempt.
@@ -119,11 +120,10 @@ async def test_a_job_is_claimed_leased_renewed_retried_with_backoff_then_done(
         return outcome_of(response, ctx.services.clock.now())
 
     # a worker without a handler for the kind leaves the row alone
-    assert (await DeliveryRunner(services, concurrency=4).run_until_idle()).settled == 0
+    assert (await DeliveryRunner(services, concurrency=4, registry=JobRegistry()).run_until_idle()).settled == 0
     assert _row(services, queued).leased_by is None and _row(services, queued).attempts == 0
 
-    registry = default_registry()
-    registry.register(VERIFY_LINKBACK, verify)
+    registry = JobRegistry([(VERIFY_LINKBACK, verify)])  # the real verifier is tested in test_pingback/webmention
     runner = DeliveryRunner(services, concurrency=4, registry=registry)
     stats = await runner.run_until_idle()
 
@@ -183,3 +183,4 @@ async def test_payloads_and_kinds_are_checked(services: Services) -> None:
     with Session(services.engine) as session:
         assert session.exec(select(Delivery)).all() == []
     assert json.dumps(registry.kinds()) == '["deliver"]'
+    assert VERIFY_LINKBACK in default_registry().kinds()  # what `fedblog serve` and `fedblog worker` run

@@ -38,6 +38,7 @@ from fedblog.activitypub.httpsig import (
     VerifyFailure,
     body_digest,
     content_digest,
+    evidence,
     failure_status,
     prepare_verification,
     sign_request,
@@ -349,6 +350,22 @@ def test_rfc9421_vectors_verify(name: str) -> None:
                                                      tuple(v["components"]))
     public = serialization.load_pem_public_key(v["public_key_pem"].encode())
     assert verify_signature(sig, public).ok
+
+
+def test_evidence_keeps_the_scheme_key_coverage_and_signed_times(req: Req) -> None:
+    """What is stored with a fediverse reply: read back from the request as sent, not from our parser."""
+    v = load_vector("rfc9421_mastodon47_rsa")
+    sent = dict(v["headers"])["Signature-Input"]
+    created = int(re.search(r";created=(\d+)", sent).group(1))  # type: ignore[union-attr]
+    components = re.findall(r'"([^"]+)"', sent.split(")")[0])
+    assert evidence(ok(Req.from_vector(v).prepare())) == {
+        "type": "http-signature", "scheme": "rfc9421", "algorithm": "from-key", "keyId": v["key_id"],
+        "headers": components, "created": created}
+    cavage = dict(req.headers)["Signature"]
+    names = re.search(r'headers="([^"]+)"', cavage).group(1).split()  # type: ignore[union-attr]
+    found = evidence(ok(req.prepare()))
+    assert found["scheme"] == "draft-cavage" and found["algorithm"] == "rsa-sha256" and found["headers"] == names
+    assert "created" not in found and "expires" not in found
 
 
 @pytest.mark.parametrize("name", ["rfc9421_mastodon47_rsa", "rfc9421_fedblog_ed25519"])

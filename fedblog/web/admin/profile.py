@@ -22,7 +22,7 @@ from fedblog.admin import auth
 from fedblog.admin import profile as use
 from fedblog.blog.images import MAX_BYTES, ImageError
 from fedblog.blog.site import MAX_FIELDS, ImageRef, SiteProfile
-from fedblog.settings import MODERATION_MODES, valid_handle
+from fedblog.settings import MODERATION_MODES, reserved_handle, valid_handle
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, current_admin, private
 from fedblog.web.common import renderer_of, services_of
 
@@ -130,6 +130,9 @@ async def _save_profile(request: Request, admin: Admin, form: FormData) -> Respo
     services = services_of(request)
     try:
         handle = _text(form, "handle")
+        if handle is not None and reserved_handle(handle):
+            raise FormError(f"The handle {handle[:70]!r} is taken: names starting with 'guest-' or 'site-' "
+                            "belong to the blog's guest commenters and linking sites. Nothing was saved.")
         if handle is not None and not valid_handle(handle):
             raise FormError(f"The handle {handle[:70]!r} is not a valid username: use letters, digits, _ . - only.")
         values: dict[str, str | None] = {
