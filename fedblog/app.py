@@ -23,6 +23,7 @@ from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import optimize
+from fedblog.web import comments
 from fedblog.web.fastpage import CachedPostPages
 from fedblog.web.inbox import InboxGate
 from fedblog.web.linkbacks import build_limits
@@ -118,7 +119,8 @@ def create_app(services: Services) -> Starlette:
     page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576, site=services.site)
     post_versions = VersionReader(services, by="slug")  # page URLs
     # outermost: a GET of a post page whose current version is cached is answered before the stack
-    app.add_middleware(CachedPostPages, services=services, cache=page_cache, versions=post_versions)
+    app.add_middleware(CachedPostPages, services=services, cache=page_cache, versions=post_versions,
+                       fill=comments.token_filler(services))
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())

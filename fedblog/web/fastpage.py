@@ -7,7 +7,8 @@ ASGI layer answers them directly: it reads the post's state (the same coalesced 
 the page route: a change is visible at once, in any process), and when the cache holds that
 version it sends the stored bytes with headers encoded once per version. The headers are the ones
 the route and ``SecurityHeaders`` would have sent (validators, ``Link``, CSP, nosniff,
-Referrer-Policy): tests/flows/test_page_cache.py compares the two paths byte for byte.
+Referrer-Policy), and the body gets what the route adds per response (the comment form's fresh
+token, ``fill``): tests/flows/test_page_cache.py compares the two paths.
 
 Everything else goes to the application unchanged: other paths and methods, conditional requests
 (304s stay with the route), ActivityPub clients, a post that is missing, a draft, deleted or not
@@ -18,6 +19,7 @@ left in the scope, so the route does not read it a second time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from email.utils import format_datetime
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,8 +64,12 @@ def _slug(scope: Scope) -> str | None:
 
 
 class CachedPostPages:
-    def __init__(self, app: ASGIApp, *, services: Services, cache: PageCache, versions: VersionReader) -> None:
+    def __init__(self, app: ASGIApp, *, services: Services, cache: PageCache, versions: VersionReader,
+                 fill: Callable[[bytes], bytes] | None = None) -> None:
+        """``fill``: what the route does to a cached body per response (web/comments.py puts a fresh
+        form token in it); the body then differs per response, so its ETag is weak (RFC 9110 §8.8.1)."""
         self.app = app
+        self.fill = fill
         self.site: ProfileCache = services.site
         self.cache = cache
         self.versions = versions
@@ -87,11 +93,15 @@ class CachedPostPages:
         if entry is None or state is None:
             await self.app(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 200, "headers": self._head(state, entry)})
-        await send({"type": "http.response.body", "body": entry.body})
+        body = entry.body if self.fill is None else self.fill(entry.body)
+        head = [*self._head(state, entry), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": body})
 
     def _head(self, state: PostState, entry: Cached) -> Head:
         etag = self.cache.etag(state, "html")
+        if self.fill is not None:
+            etag = "W/" + etag
         head = self._heads.get(etag)
         if head is None:
             fields = {
@@ -100,7 +110,6 @@ class CachedPostPages:
                 "last-modified": format_datetime(state.modified, usegmt=True),
                 "vary": "Accept",
                 "cache-control": "no-cache",
-                "content-length": str(len(entry.body)),
                 "content-type": entry.media_type,
                 **HTML_HEADERS,
             }
