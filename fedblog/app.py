@@ -25,7 +25,7 @@ from fedblog.services import Services
 from fedblog.store.db import optimize
 from fedblog.web import comments
 from fedblog.web.fastpage import CachedPostPages
-from fedblog.web.inbox import InboxGate
+from fedblog.web.inbox import InboxGate, InboxTurnstile
 from fedblog.web.linkbacks import build_limits
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.pagecache import PageCache, VersionReader
@@ -121,6 +121,7 @@ def create_app(services: Services) -> Starlette:
     # outermost: a GET of a post page whose current version is cached is answered before the stack
     app.add_middleware(CachedPostPages, services=services, cache=page_cache, versions=post_versions,
                        fill=comments.token_filler(services))
+    app.add_middleware(InboxTurnstile)  # outermost: a burst of inbox POSTs starts a few per loop turn
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
