@@ -23,7 +23,9 @@ from fedblog.jobs import scheduler
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import optimize
-from fedblog.web.inbox import InboxGate
+from fedblog.web import comments
+from fedblog.web.fastpage import CachedPostPages
+from fedblog.web.inbox import InboxGate, InboxTurnstile
 from fedblog.web.linkbacks import build_limits
 from fedblog.web.middleware import InboxRateLimit, ProxyHeaders, SecurityHeaders
 from fedblog.web.pagecache import PageCache, VersionReader
@@ -114,13 +116,18 @@ def create_app(services: Services) -> Starlette:
     app.add_middleware(SiteProfileRefresh, services=services)  # the admin's profile, fresh within its TTL
     app.add_middleware(ProxyHeaders, trusted=settings.trusted_proxies)
     app.add_middleware(SecurityHeaders)
+    page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576, site=services.site)
+    post_versions = VersionReader(services, by="slug")  # page URLs
+    # outermost: a GET of a post page whose current version is cached is answered before the stack
+    app.add_middleware(CachedPostPages, services=services, cache=page_cache, versions=post_versions,
+                       fill=comments.token_filler(services))
+    app.add_middleware(InboxTurnstile)  # outermost: a burst of inbox POSTs starts a few per loop turn
     app.state.services = services
     app.state.renderer = renderer
     app.state.inbox = Inbox(services, build_handlers())
     app.state.linkback_limits = build_limits(services)  # pingback and Webmention POSTs
     app.state.inbox_gate = InboxGate()  # bounded in-flight inbox POSTs and body bytes
-    app.state.page_cache = PageCache(services.settings, services.settings.page_cache_mb * 1_048_576,
-                                    site=services.site)
-    app.state.post_versions = VersionReader(services, by="slug")  # page URLs
+    app.state.page_cache = page_cache
+    app.state.post_versions = post_versions
     app.state.post_ids = VersionReader(services, by="ap_path")  # Article ids
     return app

@@ -82,7 +82,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fedblog.app import create_app
-    from fedblog.web.serving import MAX_CONNECTIONS, protocol_class, return_big_buffers_to_the_os
+    from fedblog.web.serving import (
+        MAX_CONNECTIONS,
+        freeze_startup_objects,
+        protocol_class,
+        return_big_buffers_to_the_os,
+        short_gil_turns,
+    )
 
     overrides: dict[str, object] = {"base_url": args.base_url} if args.base_url else {}
     with _opened(**overrides) as services:
@@ -96,6 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(services)
         settings = services.settings
         return_big_buffers_to_the_os()  # RSS falls back after a burst of large bodies
+        short_gil_turns()  # the database threads get the GIL back quickly between SQLite calls
+        freeze_startup_objects()  # the collector no longer walks them at every full collection
         scheme = "https" if args.ssl_certfile else "http"
         print(f"fedblog {__version__} serving {services.settings.base_url} on {scheme}://{args.host}:{args.port}")
         uvicorn.run(

@@ -31,7 +31,8 @@ from fedblog.urls import Urls
 
 P = ParamSpec("P")
 T = TypeVar("T")
-DB_THREADS = 16  # bounded: PostgreSQL's pool (10 + 20 overflow) always has a connection for each
+DB_THREADS = 16  # bounded: the engine's pool (store/db.py) always has a connection for each thread
+READ_THREADS = 4  # the small read pool: page version reads and the profile check, never behind writes
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Services:
     client_factory: Callable[[int], httpx.AsyncClient]
     remote: RemoteCache  # per-process memory of remote keys and actors
     db_pool: ThreadPoolExecutor  # database work runs here, never on the event loop
+    read_pool: ThreadPoolExecutor  # short reads that pages wait on (run_read)
     site: ProfileCache  # the effective profile: admin-saved values over settings (fedblog.blog.site)
 
     async def run_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -56,6 +58,12 @@ class Services:
         """
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.db_pool, functools.partial(fn, *args, **kwargs))
+
+    async def run_read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``run_db`` for a short read a reader waits on (a post's version, the profile's save
+        counter): its own small pool, so it never queues behind a burst of inbox writes."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.read_pool, functools.partial(fn, *args, **kwargs))
 
     def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:
         """Another guarded client with the same settings (delivery workers keep one each)."""
@@ -74,6 +82,7 @@ class Services:
     async def aclose(self) -> None:
         await self.http.aclose()
         self.db_pool.shutdown(wait=True)
+        self.read_pool.shutdown(wait=True)
         self.engine.dispose()
 
 
@@ -109,5 +118,6 @@ def build_services(
         client_factory=client_factory,
         remote=RemoteCache.for_clock(clock),
         db_pool=ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="fedblog-db"),
+        read_pool=ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="fedblog-read"),
         site=site,
     )

@@ -165,18 +165,27 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
     Concurrent calls for one key id share one fetch. Raises ``ActorError``. The caller checks that
     the owner is the activity's actor: that check depends on the request, so it is never cached.
     """
-    now = services.clock.now()
     if not refresh:
         hit = cache.key(key_id)
         if hit is not None:
             return hit
-        stored = await services.run_db(_stored_key, services.engine, key_id, now)
-        if stored is not None:
-            key, snap = stored
-            cache.put_key(key)
-            if snap is not None:
-                cache.put_actor(snap)
-            return key
+        # a burst of activities signed with a key not yet in memory: one table read for all of them
+        return await cache.single_flight("stored " + key_id, lambda: _stored_or_fetched(services, cache, key_id))
+    return await _fetched(services, cache, key_id)
+
+
+async def _stored_or_fetched(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey:
+    stored = await services.run_db(_stored_key, services.engine, key_id, services.clock.now())
+    if stored is not None:
+        key, snap = stored
+        cache.put_key(key)
+        if snap is not None:
+            cache.put_actor(snap)
+        return key
+    return await _fetched(services, cache, key_id)
+
+
+async def _fetched(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey:
     doc_url = key_id.split("#", 1)[0]
     failed = cache.failure(doc_url)
     if failed:

@@ -153,7 +153,10 @@ def _in_our_threads(services: Services, url: str | None) -> bool:
 async def _author_if_ours(services: Services, d: Delivery, target_url: str | None,
                           otherwise: str) -> ActorSnapshot | Ignored:
     """Fetch (or recall) the actor, but only when ``target_url`` is in one of our threads."""
-    if not await services.run_db(_in_our_threads, services, target_url):  # look before fetching the actor
+    # look before fetching the actor; concurrent activities naming one target share the lookup
+    ours = await services.remote.single_flight(
+        "ours? " + (target_url or ""), lambda: services.run_db(_in_our_threads, services, target_url))
+    if not ours:
         return Ignored(otherwise)
     try:
         return await ensure_actor(services, d.actor, services.remote)

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -34,8 +34,10 @@ def make_engine(database_url: str, *, echo: bool = False) -> Engine:
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            database_url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        engine = create_engine(  # a connection for every thread of the database and read pools (services.py)
+            database_url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+            **({"pool_size": 20, "max_overflow": 10} if make_url(database_url).database not in (None, "", ":memory:")
+               else {}),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "close", _sqlite_optimize_on_close)

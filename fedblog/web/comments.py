@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -74,6 +75,12 @@ def new_token(services: Services, post_id: int, parent_id: int) -> str:
     return form.sign_token(services.settings.secret_key, post_id, parent_id, int(services.clock.now().timestamp()))
 
 
+def token_filler(services: Services) -> Callable[[bytes], bytes]:
+    """A cached post page with fresh form tokens in it: what ``post_page`` does per response, for the
+    cached page at the edge (web/fastpage.py) too."""
+    return lambda body: form.fill_placeholders(body, lambda post, parent: new_token(services, post, parent))
+
+
 def permalink(services: Services, comment_id: int) -> str:
     return f"{services.urls.comment(comment_id)}?key={form.view_key(services.settings.secret_key, comment_id)}"
 
@@ -90,7 +97,7 @@ async def post_page(request: Request) -> Response:
     if response.status_code != 200:
         return response
     services = services_of(request)
-    body = form.fill_placeholders(bytes(response.body), lambda post, parent: new_token(services, post, parent))
+    body = token_filler(services)(bytes(response.body))
     headers = {k: v for k, v in response.headers.items() if k != "content-length"}
     return Response(body, status_code=200, headers=headers)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable, Iterator
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fedblog.federation.inbox import Inbox
 from fedblog.services import Services
 from fedblog.web.common import services_of
+from fedblog.web.middleware import is_inbox
 
 MAX_BODY = 1_048_576  # 1 MiB, larger gets 413 (docs/security.md §5)
 BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in deploy/Caddyfile matches
@@ -19,6 +22,60 @@ BODY_DEADLINE = 15.0  # default of FEDBLOG_BODY_TIMEOUT; Caddy's read_body in de
 
 MAX_INFLIGHT = 2048  # inbox POSTs read or processed at once, per process (as uvicorn's limit_concurrency)
 MAX_BUFFERED = 16 * MAX_BODY  # body bytes those hold at once, per process (a body costs ~3x: bytes, str, doc)
+
+
+PER_TURN = 32  # inbox POSTs that may start per turn of the event loop (InboxTurnstile)
+
+
+class InboxTurnstile:
+    """ASGI layer (outermost): at most ``per_turn`` inbox POSTs start per turn of the event loop.
+
+    A thousand POSTs arriving at once all become ready in one turn, and asyncio runs ready tasks in
+    order: a page GET arriving then waited behind a thousand first steps (ASGI stack, body, JSON,
+    signature preparation: ~0.7 s here, bench/bench_inbox_burst.py). Here the others wait for a
+    later turn (a future each, no work), so whatever arrives meanwhile is queued behind at most
+    ``per_turn`` of them. The work is the same; it is spread over turns, in arrival order.
+    """
+
+    def __init__(self, app: ASGIApp, per_turn: int = PER_TURN) -> None:
+        self.app = app
+        self.per_turn = per_turn
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = 0  # POSTs started this turn
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._turn_scheduled = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and is_inbox(scope["path"]):
+            await self._admit()
+        await self.app(scope, receive, send)
+
+    async def _admit(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (tests run one per test): nothing of the old one is valid
+            self._loop, self._started, self._waiting, self._turn_scheduled = loop, 0, collections.deque(), False
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            loop.call_soon(self._next_turn)
+        if not self._waiting and self._started < self.per_turn:
+            self._started += 1
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(future)
+        await future
+
+    def _next_turn(self) -> None:
+        self._turn_scheduled = False
+        self._started = 0
+        while self._waiting and self._started < self.per_turn:
+            future = self._waiting.popleft()
+            if not future.done():  # its client may have gone
+                future.set_result(None)
+                self._started += 1
+        if self._waiting or self._started:
+            assert self._loop is not None
+            self._turn_scheduled = True
+            self._loop.call_soon(self._next_turn)
 
 
 class BodyTooLarge(Exception):

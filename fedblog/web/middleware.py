@@ -144,7 +144,7 @@ class ProxyHeaders:
         await self.app(scope, receive, send)
 
 
-def _is_inbox(path: str) -> bool:
+def is_inbox(path: str) -> bool:
     return path == "/inbox" or (path.startswith("/users/") and path.endswith("/inbox"))
 
 
@@ -171,7 +171,7 @@ class InboxRateLimit:
         self.hosts = SlidingWindow(per_host, window, now) if per_host else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not _is_inbox(scope["path"]):
+        if scope["type"] != "http" or scope["method"] != "POST" or not is_inbox(scope["path"]):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

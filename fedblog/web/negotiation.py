@@ -32,7 +32,12 @@ def _accept_entries(header: str) -> list[tuple[str, float]]:
 
 def wants_activitypub(request: Request) -> bool:
     """True when an ActivityStreams type is acceptable at least as much as HTML."""
-    entries = _accept_entries(request.headers.get("accept", ""))
+    return accepts_activitypub(request.headers.get("accept", ""))
+
+
+def accepts_activitypub(accept: str) -> bool:
+    """``wants_activitypub`` for the raw ``Accept`` header."""
+    entries = _accept_entries(accept)
     ap = max((q for m, q in entries if m in AP_TYPES), default=0.0)
     html = max((q for m, q in entries if m in ("text/html", "application/xhtml+xml")), default=0.0)
     return ap > 0 and ap >= html

@@ -74,7 +74,8 @@ def read_states(engine: Engine, by: str, keys: list[str]) -> list[PostState | No
 
 
 class VersionReader:
-    """Post states read through the database pool, the reads of concurrent requests coalesced.
+    """Post states read through the read pool (``Services.run_read``: never queued behind inbox
+    writes), the reads of concurrent requests coalesced.
 
     ``by="slug"``: the post a page URL shows (the live post of that slug); ``by="ap_path"``: the
     post an ActivityPub id names (which may be a deleted one: its Tombstone)."""
@@ -82,7 +83,7 @@ class VersionReader:
     def __init__(self, services: Services, by: str = "slug") -> None:
         engine = services.engine
         self._reads: Coalescer[str, PostState | None] = Coalescer(
-            lambda keys: read_states(engine, by, keys), run=services.run_db, concurrency=4)
+            lambda keys: read_states(engine, by, keys), run=services.run_read, concurrency=4)
 
     async def get(self, key: str) -> PostState | None:
         return await self._reads.submit(key)

@@ -25,6 +25,7 @@ from fedblog.store.tables import Post
 from fedblog.urls import post_path
 from fedblog.web.activitypub import blog_keys, post_ap_path, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
+from fedblog.web.fastpage import stashed_state
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 from fedblog.web.pagecache import (
     Cached,
@@ -83,8 +84,11 @@ def _post_page_data(services: Services, slug: str) -> dict[str, Any]:
     return {"post": post, "tags": tags, "thread": thread, "description": summary_text(post, 200), "cover": cover}
 
 
-async def post_state_or_error(versions: VersionReader, slug: str) -> PostState:
-    state = await versions.get(slug)
+async def post_state_or_error(request: Request, slug: str) -> PostState:
+    found, state = stashed_state(request.scope, slug)  # web/fastpage.py may have read it for this request
+    if not found:
+        versions: VersionReader = request.app.state.post_versions
+        state = await versions.get(slug)
     if state is None or state.draft:
         raise HTTPException(404, f"There is no post at /posts/{slug[:100]}.")
     return state
@@ -96,7 +100,7 @@ async def post_page(request: Request) -> Response:
     slug = request.path_params["slug"]
     if wants_activitypub(request):  # the id of the slug's first post: live, or 410 if it was deleted
         return await post_json(request, services, post_path(slug))
-    state = await post_state_or_error(request.app.state.post_versions, slug)
+    state = await post_state_or_error(request, slug)
     if state.deleted_at is not None:
         raise HTTPException(410, "This post was deleted by its author.")
     cache = page_cache_of(request)

@@ -23,6 +23,9 @@ from fedblog.web.admin import admin_routes
 
 def build_routes() -> list[BaseRoute]:
     return [
+        # the inboxes first: the busiest routes under load, and no route above could match their paths
+        Route("/inbox", inbox.inbox, methods=["POST"], name="shared_inbox"),
+        Route("/users/{handle}/inbox", inbox.inbox, methods=["POST"], name="inbox"),
         Route("/", redirects.home, name="home"),  # pages.home, or an imported post's /?p=ID
         Route("/posts/{slug}", comments.post_page, name="post"),  # pages.post_page + the form's token
         Route("/posts/{slug}/{version:int}", pages.post_version, name="post_version"),
@@ -44,8 +47,6 @@ def build_routes() -> list[BaseRoute]:
         Route("/feed.atom", feeds.atom, name="atom"),
         Route("/feed.rss", feeds.rss, name="rss"),
         Route("/users/{handle}", activitypub.actor, name="actor"),
-        Route("/users/{handle}/inbox", inbox.inbox, methods=["POST"], name="inbox"),
-        Route("/inbox", inbox.inbox, methods=["POST"], name="shared_inbox"),
         Route("/users/{handle}/outbox", activitypub.outbox, name="outbox"),
         Route("/users/{handle}/followers", activitypub.followers, name="followers"),
         Route("/users/{handle}/following", activitypub.following, name="following"),

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
+import sys
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -132,6 +134,29 @@ def return_big_buffers_to_the_os() -> bool:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):
         return False
+
+
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
+def short_gil_turns() -> None:
+    """Let a thread waiting for the GIL have it after 0.5 ms instead of CPython's 5 ms
+    (``sys.setswitchinterval``). The database pool's threads release the GIL around every SQLite
+    call (each row of an executemany, each commit) and must take it back afterwards; while the event
+    loop is busy verifying signatures, each of those takes waited up to the full interval, so one
+    group commit of a few dozen activities spent most of its time waiting, and every POST of the
+    batch with it (bench/bench_inbox.py at 50 connections: 1.1-1.3x the req/s in same-run A/B rounds)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+def freeze_startup_objects() -> None:
+    """Move every object alive at start-up (modules, the app, SQLAlchemy's metadata and caches) to
+    the collector's permanent generation (``gc.freeze``). A full collection then walks only what was
+    made since: during a burst of inbox POSTs, full collections over the whole heap stopped every
+    thread for long enough that a page GET took ~1 s in some rounds and ~0.25 s without them
+    (bench/bench_inbox_burst.py, same-run rounds)."""
+    gc.collect()
+    gc.freeze()
 
 
 def protocol_class(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:

@@ -1,6 +1,6 @@
 """Keep this process's effective profile fresh (fedblog.blog.site): before a request is handled,
 if the profile was last checked more than ``TTL`` seconds ago, read the save counter (in the
-database pool, never on the event loop) and reload the profile if another process saved it.
+read pool, never on the event loop) and reload the profile if another process saved it.
 
 If the database cannot be reached, the request goes on with the profile already in memory (the
 page itself will say what is wrong, and static files still answer)."""
@@ -26,7 +26,7 @@ class SiteProfileRefresh:
         site = self.services.site
         if scope["type"] == "http" and site.stale():
             try:
-                await self.services.run_db(site.refresh, self.services.engine)
+                await self.services.run_read(site.refresh, self.services.engine)
             except SQLAlchemyError as exc:
                 log.warning("could not check the saved profile; serving the one in memory: %s", exc)
         await self.app(scope, receive, send)

@@ -152,3 +152,37 @@ async def test_a_change_made_through_one_process_shows_in_another(
     assert doc["likes"]["totalItems"] == 1
     again = await second_process.get(PAGE, headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 200 and again.headers["etag"] != first.headers["etag"]
+
+
+@pytest.mark.anyio
+async def test_a_cached_page_is_served_with_the_same_headers_as_a_rendered_one(
+    client: httpx.AsyncClient, fediverse: FakeFediverse
+) -> None:
+    """The second GET is answered from the cache at the edge (web/fastpage.py), the first by the route
+    and the middleware: the same page (each with its own form token) and the same headers, CSP and
+    validators included."""
+    cache = fediverse.apps["blog.test"].state.page_cache
+    misses, hits = cache.misses, cache.hits
+    rendered = await client.get(PAGE)
+    assert (cache.misses, cache.hits) == (misses + 1, hits)  # rendered by the route
+    cached = await client.get(PAGE)
+    assert cache.hits == hits + 1 and cache.misses == misses + 1  # from the cache
+    assert cached.status_code == rendered.status_code == 200
+    # each response has its own comment-form token (web/comments.py); everything else is the same
+    tokens = [re.findall(rb'name="token" value="([^"]+)"', r.content) for r in (rendered, cached)]
+    assert all(len(t) == 1 and not t[0].startswith(b"fedblog:form-token:") for t in tokens)
+    assert tokens[0] != tokens[1]
+    assert cached.content.replace(tokens[1][0], tokens[0][0]) == rendered.content
+    assert sorted(cached.headers.multi_items()) == sorted(rendered.headers.multi_items())
+    assert cached.headers["etag"].startswith('W/"')
+    assert "script-src" not in cached.headers["content-security-policy"]
+    assert cached.headers["content-security-policy"].startswith("default-src 'self'")
+    assert cached.headers["x-content-type-options"] == "nosniff"
+    assert cached.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert cached.headers["content-length"] == str(len(cached.content))
+    # conditional, ActivityPub and HEAD requests still get what the route answers
+    assert (await client.get(PAGE, headers={"If-None-Match": cached.headers["etag"]})).status_code == 304
+    assert (await client.get(PAGE, headers=AP)).headers["content-type"].startswith("application/activity+json")
+    head = await client.head(PAGE)
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == cached.headers["etag"]
+    assert (await client.get(PAGE + "-missing")).status_code == 404
