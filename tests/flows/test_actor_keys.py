@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from fedblog.blog import interactions as recorder
 from fedblog.blog.posts import parse_post_source
 from fedblog.federation import outbox
-from fedblog.federation.publishing import publish
 from fedblog.federation.keys import KeyRing, UnknownActorKeys, create_actor_keys
+from fedblog.federation.publishing import publish
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import session_scope
