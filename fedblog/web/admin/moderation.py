@@ -18,7 +18,8 @@ from fedblog.web.common import page_number, renderer_of, services_of
 
 MAX_CSV_BYTES = 4 * 2**20
 DONE = {  # what the page says after an action: fixed sentences, only numbers and a target filled in
-    "approve": "{n} item(s) approved; their authors' next replies are shown at once.",
+    "approve": "{n} item(s) approved; their authors' next replies are shown at once "
+               "(a web commenter's only with the same email).",
     "spam": "{n} item(s) marked as spam; their fediverse authors are blocked.",
     "delete": "{n} item(s) deleted.",
     "trusted": "{target} is always approved now; {n} of their waiting item(s) shown.",
