@@ -15,6 +15,17 @@ from fedblog.activitypub.origin import origin_of
 # A local actor is named in the database by a short, stable reference, not by its URL (the base
 # URL and handle are settings): the blog itself, or a guest actor by its ``Actor`` row id.
 BLOG_ACTOR = "blog"
+MAX_ID_DIGITS = 18  # a row id fits a signed 64-bit integer (SQLite, PostgreSQL bigint) with room to spare
+
+
+def parse_id(raw: str) -> int | None:
+    """The row id ``raw`` spells in its one canonical form (ASCII digits, no leading zero, at most
+    ``MAX_ID_DIGITS``, above zero), or None. ``str.isdigit`` alone accepts "²" (``int`` then raises)
+    and any length (the database then overflows): every id read from a URL, a form or a remote
+    document goes through here."""
+    if not 0 < len(raw) <= MAX_ID_DIGITS or not raw.isascii() or not raw.isdigit() or raw[0] == "0":
+        return None
+    return int(raw)
 
 
 def guest_ref(actor_row_id: int) -> str:
@@ -35,7 +46,8 @@ def post_path(slug: str, version: int = 1) -> str:
 def post_path_version(path: str) -> int:
     """The incarnation number in a path made by ``post_path``."""
     last = path.rsplit("/", 1)[-1]
-    return int(last) if path.count("/") == 3 and last.isdigit() else 1
+    number = parse_id(last) if path.count("/") == 3 else None
+    return number or 1
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,9 @@ class Urls:
         if ref == BLOG_ACTOR:
             return self.actor()
         kind, _, number = ref.partition(":")
-        if kind == "guest" and number.isdigit() and number == str(int(number)):
-            return self.guest_actor(int(number))
+        guest_id = parse_id(number) if kind == "guest" else None
+        if guest_id is not None:
+            return self.guest_actor(guest_id)
         raise ValueError(f"not a local actor reference: {ref!r}")
 
     def key_id_of(self, ref: str) -> str:
@@ -206,8 +219,9 @@ class Urls:
         parts = path[len("/posts/") :].split("/")
         if len(parts) == 1 and parts[0]:
             return path
-        if len(parts) == 2 and parts[0] and parts[1].isdigit() and int(parts[1]) >= 2:
-            return path if parts[1] == str(int(parts[1])) else None
+        if len(parts) == 2 and parts[0]:
+            version = parse_id(parts[1])
+            return path if version is not None and version >= 2 else None
         return None
 
     def match_comment(self, url: str) -> int | None:
@@ -216,7 +230,7 @@ class Urls:
         if path is None or not path.startswith("/comments/"):
             return None
         rest = path[len("/comments/") :]
-        return int(rest) if rest.isdigit() else None
+        return parse_id(rest)
 
     def match_guest(self, url: str) -> int | None:
         """The actor row id of the local guest or site actor ``url`` names (``/guests/<n>``, any
@@ -225,7 +239,7 @@ class Urls:
         if path is None or not path.startswith("/guests/"):
             return None
         rest = path[len("/guests/") :]
-        return int(rest) if rest.isdigit() and rest == str(int(rest)) else None
+        return parse_id(rest)
 
     def is_actor(self, url: str) -> bool:
         return url.split("#", 1)[0] == self.actor()

@@ -127,12 +127,13 @@ def record_web_comment(session: Session, mode: str, *, author: Author, post_id: 
                        federated: bool = False, moderated_as: str | None = None, hold: bool = False) -> Interaction:
     """A comment sent with the post page's form.
 
-    Moderated as ``moderated_as`` (the commenter's guest actor id, so the admin's "always approve
-    this author" covers their next comments), else its author's URL, else held. ``hold`` holds it
+    Moderated as ``moderated_as`` (the guest actor id of a commenter who gave an email, so the admin's
+    "always approve this author" covers their next comments), else as a first contact every time: a
+    name and a website are public, anyone may type them, so they earn no trust. ``hold`` holds it
     whatever the mode (say, too many links); a blocked author or website stores it hidden.
     ``email`` is kept for the owner only; ``federated`` is the commenter's consent to publish it
     to the fediverse."""
-    who = moderated_as or author.url
+    who = moderated_as
     status = initial_status(session, mode, who)
     if hold and status is Status.VISIBLE:
         status = Status.PENDING

@@ -108,7 +108,7 @@ def wp_datetime(value: str | None) -> datetime | None:
 
 def _int(value: str | None) -> int:
     value = (value or "").strip()
-    return int(value) if value.isdigit() else 0
+    return int(value) if value.isascii() and value.isdigit() else 0
 
 
 def _fields(el: Element, cache: dict[str, str]) -> dict[str, str]:

@@ -2,7 +2,10 @@
 
 * A **guest** (``Person``) stands for one web commenter on this blog, stable per name + email (or
   name + website when no email is given): the same person commenting twice is one actor, and the
-  email itself is never stored on the actor (only a digest of it).
+  email itself is never stored on the actor (only a digest of it). A comment with neither gets a
+  guest of its own (a random key): a bare name identifies nobody. The website is public, so only
+  a guest identified by an email may inherit the admin's approval of its author (fedblog/web/comments.py
+  moderates any other web comment as a first contact).
 * A **site** (``Service``) stands for a website that sent a pingback or a Webmention, one per
   origin (``https://other.example``).
 
@@ -16,18 +19,20 @@ transaction. fedblog/web/guests.py serves them; docs/guest-actors.md describes t
 from __future__ import annotations
 
 import hashlib
+import secrets
 import unicodedata
 from datetime import datetime
 from typing import Literal
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from fedblog.activitypub.origin import origin_of
 from fedblog.federation.keys import create_actor_keys
 from fedblog.services import Services
 from fedblog.settings import GUEST_HANDLE_PREFIX, SITE_HANDLE_PREFIX
-from fedblog.store.tables import Actor
-from fedblog.urls import guest_ref
+from fedblog.store.tables import Actor, Interaction, LocalKey, Post
+from fedblog.urls import guest_ref, parse_id
 
 GUEST_PREFIX = GUEST_HANDLE_PREFIX  # the blog's own handle may not start so (fedblog.settings.reserved_handle)
 SITE_PREFIX = SITE_HANDLE_PREFIX
@@ -58,12 +63,10 @@ def _find_or_create(session: Session, services: Services, *, kind: Kind, key: st
     name = " ".join(name.split())
     found = session.exec(select(Actor).where(Actor.guest_key == key)).first()
     if found is not None:
-        changed = False
+        # the url stays the first one given: a later comment may not repoint the actor's link (each
+        # comment keeps the website its own author typed in ``Interaction.author_url``)
         if name and found.name != name[:500]:
-            found.name, changed = name[:500], True
-        if url and found.url != url:
-            found.url, changed = url, True
-        if changed:
+            found.name = name[:500]
             session.add(found)
         return found
     host = origin_of(services.urls.base_url)[1] or ""
@@ -93,18 +96,35 @@ def parse_username(username: str) -> int | None:
     name = username.lower()
     for prefix in (GUEST_PREFIX, SITE_PREFIX):
         number = name.removeprefix(prefix)
-        if number != name and number.isdigit() and number == str(int(number)):
-            return int(number)
+        if number != name:
+            return parse_id(number)
     return None
 
 
-def find_local(session: Session, actor_id: int, username: str | None = None) -> Actor | None:
+def find_local(session: Session, actor_id: int, username: str | None = None, *, public: bool = False) -> Actor | None:
     """The local guest or site actor stored as row ``actor_id`` (and called ``username``, when given,
-    compared without case), or None: a remote actor's row is not ours to serve."""
+    compared without case), or None: a remote actor's row is not ours to serve.
+
+    ``public``: only an actor with at least one visible comment that goes to the fediverse (on a
+    published post), so a held, spam or non-consenting commenter's name and website are never
+    served; or one that already signed what it sent about such a comment (its RSA key exists), so
+    the servers that got a Delete of its last comment can still verify it. One query (the
+    ``actor_id`` index, the unique key owner)."""
     actor = session.get(Actor, actor_id)
     if actor is None or not actor.is_local or actor.type not in ("Person", "Service"):
         return None
     if username is not None and username_of(actor).lower() != username.lower():
+        return None
+    if public and not session.exec(select(sa.or_(
+            select(Interaction.id).join(Post, col(Post.id) == col(Interaction.post_id))
+            .where(col(Interaction.actor_id) == actor_id, col(Interaction.status) == "visible",
+                   col(Interaction.federated).is_(True), col(Post.draft).is_(False), col(Post.deleted_at).is_(None))
+            .exists(),
+            sa.and_(select(Interaction.id).where(col(Interaction.actor_id) == actor_id,
+                                                 col(Interaction.federated).is_(True),
+                                                 col(Interaction.status).in_(("visible", "deleted"))).exists(),
+                    select(LocalKey.id).where(col(LocalKey.owner) == guest_ref(actor_id),
+                                              col(LocalKey.rsa_private_pem).is_not(None)).exists())))).one():
         return None
     return actor
 
@@ -112,13 +132,14 @@ def find_local(session: Session, actor_id: int, username: str | None = None) -> 
 def guest_actor(session: Session, services: Services, *, name: str, email: str | None, website: str | None,
                 now: datetime) -> Actor:
     """The guest actor of a web commenter (made on first use): by name + email, else name + website,
-    else the name alone."""
+    else a new guest for this comment alone (a bare name is anyone's to type, so two "Zed"s are two
+    actors)."""
     if email:
         key = guest_key("guest", name, "email", email)
     elif website:
         key = guest_key("guest", name, "url", website)
     else:
-        key = guest_key("guest", name)
+        key = guest_key("guest", name, "single", secrets.token_hex(16))
     return _find_or_create(session, services, kind="guest", key=key, name=name, url=website, now=now)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,8 @@ from fedblog.federation import local_comments
 from fedblog.federation.guests import site_origin
 from fedblog.federation.linkback_jobs import VerifyLinkback
 from fedblog.federation.linkback_receive import ACCEPTED, DELETED, PENDING, REFUSED, recorded
-from fedblog.net.fetch import BadStatus, FetchedPage, FetchError, fetch_text
+from fedblog.net.fetch import BadStatus, Blocked, FetchedPage, FetchError, fetch_text
+from fedblog.net.safety import ALLOW_SETTING
 from fedblog.services import Services
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Interaction, LinkbackRequest, Post
@@ -55,6 +57,17 @@ MAX_TRIES = 5  # fetches of one source for one request, temporary failures inclu
 MAX_CONTENT_CHARS = 20_000  # a longer reply is shown as the start of its text
 ACCEPT = "text/html, application/xhtml+xml;q=0.9, application/json;q=0.8, text/plain;q=0.5"
 _ANALYSIS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fedblog-linkback")  # CPU-bound, bounded
+NOT_ALLOWED = "the source's address is not allowed"
+log = logging.getLogger(__name__)
+
+
+def _public_reason(exc: FetchError) -> str:
+    """Why the source could not be fetched, as the public status page may say it: a refusal of
+    the outbound policy names no address and no setting (the detail is logged for the operator)."""
+    if isinstance(exc, Blocked) or ALLOW_SETTING in exc.reason:
+        log.warning("linkback source refused by the outbound policy: %s", exc)
+        return NOT_ALLOWED
+    return exc.reason
 
 
 @dataclass(frozen=True)
@@ -133,9 +146,10 @@ async def verify(services: Services, client: httpx.AsyncClient, payload: dict[st
         else:
             found = Found(False, f"the source could not be fetched: HTTP {exc.status}")
     except FetchError as exc:
+        reason = _public_reason(exc)
         if exc.temporary and attempts + 1 < MAX_TRIES:
-            return await _later(services, check.request, f"the source could not be fetched: {exc.reason}")
-        found = Found(False, f"the source could not be fetched: {exc.reason}"[:500])
+            return await _later(services, check.request, f"the source could not be fetched: {reason}")
+        found = Found(False, f"the source could not be fetched: {reason}"[:500])
     else:
         found = await asyncio.get_running_loop().run_in_executor(_ANALYSIS, _read, page, check.target)
     return await services.run_db(settle, services, check.request, found)

@@ -388,7 +388,7 @@ def _redirect_target(response: httpx.Response, url: str) -> httpx.URL:
 async def _read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
     """Read the (decoded) body, aborting as soon as it would exceed ``max_bytes``."""
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(f"Content-Length {declared} exceeds the {max_bytes}-byte limit", url)
     chunks: list[bytes] = []
     received = 0

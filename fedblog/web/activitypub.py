@@ -24,7 +24,7 @@ from fedblog.store import interactions as interaction_store
 from fedblog.store import posts as post_store
 from fedblog.store import profile as profile_store
 from fedblog.store.tables import Post
-from fedblog.urls import BLOG_ACTOR, post_path
+from fedblog.urls import BLOG_ACTOR, parse_id, post_path
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 from fedblog.web.pagecache import Cached, not_modified, not_modified_response, validators
@@ -231,7 +231,8 @@ async def post_replies(request: Request) -> Response:
 
 def _comment_reply_total(services: Services, raw: str) -> tuple[int, int, int]:
     with Session(services.engine) as session:
-        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        comment_id = parse_id(raw)
+        item = interaction_store.get_interaction(session, comment_id) if comment_id is not None else None
         if item is None or item.status != "visible" or item.id is None:
             raise HTTPException(404, "There is no comment with this id.")
         total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
@@ -248,7 +249,7 @@ async def comment_replies(request: Request) -> Response:
             return list(interaction_store.list_reply_ids(session, post_id, parent_id=parent_id, whole_thread=False,
                                                          offset=offset, limit=limit))
 
-    return await _paged(request, services.urls.replies(services.urls.comment(int(raw))), total, items)
+    return await _paged(request, services.urls.replies(services.urls.comment(parent_id)), total, items)
 
 
 async def post_context(request: Request) -> Response:

@@ -66,7 +66,7 @@ class Token:
 def read_token(secret: str, token: str) -> Token | None:
     """The token's contents if its MAC is ours, else None."""
     parts = token.split(".")
-    if len(token) > 200 or len(parts) != 5 or not all(p.isdigit() for p in parts[:3]):
+    if len(token) > 200 or len(parts) != 5 or not all((p.isascii() and p.isdigit()) for p in parts[:3]):
         return None
     message = ".".join(parts[:4])
     if not hmac.compare_digest(_mac(secret, message), parts[4]):

@@ -38,6 +38,7 @@ from fedblog.federation import guests, local_comments
 from fedblog.services import Services
 from fedblog.store.db import database_unavailable, request_write_limits, session_scope
 from fedblog.store.tables import Interaction, Post
+from fedblog.urls import parse_id
 from fedblog.web import comment_form as form
 from fedblog.web import pages
 from fedblog.web.common import renderer_of, services_of
@@ -131,12 +132,13 @@ def _target(services: Services, post_id: int, parent_id: int) -> Target:
 
 
 def _reply_target(services: Services, raw: str) -> Target:
+    comment_id = parse_id(raw)
     with Session(services.engine) as session:
-        item = session.get(Interaction, int(raw)) if raw.isdigit() and len(raw) < 19 else None
-        if item is None or item.status != "visible" or item.kind not in COMMENT_KINDS:
+        item = session.get(Interaction, comment_id) if comment_id is not None else None
+        if item is None or item.id is None or item.status != "visible" or item.kind not in COMMENT_KINDS:
             raise HTTPException(404, "There is no comment with this id to reply to.")
         post_id = item.post_id
-    return _target(services, post_id, int(raw))
+    return _target(services, post_id, item.id)
 
 
 def _form_page(request: Request, target: Target, sub: form.Submission, *, status: int = 200,
@@ -162,7 +164,7 @@ async def _read_form(request: Request) -> dict[str, str]:
     declared = request.headers.get("content-length", "")
     too_large = HTTPException(413, f"This comment form is larger than {form.MAX_BODY // 1024} KiB; a comment "
                                    f"may have at most {form.MAX_TEXT:,} characters.")
-    if declared.isdigit() and int(declared) > form.MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > form.MAX_BODY:
         raise too_large
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
@@ -180,8 +182,8 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 
 def _whole(raw: str | None) -> int | None:
-    raw = (raw or "0").strip() or "0"
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    raw = (raw or "").strip()
+    return 0 if raw in ("", "0") else parse_id(raw)
 
 
 def token_problem(services: Services, raw: str, post_id: int, parent_id: int) -> tuple[int, str] | None:
@@ -221,8 +223,10 @@ def _store(services: Services, sub: form.Submission, content_html: str, hold: bo
                     session, services.site.current().moderation, author=Author(sub.name, url=sub.website or None,
                                                                                actor_id=actor.id),
                     post_id=sub.post_id, parent_id=sub.parent_id or None, content_html=content_html,
-                    published_at=now, email=sub.email or None, federated=sub.federate, moderated_as=actor.ap_id,
-                    hold=hold)
+                    published_at=now, email=sub.email or None, federated=sub.federate, hold=hold,
+                    # only an email (never shown) ties a comment to an approved author; a name and a
+                    # website are public (docs/comments.md, "Moderation")
+                    moderated_as=actor.ap_id if sub.email else None)
                 local_comments.publish(session, services, item)
                 assert item.id is not None
                 return item.id
@@ -314,11 +318,12 @@ async def comment_permalink(request: Request) -> Response:
     key = request.query_params.get("key", "")
     raw = request.path_params["comment_id"]
     services = services_of(request)
-    if not key or wants_activitypub(request) or not raw.isdigit() or len(raw) > 18:
+    comment_id = parse_id(raw)
+    if not key or wants_activitypub(request) or comment_id is None:
         return await pages.comment_permalink(request)
-    if not form.check_view_key(services.settings.secret_key, int(raw), key):
+    if not form.check_view_key(services.settings.secret_key, comment_id, key):
         raise HTTPException(404, "There is no comment with this id (or the link to it is incomplete).")
-    found = await services.run_db(_own_comment, services, int(raw))
+    found = await services.run_db(_own_comment, services, comment_id)
     if found is None:
         raise HTTPException(404, "There is no comment with this id.")
     item, post = found

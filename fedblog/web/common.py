@@ -20,6 +20,6 @@ def renderer_of(request: Request) -> Renderer:
 def page_number(request: Request) -> int:
     """The ``page`` query parameter: a whole number >= 1, or a 400 that says so."""
     raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100_000:
         raise HTTPException(400, f"page={raw[:40]!r} is not a page number: use ?page=2")
     return int(raw)

@@ -3,7 +3,9 @@
 A guest (``Person``, a web commenter) or a site (``Service``, a website that sent a pingback or a
 Webmention) is a local actor (fedblog.federation.guests). As ActivityPub JSON its document lets
 other servers show who wrote a comment and verify what the actor signs; as HTML it is a small
-page listing the actor's visible comments, kept out of search engines (``noindex``).
+page listing the actor's visible comments that go to the fediverse, kept out of search engines
+(``noindex``). An actor with no such comment (held, spam, or its commenter did not consent) is
+not served at all: 404, and WebFinger does not know it either.
 
 The RSA key of a guest is made the first time its document is served, if the actor has not
 signed anything yet (``KeyRing.signing_key``): the document always carries ``publicKey``, so a
@@ -28,12 +30,12 @@ from fedblog.federation.guests import find_local, username_of
 from fedblog.federation.keys import UnknownActorKeys
 from fedblog.services import Services
 from fedblog.store.tables import Actor, Interaction, Post
-from fedblog.urls import guest_ref
+from fedblog.urls import guest_ref, parse_id
 from fedblog.web.common import renderer_of, services_of
 from fedblog.web.negotiation import ActivityJSONResponse, wants_activitypub
 
 MAX_LISTED = 100  # comments listed on a guest's page, the latest first
-NOT_HERE = "There is no guest or site actor with this id here."
+NOT_HERE = "There is no guest or site actor with this id here (or none of its comments is public)."
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,14 @@ class ListedComment:
 
 
 def _number(request: Request) -> int:
-    raw = request.path_params["guest_id"]
-    if not raw.isdigit() or raw != str(int(raw)):
+    number = parse_id(request.path_params["guest_id"])
+    if number is None:
         raise HTTPException(404, NOT_HERE)
-    return int(raw)
+    return number
 
 
 def _actor(session: Session, number: int) -> Actor:
-    actor = find_local(session, number)
+    actor = find_local(session, number, public=True)  # nothing public yet: not served (docs/guest-actors.md)
     if actor is None:
         raise HTTPException(404, NOT_HERE)
     return actor
@@ -78,7 +80,7 @@ def _page(services: Services, number: int) -> tuple[Actor, list[ListedComment]]:
             select(Interaction, Post.slug, Post.title)
             .join(Post, col(Post.id) == col(Interaction.post_id))
             .where(col(Interaction.actor_id) == number, col(Interaction.status) == "visible",
-                   col(Interaction.kind).not_in(("like", "repost")),
+                   col(Interaction.federated).is_(True), col(Interaction.kind).not_in(("like", "repost")),
                    col(Post.draft).is_(False), col(Post.deleted_at).is_(None))
             .order_by(col(Interaction.published_at).desc(), col(Interaction.id).desc())
             .limit(MAX_LISTED)

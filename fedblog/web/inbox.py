@@ -123,7 +123,7 @@ class InboxGate:
 async def read_body(request: Request, limit: int = MAX_BODY, deadline: float = BODY_DEADLINE,
                     take: Callable[[int], None] | None = None) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks, size = [], 0
     async with asyncio.timeout(deadline):

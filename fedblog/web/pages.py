@@ -22,7 +22,7 @@ from fedblog.store import interactions as interaction_store
 from fedblog.store import media as media_store
 from fedblog.store import posts as post_store
 from fedblog.store.tables import Post
-from fedblog.urls import post_path
+from fedblog.urls import parse_id, post_path
 from fedblog.web.activitypub import blog_keys, post_ap_path, post_json
 from fedblog.web.common import page_number, renderer_of, services_of
 from fedblog.web.fastpage import stashed_state
@@ -188,9 +188,9 @@ async def about(request: Request) -> Response:
     return renderer_of(request).page("about.html", {"post_count": total, "joined": keys.created_at})
 
 
-def _comment_slug(services: Services, raw: str) -> str:
+def _comment_slug(services: Services, comment_id: int | None) -> str:
     with Session(services.engine) as session:
-        item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
+        item = interaction_store.get_interaction(session, comment_id) if comment_id is not None else None
         post = session.get(Post, item.post_id) if item is not None else None
         if item is None or post is None or item.status != "visible" or post.draft:
             raise HTTPException(404, "There is no comment with this id.")
@@ -204,15 +204,17 @@ async def comment_permalink(request: Request) -> Response:
     when it is ours and published (an owner's reply, a consenting web comment, a linkback, an
     import); anything else is a JSON 404 (410 once deleted). Browsers go to its anchor."""
     services = services_of(request)
-    raw = request.path_params["comment_id"]
+    comment_id = parse_id(request.path_params["comment_id"])
     if wants_activitypub(request):
-        status, doc = await services.run_db(local_comments.object_json, services, int(raw)) if raw.isdigit() \
-            else (404, None)
+        status, doc = await services.run_db(local_comments.object_json, services, comment_id) \
+            if comment_id is not None else (404, None)
         if doc is not None:
             return ActivityJSONResponse(doc, headers={"Vary": "Accept"})
-        if status == 410:
-            return ActivityJSONResponse(vocab.with_context(vocab.tombstone(services.urls.comment(int(raw)))),
+        if status == 410 and comment_id is not None:
+            return ActivityJSONResponse(vocab.with_context(vocab.tombstone(services.urls.comment(comment_id))),
                                         status_code=410)
         return ActivityJSONResponse({"error": "There is no published comment with this id."}, status_code=404)
-    slug = await services.run_db(_comment_slug, services, raw)
-    return RedirectResponse(services.urls.comment_anchor(slug, int(raw)), status_code=302, headers={"Vary": "Accept"})
+    slug = await services.run_db(_comment_slug, services, comment_id)
+    assert comment_id is not None  # _comment_slug answered 404 otherwise
+    return RedirectResponse(services.urls.comment_anchor(slug, comment_id), status_code=302,
+                            headers={"Vary": "Accept"})

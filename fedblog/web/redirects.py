@@ -44,7 +44,7 @@ async def home(request: Request) -> Response:
     """``/``: the home page, unless the query names a WordPress post (``?p=``) or page (``?page_id=``)."""
     for key in ("p", "page_id"):
         value = request.query_params.get(key, "")
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             moved = await _moved(request, [f"/?{key}={int(value)}"])
             if moved is not None:
                 return moved

@@ -78,7 +78,7 @@ def _guest_named(resource: str, settings: Settings, urls: Urls) -> tuple[int, st
 
 def _guest_username(services: Services, number: int, username: str | None) -> str | None:
     with Session(services.engine) as session:
-        actor = find_local(session, number, username)
+        actor = find_local(session, number, username, public=True)
         return username_of(actor) if actor is not None else None
 
 

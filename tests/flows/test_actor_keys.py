@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from fedblog.blog import interactions as recorder
+from fedblog.blog.posts import parse_post_source
 from fedblog.federation import outbox
 from fedblog.federation.keys import KeyRing, UnknownActorKeys, create_actor_keys
+from fedblog.federation.publishing import publish
 from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.store.db import session_scope
@@ -37,6 +40,12 @@ def _guest(services: Services, name: str = "Gus") -> tuple[str, str]:
         row.ap_id = services.urls.guest_actor(row.id)
         ref = guest_ref(row.id)
         create_actor_keys(session, ref, services.clock.now())
+        # a public comment: a guest actor is served only once it has one (docs/guest-actors.md)
+        post = publish(session, services, parse_post_source(f"---\ntitle: T\nslug: t-{row.id}\n---\nBody.\n")).post
+        assert post.id is not None
+        recorder.record_web_comment(session, "approve-all", author=recorder.Author(name, actor_id=row.id),
+                                    post_id=post.id, parent_id=None, content_html="<p>hi</p>",
+                                    published_at=services.clock.now(), federated=True)
         return ref, row.ap_id
 
 

@@ -46,7 +46,7 @@ def test_the_guest_page_reads_well_on_a_phone_and_a_desktop(tmp_path: Path, data
                                      actor_id=guest.id)
             text = f"<p>Thank you for “{title}”. " + "I read it twice. " * 12 + "</p>"
             recorder.record_web_comment(session, "approve-all", author=author, post_id=post.id, parent_id=None,
-                                        content_html=text, published_at=now)
+                                        content_html=text, published_at=now, federated=True)
         number = guest.id
     svc.engine.dispose()
     page_path = f"/guests/{number}"

@@ -92,21 +92,21 @@ async def test_a_comment_its_author_deleted_cannot_be_approved(
     assert "regretted words" not in (await client.get("/posts/hello")).text
 
 
-async def test_web_comments_are_moderated_by_their_authors_url(
+async def test_web_comments_without_an_email_are_always_first_contacts(
     services: Services, client: httpx.AsyncClient, post_id: int
 ) -> None:
+    """A website is public: anyone may type an approved one, so it earns no trust (docs/comments.md)."""
     with session_scope(services.engine) as session:
         add_rule(session, "approve", "trusted.example", WHEN)
         for name, url in (("Trusted T.", "https://www.trusted.example/me"), ("Stranger S.", "https://new.example/"),
                           ("Nobody N.", None)):
             recorder.record_web_comment(session, "first-contact", author=Author(name, url=url), post_id=post_id,
                                         parent_id=None, content_html=f"<p>said {name}</p>", published_at=WHEN)
-    assert _status(services, author_name="Trusted T.") == "visible"
+    assert _status(services, author_name="Trusted T.", via="form", kind="comment") == "pending"
     assert _status(services, author_name="Stranger S.") == "pending"
-    assert _status(services, author_name="Nobody N.") == "pending"  # no URL: nothing to have approved
-    assert _status(services, author_name="Trusted T.", via="form", kind="comment") == "visible"
+    assert _status(services, author_name="Nobody N.") == "pending"
     page = (await client.get("/posts/hello")).text
-    assert "said Trusted T." in page and "said Stranger S." not in page and "said Nobody N." not in page
+    assert "said Trusted T." not in page and "said Stranger S." not in page and "said Nobody N." not in page
 
 
 async def test_linkbacks_are_moderated_by_their_source(

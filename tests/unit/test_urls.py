@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedblog.urls import Urls
+from fedblog.urls import Urls, parse_id
 
 BLOG = Urls("https://blog.test", "blog")
 IDN = Urls("https://bücher.example", "blog")
@@ -43,3 +43,22 @@ def test_match_post_other_origins_are_not_ours(url: str) -> None:
 
 def test_match_comment_with_a_default_port() -> None:
     assert BLOG.match_comment("https://blog.test:443/comments/7") == 7
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("1", 1), ("42", 42), ("9" * 18, int("9" * 18)),
+    ("²", None), ("١٢", None), ("0", None), ("007", None), ("9" * 19, None), ("", None), ("-1", None),
+    ("+1", None), (" 1", None), ("1_000", None), ("0x1", None),
+])
+def test_parse_id_reads_only_the_canonical_form(raw: str, expected: int | None) -> None:
+    assert parse_id(raw) == expected
+
+
+@pytest.mark.parametrize("tail", ["%C2%B2", "²", "9" * 19, "007", "0"])
+def test_ids_in_remote_urls_never_raise(tail: str) -> None:
+    """``match_*`` also read the ids in signed inbox activities: anything odd names nothing."""
+    assert BLOG.match_comment(f"https://blog.test/comments/{tail}") is None
+    assert BLOG.match_guest(f"https://blog.test/guests/{tail}#main-key") is None
+    assert BLOG.match_post(f"https://blog.test/posts/hello/{tail}") is None
+    with pytest.raises(ValueError):
+        BLOG.local_actor(f"guest:{tail}")

@@ -94,7 +94,7 @@ async def current_admin(request: Request) -> Admin | None:
 async def read_form(request: Request) -> dict[str, str]:
     """A small urlencoded form (what our pages post): 413 above 16 KiB, 415 for other types."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "This form is too large.")
     body = bytearray()
     async for chunk in request.stream():

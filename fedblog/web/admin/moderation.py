@@ -11,13 +11,15 @@ from starlette.responses import RedirectResponse, Response
 
 from fedblog.activitypub.origin import host_of
 from fedblog.admin import queue
+from fedblog.urls import parse_id
 from fedblog.web.admin.guard import Admin, admin_action, admin_page, private
 from fedblog.web.admin.uploads import list_form, multipart_upload
 from fedblog.web.common import page_number, renderer_of, services_of
 
 MAX_CSV_BYTES = 4 * 2**20
 DONE = {  # what the page says after an action: fixed sentences, only numbers and a target filled in
-    "approve": "{n} item(s) approved; their authors' next replies are shown at once.",
+    "approve": "{n} item(s) approved; their authors' next replies are shown at once "
+               "(a web commenter's only with the same email).",
     "spam": "{n} item(s) marked as spam; their fediverse authors are blocked.",
     "delete": "{n} item(s) deleted.",
     "trusted": "{target} is always approved now; {n} of their waiting item(s) shown.",
@@ -36,7 +38,7 @@ def _message(request: Request) -> str | None:
     template = DONE.get(q.get("done", ""))
     if template is None:
         return None
-    nums = {k: int(q[k]) if q.get(k, "").isdigit() else 0 for k in ("n", "added", "skipped", "invalid")}
+    nums = {k: parse_id(q.get(k, "")) or 0 for k in ("n", "added", "skipped", "invalid")}
     return template.format(target=q.get("target", "")[:300], **nums)
 
 
@@ -63,7 +65,7 @@ async def bulk(request: Request) -> Response:
     raw_ids = [v for k, v in pairs if k == "id"]
     if not raw_ids:
         raise HTTPException(400, "Tick at least one item first.")
-    if not all(v.isdigit() and len(v) < 19 for v in raw_ids):
+    if not all((v.isascii() and v.isdigit()) and len(v) < 19 for v in raw_ids):
         raise HTTPException(400, "An item id is not a number.")
     services = services_of(request)
     n = await services.run_db(queue.act, services, action, [int(v) for v in raw_ids])
@@ -72,7 +74,7 @@ async def bulk(request: Request) -> Response:
 
 def _item_id(form: dict[str, str]) -> int:
     raw = form.get("id", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(400, "Say which item: its id is missing or not a number.")
     return int(raw)
 
@@ -110,7 +112,7 @@ async def add_block(request: Request, admin: Admin, form: dict[str, str]) -> Res
 @admin_action
 async def remove_rule(request: Request, admin: Admin, form: dict[str, str]) -> Response:
     raw = form.get("rule", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(400, "Say which rule: its id is missing or not a number.")
     services = services_of(request)
     removed = await services.run_db(queue.remove_rule, services, int(raw))

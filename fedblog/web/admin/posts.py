@@ -28,7 +28,7 @@ _markdown = MarkdownRenderer()
 
 async def _read_multipart(request: Request) -> FormData:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
         raise HTTPException(413, f"The form is larger than {MAX_BODY // (1024 * 1024)} MB: upload smaller images.")
     body = bytearray()
     async for chunk in request.stream():
@@ -176,7 +176,7 @@ async def new_post_submit(request: Request) -> Response:
 
 def _post_id(request: Request) -> int:
     raw = request.path_params["post_id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise HTTPException(404, "There is no such post.")
     return int(raw)
 

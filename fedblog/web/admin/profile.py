@@ -100,7 +100,7 @@ async def _image(form: FormData, name: str) -> bytes | None:
 
 async def _read_multipart(request: Request) -> FormData:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_PROFILE_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PROFILE_BYTES:
         raise HTTPException(413, f"The form is too large: images may be {MAX_BYTES // (1024 * 1024)} MB each.")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
@@ -178,7 +178,7 @@ async def settings_submit(request: Request, admin: Admin, form: dict[str, str]) 
 
 def _post_id(request: Request) -> int:
     raw = str(request.path_params["post_id"])
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(404, "There is no such post.")
     return int(raw)
 

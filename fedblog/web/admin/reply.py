@@ -16,7 +16,7 @@ from fedblog.web.common import renderer_of, services_of
 
 
 def _comment_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise HTTPException(400, "Say which comment to answer: ?to=<comment id>.")
     return int(raw)
 

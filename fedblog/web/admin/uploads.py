@@ -67,7 +67,7 @@ async def multipart_upload(request: Request, folder: Path, max_bytes: int) -> tu
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise HTTPException(415, "Send the file as multipart/form-data (the upload form does).")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
         raise HTTPException(413, f"The file is too large: the limit is {max_bytes // 2**20} MB.")
     folder.mkdir(parents=True, exist_ok=True)
     up = Upload()

@@ -29,7 +29,7 @@ async def dashboard(request: Request, admin: Admin) -> Response:
     return renderer_of(request).page(
         "admin/dashboard.html",
         {"d": data, "csrf": admin.csrf, "nav": "dashboard", "ranges": CHART_RANGES, "kinds": KIND_LABELS,
-         "retried": int(retried) if retried.isdigit() else None,
+         "retried": int(retried) if retried.isascii() and retried.isdigit() else None,
          "retried_target": request.query_params.get("target", "")[:300]},
     )
 
