@@ -74,6 +74,7 @@ class CommentFacts:
     excerpt: str = ""  # a linkback's text around its link (plain), when it has no stored text
     mentions: Sequence[Mention] = ()
     blog_actor: str = ""
+    cc: Sequence[str] = ()  # who else is addressed: the blog (a reply to the post), or the guest answered
 
 
 def _link(href: str, text: str) -> str:
@@ -116,7 +117,7 @@ def note(f: CommentFacts) -> dict[str, Any]:
         "published": iso(f.published),
         "url": f.url,
         "to": [PUBLIC],
-        "cc": [m.actor_id for m in f.mentions],
+        "cc": list(dict.fromkeys([*(m.actor_id for m in f.mentions), *f.cc])),
         "replies": f.replies,
     }
     if f.mentions:

@@ -232,7 +232,8 @@ async def post_replies(request: Request) -> Response:
 def _comment_reply_total(services: Services, raw: str) -> tuple[int, int, int]:
     with Session(services.engine) as session:
         item = interaction_store.get_interaction(session, int(raw)) if raw.isdigit() else None
-        if item is None or item.status != "visible" or item.id is None:
+        if item is None or item.status != "visible" or item.id is None or (
+                item.via != "activitypub" and item.ap_id != services.urls.comment(item.id)):  # never published
             raise HTTPException(404, "There is no comment with this id.")
         total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
         return item.post_id, item.id, total
