@@ -241,6 +241,7 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     with Session(services.engine) as s:
         site_row = s.get(Actor, site)
         assert site_row is not None and site_row.type == "Service" and site_row.is_local
+        assert site_row.name == "Other"  # as the pingback names its site, not its host
     assert pb_note["attributedTo"] == site_row.ap_id and pb_note["inReplyTo"] == post
     assert pb_note["url"] == "https://other.example/a-post"
     assert 'Pingback: <a href="https://other.example/a-post"' in pb_note["content"]
@@ -249,6 +250,32 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     page = parse_html((await client.get("/posts/hello")).text)
     lines = [text_of(e) for e in page.iter(NS + "li") if "pingback" in classes(e)]
     assert len(lines) == 1 and lines[0].startswith("Pingback: A post about yours")
+
+
+async def test_a_reply_answers_its_nearest_published_ancestor_and_ccs_whom_it_answers(
+    services: Services, client: httpx.AsyncClient, post: str
+) -> None:
+    top = web_comment(services, "Published top.")
+    private = web_comment(services, "Not federated.", name="Pat", email="pat@mail.example", parent=top,
+                          federated=False, minutes=1)
+    held = web_comment(services, "Held.", name="Hal", email="hal@mail.example", parent=top, mode="hold-all",
+                       minutes=2)
+    under_private = web_comment(services, "Under a private one.", name="Ria", email="ria@mail.example",
+                                parent=private, minutes=3)
+    under_held = web_comment(services, "Under a held one.", name="Ria", email="ria@mail.example", parent=held,
+                             minutes=4)
+    lone = web_comment(services, "A private top comment.", name="Lou", email="lou@mail.example", federated=False,
+                       minutes=5)
+    under_lone = web_comment(services, "Under it.", name="Ria", email="ria@mail.example", parent=lone, minutes=6)
+    gus = f"https://blog.test/guests/{row(services, top).actor_id}"
+    for cid in (under_private, under_held):
+        note = (await client.get(f"/comments/{cid}", headers=AP)).json()
+        assert (note["inReplyTo"], note["cc"]) == (f"https://blog.test/comments/{top}", [gus]), cid
+    note = (await client.get(f"/comments/{under_lone}", headers=AP)).json()
+    assert (note["inReplyTo"], note["cc"]) == (post, ["https://blog.test/users/blog"])
+    for cid in (private, held, lone):  # what is not published has no replies collection either
+        assert (await client.get(f"/comments/{cid}/replies", headers=AP)).status_code == 404, cid
+    assert (await client.get(f"/comments/{top}/replies", headers=AP)).status_code == 200
 
 
 async def test_fediverse_reply_to_a_web_comment_threads_under_it(
@@ -346,6 +373,8 @@ async def test_demo_thread_becomes_quiet_activities(
     pb = next(i for i in items if i.kind == "pingback")
     pb_note = (await client.get(f"/comments/{pb.id}", headers=AP)).json()
     assert pb_note["content"].startswith("<p>Pingback: <a href=\"https://globalvoices.org/")
+    gv = (await client.get(pb_note["attributedTo"], headers=AP)).json()
+    assert (gv["type"], gv["name"], gv["url"]) == ("Service", "Global Voices", "https://globalvoices.org")
     reply = next(i for i in items if i.parent_id is not None)
     note = (await client.get(f"/comments/{reply.id}", headers=AP)).json()
     assert note["inReplyTo"] == f"https://blog.test/comments/{reply.parent_id}"
