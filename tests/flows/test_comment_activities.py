@@ -227,6 +227,7 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     assert (await masto.post(alice, INBOX, create)).status_code == 202
     pb = pingback(services, "https://other.example/a-post", "A post about yours", minutes=-1)
     web_comment(services, "Not federated.", federated=False, minutes=-3)
+    web_comment(services, "Later, not federated.", federated=False, minutes=2)
     mine = [f"https://blog.test/comments/{first}", note["id"], f"https://blog.test/comments/{pb}"]
 
     assert await collection(client, "/posts/hello/replies") == mine
@@ -249,7 +250,12 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     assert proof_ok(pb_note, public_key_of(services, site or 0))
     page = parse_html((await client.get("/posts/hello")).text)
     lines = [text_of(e) for e in page.iter(NS + "li") if "pingback" in classes(e)]
-    assert len(lines) == 1 and lines[0].startswith("Pingback: A post about yours")
+    assert len(lines) == 1 and lines[0].startswith("Pingback: A post about yours · Other")
+    # on the page it sits at its date among the top-level comments and the fediverse reply
+    thread = [e for e in page.iter(NS + "ol") if "thread" in classes(e)][0]
+    tops = [text_of(li) for li in thread if li.tag == NS + "li"]
+    assert len(tops) == 5 and tops[3].startswith("Pingback: A post about yours")
+    assert "Later, not federated." in tops[4] and "First, from the web." in tops[0]
 
 
 async def test_a_reply_answers_its_nearest_published_ancestor_and_ccs_whom_it_answers(
