@@ -5,8 +5,8 @@ an imported comment is on the fediverse (docs/comments-as-activities.md). Pure b
 | --- | --- | --- |
 | web comment, imported comment | ``Create`` | ``Note`` by the guest, ``inReplyTo`` the post or the comment it answers |
 | pingback, trackback | ``Create`` | ``Note`` by the site: link, title and excerpt of the linking page |
-| Webmention reply or mention | ``Create`` | ``Note`` by the site (the h-card author named in the text) |
-| Webmention like / repost | ``Like`` / ``Announce`` by the site, of the post | (none: the activity is the object) |
+| Webmention reply or mention | ``Create`` | ``Note`` by the h-card author's guest, else the site (named in the text) |
+| Webmention like / repost | ``Like`` / ``Announce`` of the post by the author or the site | (none: it is the object) |
 
 Every document carries an FEP-8b32 ``eddsa-jcs-2022`` proof made with its actor's Ed25519 key; the
 embedded Note keeps its own ``@context`` and proof, so a copy of it verifies on its own.

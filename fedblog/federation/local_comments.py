@@ -10,8 +10,7 @@ describes the model; ``comment_docs`` builds the documents.
 What is stored, on the ``interaction`` row of a published item:
 
 * ``actor_id``: its guest (``Person``) or site (``Service``) actor (``federation/guests.py``);
-* ``ap_id`` = ``/comments/{id}``, the id of its Note (or of its Like/Announce), so the inbox
-  threads fediverse replies to it and the collections list it;
+* ``ap_id`` = ``/comments/{id}``, the id of its Note (or Like/Announce): replies thread under it;
 * ``raw``: the signed Note (or Like/Announce) exactly as served at that id;
 * ``evidence``: its proof, as JSON (the same field holds a fediverse reply's evidence);
 * ``activity_ap_id``: its ``Create`` (or the Like/Announce itself), stored in ``activity`` with
@@ -55,7 +54,7 @@ def create_id(services: Services, item_id: int) -> str:
 
 
 def delete_id(services: Services, item_id: int) -> str:
-    return services.urls.activity(f"comment-{item_id}-delete")
+    return services.urls.activity(f"comment-{item_id}-delete")  # never removed by ``_forget``
 
 
 def is_published(services: Services, item: Interaction) -> bool:
@@ -182,7 +181,7 @@ def _evidence_field(item: Interaction, name: str) -> Any:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value or None if isinstance(value, str) else None
 
 
 def _excerpt(item: Interaction) -> str:
