@@ -110,13 +110,14 @@ class GuestActorInfo:
     ed25519_multibase: str
     published: str
     domain: str  # the handle domain: @username@domain
+    icon_url: str | None = None  # a Webmention author's h-card photo
 
 
 def guest_actor_document(a: GuestActorInfo) -> dict[str, Any]:
     """The actor document of a guest or site: enough for a server to show who wrote a comment and
     to verify what the actor signs (``publicKey``: HTTP Signatures; ``assertionMethod``: FEP-521a),
     and nothing that invites a follow or a search: it is not discoverable nor indexable."""
-    return {
+    doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
         "id": a.id,
         "type": a.type,
@@ -137,6 +138,9 @@ def guest_actor_document(a: GuestActorInfo) -> dict[str, Any]:
         "published": a.published,
         "webfinger": f"{a.username}@{a.domain}",  # FEP-2c59
     }
+    if a.icon_url:  # its media type and size are the author's site's to say: only the URL is known
+        doc["icon"] = {"type": "Image", "url": a.icon_url}
+    return doc
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
-"""Turn a post's flat interaction list into what the page shows: a comment tree, the
-linkbacks apart, and reaction groups. Pure; one pass; no queries."""
+"""Turn a post's flat interaction list into what the page shows: a comment tree whose top level
+interleaves, by date, comments, fediverse replies and one-line linkbacks (pingbacks, trackbacks,
+Webmention mentions), as WordPress lists pingbacks among its comments; and reaction groups. Pure;
+one pass; no queries."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ Interaction = Any
 
 COMMENT_KINDS = ("comment", "reply", "webmention", "mention")
 LINKBACK_KINDS = ("pingback", "trackback")
+LINE_KINDS = (*LINKBACK_KINDS, "mention")  # shown as one line ("Pingback: <title> · <site>"), not as a comment
 REACTION_KINDS = ("like", "repost")
 MAX_DEPTH = 6  # deeper replies are shown at this depth, still in order
 
@@ -22,27 +25,30 @@ class Node:
     depth: int
     children: list[Node] = field(default_factory=list)
     parent_item: Interaction | None = None
+    linkback: bool = False  # a one-line item at its date among the top-level comments
 
 
 @dataclass
 class Thread:
     roots: list[Node]
-    linkbacks: list[Interaction]
+    linkbacks: list[Interaction]  # also in ``roots``, at their date
     likes: list[Interaction]
     reposts: list[Interaction]
     comment_count: int
 
 
 def build_thread(items: Sequence[Interaction]) -> Thread:
-    """Nest comments under their parents; a reply whose parent is not shown becomes a root."""
+    """Nest comments under their parents; a reply whose parent is not shown becomes a root; a
+    linkback is a root at its date (it answers no comment, and none nests under it)."""
     nodes: dict[int, Node] = {}
     roots: list[Node] = []
     linkbacks: list[Interaction] = []
     likes: list[Interaction] = []
     reposts: list[Interaction] = []
     for it in items:  # items come in display order, so a parent precedes its replies
-        if it.kind in LINKBACK_KINDS:
+        if it.kind in LINE_KINDS:
             linkbacks.append(it)
+            roots.append(Node(item=it, depth=0, linkback=True))
             continue
         if it.kind == "like":
             likes.append(it)

@@ -5,8 +5,8 @@ an imported comment is on the fediverse (docs/comments-as-activities.md). Pure b
 | --- | --- | --- |
 | web comment, imported comment | ``Create`` | ``Note`` by the guest, ``inReplyTo`` the post or the comment it answers |
 | pingback, trackback | ``Create`` | ``Note`` by the site: link, title and excerpt of the linking page |
-| Webmention reply or mention | ``Create`` | ``Note`` by the site (the h-card author named in the text) |
-| Webmention like / repost | ``Like`` / ``Announce`` by the site, of the post | (none: the activity is the object) |
+| Webmention reply or mention | ``Create`` | ``Note`` by the h-card author's guest, else the site (named in the text) |
+| Webmention like / repost | ``Like`` / ``Announce`` of the post by the author or the site | (none: it is the object) |
 
 Every document carries an FEP-8b32 ``eddsa-jcs-2022`` proof made with its actor's Ed25519 key; the
 embedded Note keeps its own ``@context`` and proof, so a copy of it verifies on its own.
@@ -74,6 +74,7 @@ class CommentFacts:
     excerpt: str = ""  # a linkback's text around its link (plain), when it has no stored text
     mentions: Sequence[Mention] = ()
     blog_actor: str = ""
+    cc: Sequence[str] = ()  # who else is addressed: the blog (a reply to the post), or the guest answered
 
 
 def _link(href: str, text: str) -> str:
@@ -116,7 +117,7 @@ def note(f: CommentFacts) -> dict[str, Any]:
         "published": iso(f.published),
         "url": f.url,
         "to": [PUBLIC],
-        "cc": [m.actor_id for m in f.mentions],
+        "cc": list(dict.fromkeys([*(m.actor_id for m in f.mentions), *f.cc])),
         "replies": f.replies,
     }
     if f.mentions:

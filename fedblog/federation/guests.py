@@ -150,3 +150,18 @@ def site_actor(session: Session, services: Services, *, source_url: str, name: s
     key = guest_key("site", origin)
     label = name or (origin_of(origin)[1] or origin)
     return _find_or_create(session, services, kind="site", key=key, name=label, url=origin, now=now)
+
+
+def author_actor(session: Session, services: Services, *, name: str | None, url: str | None, photo: str | None,
+                 source_url: str, now: datetime) -> Actor:
+    """The guest (``Person``) of a Webmention's h-card author (made on first use): by the h-card's
+    ``url``, else by its name on the source's site; named ``name``, its ``icon`` the h-card's photo
+    (the newest one given replaces an older one)."""
+    origin = site_origin(source_url)
+    key = guest_key("guest", "h-card", url) if url else guest_key("guest", "h-card", name, "site", origin)
+    label = name or (origin_of(url or origin)[1] or origin)
+    actor = _find_or_create(session, services, kind="guest", key=key, name=label, url=url or origin, now=now)
+    if photo and actor.icon_url != photo[:2000]:
+        actor.icon_url = photo[:2000]
+        session.add(actor)
+    return actor

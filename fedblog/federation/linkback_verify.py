@@ -288,9 +288,15 @@ def _webmention_fields(source: str, found: Found) -> _Fields:
 
 
 def _evidence(request: LinkbackRequest, found: Found, now: datetime) -> str:
-    """How the linkback was checked, kept with it (``interaction.evidence``)."""
+    """How the linkback was checked, kept with it (``interaction.evidence``), with the site's name
+    (``og:site_name``) and the h-card author the page gives: who its activity is attributed to
+    (``local_comments.attach_actor``)."""
+    hcard = found.evidence.author if found.evidence else None  # named after the host: the page names no one
+    named = hcard is not None and (hcard.name or hcard.url) and (hcard.photo or hcard.name != host_of(request.source))
+    author = {"name": (hcard.name or "")[:500], "url": hcard.url, "photo": hcard.photo} if hcard and named else None
     return json.dumps({
         "type": "linkback", "protocol": request.protocol, "source": request.source, "target": request.target,
         "fetched_url": found.url, "media_type": found.media_type, "verified_at": now.isoformat(),
         "excerpt": found.evidence.excerpt[:600] if found.evidence else "",
+        "site_name": found.site_name, "author": author,
     }, separators=(",", ":"))

@@ -10,8 +10,7 @@ describes the model; ``comment_docs`` builds the documents.
 What is stored, on the ``interaction`` row of a published item:
 
 * ``actor_id``: its guest (``Person``) or site (``Service``) actor (``federation/guests.py``);
-* ``ap_id`` = ``/comments/{id}``, the id of its Note (or of its Like/Announce), so the inbox
-  threads fediverse replies to it and the collections list it;
+* ``ap_id`` = ``/comments/{id}``, the id of its Note (or Like/Announce): replies thread under it;
 * ``raw``: the signed Note (or Like/Announce) exactly as served at that id;
 * ``evidence``: its proof, as JSON (the same field holds a fediverse reply's evidence);
 * ``activity_ap_id``: its ``Create`` (or the Like/Announce itself), stored in ``activity`` with
@@ -28,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, or_
 from sqlmodel import Session, col, select
 
 from fedblog.activitypub import keys as keylib
@@ -55,7 +54,7 @@ def create_id(services: Services, item_id: int) -> str:
 
 
 def delete_id(services: Services, item_id: int) -> str:
-    return services.urls.activity(f"comment-{item_id}-delete")
+    return services.urls.activity(f"comment-{item_id}-delete")  # never removed by ``_forget``
 
 
 def is_published(services: Services, item: Interaction) -> bool:
@@ -92,16 +91,17 @@ def _ed25519(session: Session, services: Services, ref: str, memo: _Memo | None 
 
 
 def attach_actor(session: Session, services: Services, item: Interaction, *, email: str | None = None,
-                 memo: _Memo | None = None) -> Actor | None:
+                 memo: _Memo | None = None, again: bool = False) -> Actor | None:
     """The local actor of ``item`` (made on first use) and set as its ``actor_id``; None for what has
     none (a fediverse item, a linkback without a source URL).
 
     A web or imported comment is its commenter's guest (name + email, else name + website); a
-    pingback, trackback or Webmention is the site of its source page, whatever h-card the page
-    shows: the origin is what was verified (the page links here), the author only what it claims."""
+    Webmention whose page gives an h-card author is that author's guest (``guests.author_actor``:
+    name, url, photo); a pingback, trackback or Webmention without one is the site of its source
+    page, named as the page names its site. ``again``: a Webmention sent again is attributed anew."""
     if item.via == "activitypub":
         return None
-    if item.actor_id is not None:
+    if item.actor_id is not None and not (again and item.via == "webmention"):
         known = session.get(Actor, item.actor_id)
         return known if known is not None and known.is_local else None
     now, memo = services.clock.now(), memo or _Memo()
@@ -111,10 +111,14 @@ def attach_actor(session: Session, services: Services, item: Interaction, *, ema
         actor = found or guests.guest_actor(session, services, name=name, email=mail, website=item.author_url,
                                             now=now)
         memo.actors[("guest", name, mail, item.author_url)] = actor
+    elif item.source_url and (author := _evidence_field(item, "author") if item.via == "webmention" else None):
+        actor = guests.author_actor(session, services, name=_text(author.get("name")), url=_text(author.get("url")),
+                                    photo=_text(author.get("photo")), source_url=item.source_url, now=now)
     elif item.source_url and (item.kind in docs.LINKBACK_KINDS or item.via == "webmention"):
         origin = guests.site_origin(item.source_url)
+        site_name = item.author_name if item.kind in docs.LINKBACK_KINDS else _text(_evidence_field(item, "site_name"))
         actor = memo.actors.get(("site", origin)) or guests.site_actor(
-            session, services, source_url=item.source_url, name=None, now=now)
+            session, services, source_url=item.source_url, name=site_name or None, now=now)
         memo.actors[("site", origin)] = actor
     else:
         return None
@@ -167,39 +171,77 @@ def _evidence_with(item: Interaction, proof: dict[str, Any]) -> str:
     return json.dumps({**known, "integrity_proof": proof}, ensure_ascii=False, separators=(",", ":"))
 
 
-def _excerpt(item: Interaction) -> str:
-    """A linkback's excerpt as its verifier kept it (``evidence.excerpt``), for a Note with no text."""
+def _evidence_field(item: Interaction, name: str) -> Any:
+    """What a linkback's verifier kept in ``evidence`` (``excerpt``, ``site_name``, the h-card ``author``)."""
     try:
         known = json.loads(item.evidence) if item.evidence else None
     except ValueError:
-        return ""
-    excerpt = known.get("excerpt") if isinstance(known, dict) else None
-    return excerpt[:600] if isinstance(excerpt, str) else ""
+        return None
+    return known.get(name) if isinstance(known, dict) else None
+
+
+def _text(value: Any) -> str | None:
+    return value or None if isinstance(value, str) else None
+
+
+def _excerpt(item: Interaction) -> str:
+    """A linkback's excerpt as its verifier kept it (``evidence.excerpt``), for a Note with no text."""
+    return (_text(_evidence_field(item, "excerpt")) or "")[:600]
+
+
+def _answered(session: Session, services: Services, item: Interaction) -> Interaction | None:
+    """The nearest ancestor of ``item`` that ActivityPub clients can fetch (a visible fediverse reply
+    or a visible published comment), else None: the Note answers the post."""
+    parent, hops = session.get(Interaction, item.parent_id) if item.parent_id is not None else None, 0
+    while parent is not None and hops < 1000:
+        if parent.status == VISIBLE and ((parent.via == "activitypub" and parent.ap_id) or (
+                is_published(services, parent) and parent.raw)):
+            return parent
+        parent, hops = session.get(Interaction, parent.parent_id) if parent.parent_id is not None else None, hops + 1
+    return None
+
+
+def _forget(session: Session, services: Services, item_id: int, *, updates_only: bool) -> None:
+    """Stop serving what an item's activities said: its earlier ``Update``s, or (its kind or author
+    changed) every ``Create``, ``Update``, ``Like`` or ``Announce`` of it. Never delivered (a linkback
+    goes to no one), so nothing else refers to them."""
+    object_id, created = services.urls.comment(item_id), create_id(services, item_id)
+    updates = col(Activity.ap_id).startswith(f"{created}-update-", autoescape=True)
+    which = updates if updates_only else or_(updates, col(Activity.ap_id).in_((created, object_id)))
+    session.execute(delete(Activity).where(col(Activity.object_ap_id) == object_id, which))
 
 
 def _publish(session: Session, services: Services, item: Interaction, *, quiet: bool, email: str | None,
              memo: _Memo, again: bool = False) -> None:
     if not item.federated or item.id is None or item.via == "activitypub":
         return
-    actor = attach_actor(session, services, item, email=email, memo=memo)
+    before = item.actor_id
+    actor = attach_actor(session, services, item, email=email, memo=memo, again=again)
     if actor is None or actor.id is None or item.status != VISIBLE:
         return
     was_published = is_published(services, item)
     if was_published and not again:
         return
+    shape = docs.shape_of(item.kind, item.via)
+    if was_published and item.id is not None and (
+            before != actor.id or (item.activity_ap_id == services.urls.comment(item.id)) != (shape != "note")):
+        _forget(session, services, item.id, updates_only=False)  # kind or author changed: published anew
+        was_published, item.ap_id, item.activity_ap_id = False, None, None
     if item.post_id not in memo.posts:
         memo.posts[item.post_id] = session.get(Post, item.post_id)
     post = memo.posts[item.post_id]
     if post is None or post.draft or post.deleted_at is not None:
         return  # a draft's comments stay private; published with the post's thread never
     urls, now, ref = services.urls, services.clock.now(), guest_ref(actor.id)
-    parent = session.get(Interaction, item.parent_id) if item.parent_id is not None else None
+    parent = _answered(session, services, item)  # a hidden or unpublished comment is 404 to the fediverse
     post_ap_id = urls.post_id(post.ap_path)
-    in_reply_to, mentions, inbox = post_ap_id, [], None
+    in_reply_to, mentions, inbox, cc = post_ap_id, [], None, [urls.actor()]
     if parent is not None and parent.id is not None:
         in_reply_to = parent.ap_id if parent.via == "activitypub" and parent.ap_id else urls.comment(parent.id)
         author_id, handle, inbox = _remote_author(session, services, parent)
         mentions = [docs.Mention(author_id, handle)] if author_id else []
+        local = session.get(Actor, parent.actor_id) if parent.actor_id is not None and not author_id else None
+        cc = [local.ap_id] if local is not None and local.is_local and local.type == "Person" else []
     object_id = urls.comment(item.id)
     linkback = item.kind in docs.LINKBACK_KINDS or item.via == "webmention"
     facts = docs.CommentFacts(
@@ -208,9 +250,8 @@ def _publish(session: Session, services: Services, item: Interaction, *, quiet: 
         url=item.source_url if linkback and item.source_url else urls.comment_anchor(post.slug, item.id),
         published=item.published_at, content_html=item.content_html, title=item.title, source_url=item.source_url,
         author_name=item.author_name, author_url=item.author_url, mentions=mentions, blog_actor=urls.actor(),
-        excerpt=_excerpt(item) if linkback else "")
+        excerpt=_excerpt(item) if linkback else "", cc=cc)
     key, key_id = _ed25519(session, services, ref, memo), urls.ed25519_key_id_of(ref)
-    shape = docs.shape_of(item.kind, item.via)
     if shape == "note":
         obj = docs.sign(docs.note(facts), key, key_id, now)
         activity_id = services.urls.activity(f"comment-{item.id}-update-{secrets.token_urlsafe(8)}") \
@@ -231,6 +272,8 @@ def _publish(session: Session, services: Services, item: Interaction, *, quiet: 
     session.add(item)
     if was_published and shape != "note":
         return
+    if was_published:
+        _forget(session, services, item.id, updates_only=True)  # only the newest Update is served
     # only a web comment answering a fediverse author goes out, to that author alone (never followers)
     deliver = not quiet and shape == "note" and item.via == "form" and inbox is not None
     if memo.activities is not None and not deliver:  # a quiet batch: one insert at its end

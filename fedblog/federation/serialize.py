@@ -213,6 +213,7 @@ def guest_actor(actor: Actor, username: str, site: SiteProfile, urls: Urls, keys
         ed25519_multibase=keys.ed25519_multibase,
         published=iso(keys.created_at),
         domain=site.domain,
+        icon_url=web_url(actor.icon_url),
     )
     return vocab.guest_actor_document(info)
 

@@ -233,7 +233,8 @@ def _comment_reply_total(services: Services, raw: str) -> tuple[int, int, int]:
     with Session(services.engine) as session:
         comment_id = parse_id(raw)
         item = interaction_store.get_interaction(session, comment_id) if comment_id is not None else None
-        if item is None or item.status != "visible" or item.id is None:
+        if item is None or item.status != "visible" or item.id is None or (
+                item.via != "activitypub" and item.ap_id != services.urls.comment(item.id)):  # never published
             raise HTTPException(404, "There is no comment with this id.")
         total = interaction_store.count_reply_ids(session, item.post_id, parent_id=item.id, whole_thread=False)
         return item.post_id, item.id, total

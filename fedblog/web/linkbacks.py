@@ -9,7 +9,8 @@ own budget: however many addresses a sender uses, we fetch from one site only so
 reflection attack of Pingback, W3C Webmention §4.2).
 
 Pingback answers are XML-RPC (HTTP 200, a string or a fault with the Pingback 1.0 codes); a
-Webmention gets 201 Created with ``Location``: its status page (§3.2), or 400 with the reason.
+Webmention gets 202 Accepted (it is processed asynchronously, W3C Webmention §3.2) with its status
+page in ``Location`` and in the body, or 400 with the reason.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ def _form(body: bytes) -> dict[str, list[str]] | str:
 
 
 async def webmention(request: Request) -> Response:
-    """The Webmention endpoint: 201 Created + Location (the status page), or 400 with the reason."""
+    """The Webmention endpoint: 202 Accepted + Location (the status page, also in the body), or 400 with the reason."""
     if request.method != "POST":
         return PlainTextResponse("This is a Webmention endpoint (https://www.w3.org/TR/webmention/): POST source "
                                  "and target as a form.", status_code=405, headers={"Allow": "POST"})
@@ -202,9 +203,9 @@ async def webmention(request: Request) -> Response:
     status_url = services.urls.linkback_status(result.token)
     message = "Already queued for verification" if result.again else "Queued for verification"
     if "json" in request.headers.get("accept", ""):
-        return JSONResponse({"status": "pending", "location": status_url}, status_code=201,
+        return JSONResponse({"status": "pending", "location": status_url}, status_code=202,
                             headers={"Location": status_url})
-    return PlainTextResponse(f"{message}: {status_url}\n", status_code=201, headers={"Location": status_url})
+    return PlainTextResponse(f"{message}: {status_url}\n", status_code=202, headers={"Location": status_url})
 
 
 # -- status pages --------------------------------------------------------------------------------

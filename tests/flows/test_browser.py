@@ -86,9 +86,11 @@ def test_demo_post_renders_threaded_without_javascript(live_server: str) -> None
                 assert rbox["x"] >= pbox["x"] + 10, f"reply not indented: parent x={pbox['x']}, reply x={rbox['x']}"
                 assert rbox["y"] > pbox["y"], "reply is not below its parent"
 
-                pingback = page.locator("#pingbacks li.pingback")
+                pingback = page.locator("#comments ol.thread > li.pingback")  # among the comments, by date
                 assert pingback.count() == 1 and pingback.is_visible()
                 assert pingback.inner_text().startswith("Pingback: Korea: Criticisms Mount")
+                last = page.locator("#comments ol.thread > li").last.bounding_box()
+                assert last is not None and last == pingback.bounding_box(), "the pingback (the latest) is not last"
 
                 # the stylesheet applied (evaluate() runs in Playwright's own world: page JS stays off)
                 main_max_width = page.eval_on_selector("main", "e => getComputedStyle(e).maxWidth")

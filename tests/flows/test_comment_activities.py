@@ -156,7 +156,8 @@ async def test_web_comment_is_a_signed_note_of_its_guest(
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/activity+json")
     note = r.json()
     assert (note["type"], note["id"], note["attributedTo"], note["inReplyTo"]) == ("Note", item.ap_id, guest, post)
-    assert note["to"] == [PUBLIC] and note["cc"] == [] and note["content"] == "<p>Thanks for writing this.</p>"
+    assert note["to"] == [PUBLIC] and note["content"] == "<p>Thanks for writing this.</p>"
+    assert note["cc"] == ["https://blog.test/users/blog"]  # a reply to the post: the blog is addressed
     assert note["context"] == post + "/context" and note["url"] == f"{post}#comment-{cid}"
     assert "gus@mail.example" not in r.text  # the email is never federated
     assert note["proof"]["verificationMethod"] == guest + "#ed25519-key"
@@ -227,6 +228,7 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     assert (await masto.post(alice, INBOX, create)).status_code == 202
     pb = pingback(services, "https://other.example/a-post", "A post about yours", minutes=-1)
     web_comment(services, "Not federated.", federated=False, minutes=-3)
+    web_comment(services, "Later, not federated.", federated=False, minutes=2)
     mine = [f"https://blog.test/comments/{first}", note["id"], f"https://blog.test/comments/{pb}"]
 
     assert await collection(client, "/posts/hello/replies") == mine
@@ -241,6 +243,7 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     with Session(services.engine) as s:
         site_row = s.get(Actor, site)
         assert site_row is not None and site_row.type == "Service" and site_row.is_local
+        assert site_row.name == "Other"  # as the pingback names its site, not its host
     assert pb_note["attributedTo"] == site_row.ap_id and pb_note["inReplyTo"] == post
     assert pb_note["url"] == "https://other.example/a-post"
     assert 'Pingback: <a href="https://other.example/a-post"' in pb_note["content"]
@@ -248,7 +251,38 @@ async def test_replies_and_context_interleave_local_comments_with_fediverse_repl
     assert proof_ok(pb_note, public_key_of(services, site or 0))
     page = parse_html((await client.get("/posts/hello")).text)
     lines = [text_of(e) for e in page.iter(NS + "li") if "pingback" in classes(e)]
-    assert len(lines) == 1 and lines[0].startswith("Pingback: A post about yours")
+    assert len(lines) == 1 and lines[0].startswith("Pingback: A post about yours · Other")
+    # on the page it sits at its date among the top-level comments and the fediverse reply
+    thread = [e for e in page.iter(NS + "ol") if "thread" in classes(e)][0]
+    tops = [text_of(li) for li in thread if li.tag == NS + "li"]
+    assert len(tops) == 5 and tops[3].startswith("Pingback: A post about yours")
+    assert "Later, not federated." in tops[4] and "First, from the web." in tops[0]
+
+
+async def test_a_reply_answers_its_nearest_published_ancestor_and_ccs_whom_it_answers(
+    services: Services, client: httpx.AsyncClient, post: str
+) -> None:
+    top = web_comment(services, "Published top.")
+    private = web_comment(services, "Not federated.", name="Pat", email="pat@mail.example", parent=top,
+                          federated=False, minutes=1)
+    held = web_comment(services, "Held.", name="Hal", email="hal@mail.example", parent=top, mode="hold-all",
+                       minutes=2)
+    under_private = web_comment(services, "Under a private one.", name="Ria", email="ria@mail.example",
+                                parent=private, minutes=3)
+    under_held = web_comment(services, "Under a held one.", name="Ria", email="ria@mail.example", parent=held,
+                             minutes=4)
+    lone = web_comment(services, "A private top comment.", name="Lou", email="lou@mail.example", federated=False,
+                       minutes=5)
+    under_lone = web_comment(services, "Under it.", name="Ria", email="ria@mail.example", parent=lone, minutes=6)
+    gus = f"https://blog.test/guests/{row(services, top).actor_id}"
+    for cid in (under_private, under_held):
+        note = (await client.get(f"/comments/{cid}", headers=AP)).json()
+        assert (note["inReplyTo"], note["cc"]) == (f"https://blog.test/comments/{top}", [gus]), cid
+    note = (await client.get(f"/comments/{under_lone}", headers=AP)).json()
+    assert (note["inReplyTo"], note["cc"]) == (post, ["https://blog.test/users/blog"])
+    for cid in (private, held, lone):  # what is not published has no replies collection either
+        assert (await client.get(f"/comments/{cid}/replies", headers=AP)).status_code == 404, cid
+    assert (await client.get(f"/comments/{top}/replies", headers=AP)).status_code == 200
 
 
 async def test_fediverse_reply_to_a_web_comment_threads_under_it(
@@ -346,6 +380,8 @@ async def test_demo_thread_becomes_quiet_activities(
     pb = next(i for i in items if i.kind == "pingback")
     pb_note = (await client.get(f"/comments/{pb.id}", headers=AP)).json()
     assert pb_note["content"].startswith("<p>Pingback: <a href=\"https://globalvoices.org/")
+    gv = (await client.get(pb_note["attributedTo"], headers=AP)).json()
+    assert (gv["type"], gv["name"], gv["url"]) == ("Service", "Global Voices", "https://globalvoices.org")
     reply = next(i for i in items if i.parent_id is not None)
     note = (await client.get(f"/comments/{reply.id}", headers=AP)).json()
     assert note["inReplyTo"] == f"https://blog.test/comments/{reply.parent_id}"

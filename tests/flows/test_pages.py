@@ -85,6 +85,8 @@ async def test_demo_comments_are_threaded_in_order(services: Services, client: h
                 walk(child, current_article)
     thread = [e for e in doc.iter(NS + "ol") if "thread" in classes(e)][0]
     for li in thread:
+        if "linkback" in classes(li):  # the pingback's one line, at its date
+            continue
         art = [c for c in li if c.tag == NS + "article"][0]
         parent_of[art.get("id")] = None
         for sub in li:
@@ -120,18 +122,23 @@ async def test_demo_comments_are_threaded_in_order(services: Services, client: h
     assert tops == sorted(tops)
 
 
-async def test_pingback_is_shown_apart_and_linked(services: Services, client: httpx.AsyncClient) -> None:
+async def test_pingback_is_listed_at_its_date_among_the_comments(services: Services, client: httpx.AsyncClient) -> None:
     _load_demo(services)
     pb = demo_fixture()["pingback"]
     doc = parse_html((await client.get(DEMO)).text)
-    section = [e for e in doc.iter(NS + "section") if e.get("id") == "pingbacks"][0]
-    items = find_all(section, "li")
-    assert len(items) == 1
-    assert text_of(items[0]).startswith(f"Pingback: {pb['title']} · {pb['site_name']}")
-    link = find_all(items[0], "a")[0]
-    assert link.get("href") == pb["source_url"]
+    assert [e for e in doc.iter(NS + "section") if e.get("id") == "pingbacks"] == []  # no list apart
     comments_section = [e for e in doc.iter(NS + "section") if e.get("id") == "comments"][0]
-    assert pb["title"] not in text_of(comments_section)
+    thread = [e for e in comments_section.iter(NS + "ol") if "thread" in classes(e)][0]
+    tops = [li for li in thread if li.tag == NS + "li"]
+    lines = [li for li in tops if "pingback" in classes(li)]
+    assert len(lines) == 1 and tops[-1] is lines[0]  # the latest item (March 17): last, as in the seed
+    assert text_of(lines[0]).startswith(f"Pingback: {pb['title']} · {pb['site_name']}")
+    link = find_all(lines[0], "a")[0]
+    assert link.get("href") == pb["source_url"]
+    dates = [t.get("datetime") for li in tops for t in li.iter(NS + "time") if "dt-published" in classes(t)][:len(tops)]
+    firsts = [next(t.get("datetime") for t in li.iter(NS + "time")) for li in tops]
+    assert firsts == sorted(firsts) and dates  # top-level items by date, the pingback among them
+    assert text_of(comments_section).count(pb["title"]) == 1
 
 
 async def test_post_page_microformats(services: Services, client: httpx.AsyncClient) -> None:

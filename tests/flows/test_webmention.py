@@ -26,7 +26,7 @@ from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services, build_services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
-from fedblog.store.tables import Delivery, Interaction, LegacyPath, LinkbackRequest, Post
+from fedblog.store.tables import Activity, Delivery, Interaction, LegacyPath, LinkbackRequest, Post
 from tests.conftest import is_postgres
 from tests.fediverse.network import FakeFediverse
 from tests.helpers import NS, classes, find_all, parse_html, text_of
@@ -35,6 +35,7 @@ from tests.websites import Website, h_entry
 pytestmark = pytest.mark.anyio
 POST = "https://blog.test/posts/hello"
 PHOTO = "https://friend.test/me.jpg"
+AP = {"Accept": "application/activity+json"}
 
 
 @pytest.fixture
@@ -64,9 +65,9 @@ async def send(client: httpx.AsyncClient, source: Any, target: Any, **headers: s
 
 
 async def sent(client: httpx.AsyncClient, source: str, target: str = POST) -> str:
-    """Send; the status URL of the 201 Created (W3C Webmention §3.2)."""
+    """Send; the status URL of the 202 Accepted (W3C Webmention §3.2: processed asynchronously)."""
     r = await send(client, source, target)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     assert r.text.strip().endswith(r.headers["location"])
     return r.headers["location"]
 
@@ -129,7 +130,10 @@ async def test_replies_likes_reposts_and_mentions_are_recorded_as_what_they_are(
     doc = await page(client)
     comments = {text_of([e for e in art.iter() if "p-name" in classes(e)][0]): art
                 for art in find_all(doc, "article", "p-comment")}
-    assert set(comments) == {"Frida Friend", "Mo"}
+    assert set(comments) == {"Frida Friend"}  # the mention is a line at its date, "Mentioned in: ..."
+    [line] = [li for li in doc.iter(NS + "li") if "mention" in classes(li)]
+    assert text_of(line).startswith("Mentioned in: Notes on blogs · Mo")
+    assert [a.get("href") for a in line.iter(NS + "a")] == [mention]
     body = find_all(comments["Frida Friend"], "div", "comment-body")[0]
     assert text_of(body) == "Great post! me"
     markup = "".join(f"{e.tag}{sorted(e.attrib.items())}" for e in body.iter())
@@ -138,7 +142,6 @@ async def test_replies_likes_reposts_and_mentions_are_recorded_as_what_they_are(
     assert photos == [PHOTO]
     via = [a.get("href") for a in comments["Frida Friend"].iter(NS + "a") if "original" in classes(a)]
     assert via == [reply]
-    assert [a.get("href") for a in comments["Mo"].iter(NS + "a") if "original" in classes(a)] == [mention]
     assert [text_of(e) for e in find_all(doc, "span", "reaction-count")] == ["1 like", "1 boost"]
     assert [a.get("title") for a in doc.iter(NS + "a") if "p-author" in classes(a) and a.get("title")] == [
         "Liz Liker", "Rita Repost"]
@@ -174,6 +177,74 @@ async def test_a_webmention_sent_again_updates_what_its_source_says(
     assert [text_of(b) for b in find_all(doc, "div", "comment-body")] == ["Third thoughts."]
     assert find_all(doc, "span", "reaction-count") == []
     assert [(await status_of(client, s))["status"] for s in (first, second)] == ["accepted", "accepted"]
+
+
+async def test_a_webmention_that_changes_kind_or_text_serves_only_its_newest_words(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website, clock: FrozenClock) -> None:
+    source = site.put("/reply", h_entry(target=post, content="<p>First thoughts.</p>", author="Frida"))
+    await sent(client, source)
+    await work(services)
+    [item] = items(services)
+    create = (await client.get(item.activity_ap_id or "", headers=AP)).json()
+    assert create["type"] == "Create" and "First thoughts." in create["object"]["content"]
+
+    clock.advance(3600)  # now a like: the Create of the reply and its words are no longer served
+    site.put("/reply", h_entry(target=post, kind="like", author="Frida", content="<p>Second thoughts.</p>"))
+    await sent(client, source)
+    await work(services)
+    assert (await client.get(create["id"], headers=AP)).status_code == 404
+    like = (await client.get(f"/comments/{item.id}", headers=AP)).json()
+    assert like["type"] == "Like" and like["object"] == post
+    assert [i.activity_ap_id for i in items(services)] == [f"https://blog.test/comments/{item.id}"]
+
+    served: list[str] = []
+    for n, words in enumerate(("Third thoughts.", "Fourth thoughts.", "Fifth thoughts.")):
+        clock.advance(3600)  # a reply again (a new Create), then edited twice (Updates)
+        site.put("/reply", h_entry(target=post, content=f"<p>{words}</p>", author="Frida"))
+        await sent(client, source)
+        await work(services)
+        [now] = items(services)
+        if n == 0:
+            assert now.activity_ap_id == create["id"]
+        with Session(services.engine) as session:
+            served = list(session.exec(select(Activity.ap_id).where(
+                Activity.object_ap_id == f"https://blog.test/comments/{item.id}").order_by(Activity.id)).all())
+    assert len(served) == 2 and served[0] == create["id"]  # the Create and only the newest Update
+    again = (await client.get(served[0], headers=AP)).json()
+    assert again["type"] == "Create" and "Third thoughts." in again["object"]["content"]
+    update = (await client.get(served[1], headers=AP)).json()
+    assert update["type"] == "Update" and "Fifth thoughts." in update["object"]["content"]
+    note = (await client.get(f"/comments/{item.id}", headers=AP)).json()
+    assert note["type"] == "Note" and "Fifth thoughts." in note["content"]
+    bodies = [(await client.get(u, headers=AP)).text for u in served]
+    assert not [w for w in ("First", "Second", "Fourth") if any(w in body for body in bodies)]
+
+
+async def test_a_webmentions_h_card_author_is_a_guest_with_its_photo_and_a_bare_page_its_named_site(
+        services: Services, client: httpx.AsyncClient, post: str, site: Website) -> None:
+    reply = site.put("/reply", h_entry(target=post, content="<p>Well said.</p>", author="Frida Friend",
+                                       author_url="https://friend.test/frida", photo=PHOTO))
+    like = site.put("/like", h_entry(target=post, kind="like", author="Frida Friend",
+                                     author_url="https://friend.test/frida", photo=PHOTO))
+    bare = site.put("/bare", '<!doctype html><html><head><title>Notes</title>'
+                             '<meta property="og:site_name" content="Friend&#39;s Notes"></head>'
+                             f'<body><p>See <a href="{post}">this post</a>.</p></body></html>')
+    for url in (reply, like, bare):
+        await sent(client, url)
+    await work(services)
+    stored = {i.source_url: i for i in items(services)}
+    assert len(stored) == 3 and stored[reply].actor_id == stored[like].actor_id != stored[bare].actor_id
+
+    note = (await client.get(f"/comments/{stored[reply].id}", headers=AP)).json()
+    liked = (await client.get(f"/comments/{stored[like].id}", headers=AP)).json()
+    author = (await client.get(note["attributedTo"], headers=AP)).json()
+    assert liked["actor"] == note["attributedTo"] == f"https://blog.test/guests/{stored[reply].actor_id}"
+    assert (author["type"], author["name"], author["url"]) == ("Person", "Frida Friend", "https://friend.test/frida")
+    assert author["icon"] == {"type": "Image", "url": PHOTO}
+    mention = (await client.get(f"/comments/{stored[bare].id}", headers=AP)).json()
+    named = (await client.get(mention["attributedTo"], headers=AP)).json()
+    assert (named["type"], named["name"], named["url"]) == ("Service", "Friend's Notes", "https://friend.test")
+    assert "icon" not in named
 
 
 async def test_a_source_gone_or_no_longer_linking_deletes_its_mention(
