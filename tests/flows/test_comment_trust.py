@@ -156,7 +156,7 @@ async def test_a_guest_without_a_public_comment_is_not_served(
 async def test_a_refused_source_address_is_told_plainly(
         client: httpx.AsyncClient, services: Services, webmention_post: str) -> None:
     r = await client.post("/webmention", data={"source": "https://10.1.2.3/a-page", "target": webmention_post})
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
     await work(services)
     status = await status_of(client, r.headers["location"])
     assert status["status"] == "refused"
