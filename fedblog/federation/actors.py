@@ -12,11 +12,8 @@ per key id per 5 minutes; failed fetches are remembered (cache.py). A failure wo
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -28,12 +25,10 @@ from fedblog.clock import utc
 from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
 from fedblog.net.fetch import FetchError, fetch_json
 from fedblog.services import Services
-from fedblog.store.groupcommit import Coalescer
 from fedblog.store.tables import Actor
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 STALE_AFTER = timedelta(days=1)
-log = logging.getLogger("fedblog.actors")
 
 
 __all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (activitypub/origin.py)
@@ -158,6 +153,10 @@ def _stored_key(engine: Engine, key_id: str, now: datetime) -> tuple[ResolvedKey
         return _parsed(key_id, row.ap_id, row.public_key_pem), snapshot(row) if fresh else None
 
 
+def _store_key_owner(engine: Engine, doc: dict[str, Any], key: dict[str, Any], now: datetime) -> None:
+    with Session(engine) as session:
+        upsert_actor(session, doc, key, now)
+        session.commit()
 
 
 async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
@@ -211,7 +210,7 @@ async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_ur
         cache.note_failure(doc_url, exc.reason, temporary=exc.temporary)
         raise
     pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
-    await _write(services, _ActorWrite(doc, pk, None, None, False, services.clock.now()))
+    await services.run_db(_store_key_owner, services.engine, doc, pk, services.clock.now())
     cache.forget_actor(doc["id"])  # re-read with its confirmed handle by ensure_actor
     key = _parsed(key_id, doc["id"], pk["publicKeyPem"])
     cache.put_key(key)
@@ -282,7 +281,7 @@ async def _ensure_actor(services: Services, ap_id: str, cache: RemoteCache | Non
         assert row is not None  # no document fetched: the row was fresh
         fields = {"preferred_username": row.preferred_username, "host": row.host}
     handle = await confirm_handle(services, ap_id, fields["preferred_username"], fields["host"])
-    snap = await _write(services, _ActorWrite(doc, None, row, handle, True, now))
+    snap = await services.run_db(_store_actor, services.engine, doc, row, handle, now)
     if cache is not None and handle:
         cache.put_actor(snap)
     return snap
@@ -293,69 +292,19 @@ def _load_actor(engine: Engine, ap_id: str) -> Actor | None:
         return get_actor(session, ap_id)
 
 
-@dataclass(frozen=True)
-class _ActorWrite:
-    """An actor row to write: the fetched document (with the key it was fetched for), or the fresh
-    row as it is; with ``set_handle``, the handle WebFinger confirmed (or None)."""
-
-    doc: dict[str, Any] | None
-    key: dict[str, Any] | None
-    row: Actor | None
-    handle: str | None
-    set_handle: bool
-    now: datetime
-
-
-# The actor rows written in one loop turn share one transaction (store/groupcommit.py): a burst
-# from fifty new actors wrote a hundred rows one transaction each, each waiting for SQLite's write
-# lock behind the inbox's group commits. One writer per database pool (tests make many).
-_WRITERS: WeakKeyDictionary[Any, tuple[Engine, Coalescer[_ActorWrite, ActorSnapshot | Exception]]] = (
-    WeakKeyDictionary())
-
-
-async def _write(services: Services, w: _ActorWrite) -> ActorSnapshot:
-    engine = services.engine
-    found = _WRITERS.get(services.db_pool)
-    if found is None or found[0] is not engine:
-        found = _WRITERS[services.db_pool] = engine, Coalescer(lambda ws: _write_many(engine, ws), run=services.run_db)
-    result = await found[1].submit(w)
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
-def _write_many(engine: Engine, ws: list[_ActorWrite]) -> list[ActorSnapshot | Exception]:
-    """One transaction for the batch; if it fails, each write on its own (its caller gets its error)."""
-    if len(ws) > 1:
-        try:
-            return list(_write_together(engine, ws))
-        except Exception as exc:
-            log.info("a batch of %d actor writes failed (%s); writing each alone", len(ws), type(exc).__name__)
-    results: list[ActorSnapshot | Exception] = []
-    for w in ws:
-        try:
-            results.extend(_write_together(engine, [w]))
-        except Exception as exc:
-            results.append(exc)
-    return results
-
-
-def _write_together(engine: Engine, ws: list[_ActorWrite]) -> list[ActorSnapshot]:
+def _store_actor(engine: Engine, doc: dict[str, Any] | None, row: Actor | None, handle: str | None,
+                 now: datetime) -> ActorSnapshot:
     with Session(engine, expire_on_commit=False) as session:
-        rows = []
-        for w in ws:
-            if w.doc is not None:
-                keys = public_keys(w.doc)
-                row = upsert_actor(session, w.doc, w.key or (keys[0] if keys else None), w.now)
-            else:
-                assert w.row is not None  # no document fetched: the row was fresh
-                row = session.merge(w.row)
-            if w.set_handle:
-                row.handle = w.handle
-                session.add(row)
-            rows.append(row)
+        if doc is not None:
+            keys = public_keys(doc)
+            row = upsert_actor(session, doc, keys[0] if keys else None, now)
+        else:
+            assert row is not None  # no document fetched: the row was fresh
+            row = session.merge(row)
+        row.handle = handle
+        session.add(row)
         session.commit()
-        return [snapshot(row) for row in rows]
+        return snapshot(row)
 
 
 async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:
