@@ -79,18 +79,6 @@ class Coalescer(Generic[T, R]):
 
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         loop = self._loop
-        released = False
-
-        def release() -> None:
-            # the next batch goes to the database before this one's callers are woken: their
-            # answers are written while it runs, not before it starts (one batch in the database
-            # at a time, as before; only the gap between two is gone)
-            nonlocal released
-            if not released and loop is self._loop:
-                released = True
-                self._in_flight -= 1
-                self._start()
-
         try:
             self.batches += 1
             self.items += len(batch)
@@ -99,16 +87,16 @@ class Coalescer(Generic[T, R]):
                 if len(results) != len(batch):
                     raise RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
             except BaseException as exc:  # every caller of the batch hears of it; nobody waits forever
-                release()
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
-            release()
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():  # the caller may have gone (client disconnect): the work stands
                     future.set_result(result)
         finally:
-            release()
+            if loop is self._loop:
+                self._in_flight -= 1
+                self._kick()

@@ -115,32 +115,3 @@ def test_a_new_event_loop_starts_clean() -> None:
 def test_max_batch_must_be_positive(max_batch: int) -> None:
     with pytest.raises(ValueError, match="max_batch"):
         Coalescer(lambda items: items, max_batch=max_batch)
-
-
-def test_the_next_batch_starts_before_the_previous_callers_are_woken() -> None:
-    """What arrived while a batch was in the database goes in as soon as it is done, not after
-    its callers have run (writing their answers); still one batch in the database at a time."""
-    events: list[str] = []
-    in_db = 0
-
-    async def slow_run(flush, items):  # type: ignore[no-untyped-def]
-        nonlocal in_db
-        in_db += 1
-        events.append(f"start {items} ({in_db} in the database)")
-        await asyncio.sleep(0.01)
-        in_db -= 1
-        return flush(items)
-
-    async def caller(c: Coalescer[int, int], i: int) -> None:
-        await c.submit(i)
-        events.append(f"woke {i}")
-
-    async def main() -> None:
-        c: Coalescer[int, int] = Coalescer(lambda items: items, run=slow_run)
-        first = asyncio.ensure_future(caller(c, 1))
-        await asyncio.sleep(0.005)  # batch [1] is in the database
-        second = asyncio.ensure_future(caller(c, 2))
-        await asyncio.gather(first, second)
-
-    run(main())
-    assert events == ["start [1] (1 in the database)", "start [2] (1 in the database)", "woke 1", "woke 2"]
