@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                     measurements.append(m)
                     print(f"round {rnd} mixed {name:8} c{conns:<3} {m.rps:9,.0f} req/s  p50 {m.p50_ms:7.2f} ms  "
                           f"errors {m.errors}", file=sys.stderr)
-        identical = bodies[("fedblog", "mixed")] == bodies[("ceiling", "mixed")]
+        identical = bp.same_page(bodies[("fedblog", "mixed")], bodies[("ceiling", "mixed")])
         sizes = {"mixed": len(bodies[("fedblog", "mixed")])}
         table, summary = bp.summarize(measurements, args.rounds, sizes)
         env_info = bp.environment()
