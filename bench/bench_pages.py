@@ -140,7 +140,10 @@ def big_comments() -> list[dict[str, Any]]:
 
 
 def _plain_row(row: Any) -> dict[str, Any]:
-    data = row.model_dump() if hasattr(row, "model_dump") else dict(row._mapping)
+    if hasattr(row, "model_dump"):
+        data = row.model_dump()
+    else:  # a Row, or the plain object store.interactions.list_for_post returns
+        data = dict(row._mapping) if hasattr(row, "_mapping") else dict(vars(row))
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, func, or_, union_all
+from sqlalchemy import and_, bindparam, case, func, or_, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -36,9 +37,12 @@ _FOR_POST = (
 
 def list_for_post(
     session: Session, post_id: int, *, statuses: Sequence[str] = (VISIBLE,)
-) -> Sequence[Row[*tuple[Any, ...]]]:
-    """All interactions of a post in display order, in one query, as read-only rows."""
-    return session.connection().execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)}).all()
+) -> list[SimpleNamespace]:
+    """All interactions of a post in display order, in one query, as plain read-only objects (a
+    template reads each of 300 rows' attributes many times: a ``SimpleNamespace`` attribute is a
+    dict look-up, a ``Row`` attribute a keyed tuple look-up through SQLAlchemy, measurably slower)."""
+    result = session.connection().execute(_FOR_POST, {"post_id": post_id, "statuses": list(statuses)})
+    return [SimpleNamespace(**row) for row in result.mappings()]
 
 
 def comment_counts(session: Session, post_ids: Sequence[int]) -> dict[int, int]:
