@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,7 +21,7 @@ from fedblog.settings import Settings
 from fedblog.store.db import session_scope
 from fedblog.store.tables import Actor, Interaction, ModerationRule, Post
 from fedblog.web import comment_form
-from tests.conftest import is_postgres
+from tests.flows.test_db_locked import locked
 from tests.helpers import NS, classes, parse_html, text_of
 
 pytestmark = pytest.mark.anyio
@@ -395,27 +393,10 @@ async def test_the_consent_box_starts_as_the_blog_says(
     assert stored(services, cid).federated is consent  # sent as shown: the box decides
 
 
-@contextlib.contextmanager
-def write_locked(services: Services) -> Iterator[None]:
+def write_locked(services: Services) -> contextlib.AbstractContextManager[None]:
     """Another process holds the write lock (SQLite: the file; PostgreSQL: the interaction table,
     readers still served)."""
-    if is_postgres():
-        with services.engine.connect() as conn:
-            conn.exec_driver_sql("LOCK TABLE interaction IN EXCLUSIVE MODE")
-            try:
-                yield
-            finally:
-                conn.rollback()
-        return
-    path = services.engine.url.database
-    assert path
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    try:
-        other.execute("BEGIN EXCLUSIVE")
-        yield
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+    return locked(services, table="interaction", mode="EXCLUSIVE")
 
 
 async def test_a_locked_database_answers_503_with_the_form_and_stores_nothing(

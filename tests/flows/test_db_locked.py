@@ -33,11 +33,12 @@ PAGES = ["/posts/hello", "/", "/archive", "/about", "/feed.atom", "/tags/none-su
 
 
 @contextlib.contextmanager
-def locked(services: Services) -> Iterator[None]:
-    """Another process's write lock, held for the block."""
+def locked(services: Services, table: str = "inbox_item", mode: str = "ACCESS EXCLUSIVE") -> Iterator[None]:
+    """Another process's write lock, held for the block (SQLite: the whole file; PostgreSQL: a lock
+    of ``mode`` on ``table``; EXCLUSIVE still lets readers through)."""
     if is_postgres():
         with services.engine.connect() as conn:  # a transaction of its own
-            conn.exec_driver_sql("LOCK TABLE inbox_item IN ACCESS EXCLUSIVE MODE")
+            conn.exec_driver_sql(f"LOCK TABLE {table} IN {mode} MODE")
             try:
                 yield
             finally:
