@@ -127,8 +127,19 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """user + system CPU of process ``pid`` so far (0.0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def burst(port: int, requests: list[bytes], conns: int, get_path: str | None,
-                timeout: float) -> dict[str, Any]:
+                timeout: float, pid: int | None = None) -> dict[str, Any]:
     """Open every connection, then write every request at once; GET ``get_path`` every 100 ms meanwhile."""
     deadline = time.monotonic() + timeout
     gate = asyncio.Event()
@@ -180,6 +191,7 @@ async def burst(port: int, requests: list[bytes], conns: int, get_path: str | No
     while opened[0] < first_wave and time.monotonic() < deadline:  # every connection of the first wave open
         await asyncio.sleep(0.02)
     t_start = time.perf_counter()
+    cpu_start = cpu_seconds(pid)
     gate.set()
     get_tasks = []
     if get_path:
@@ -187,9 +199,10 @@ async def burst(port: int, requests: list[bytes], conns: int, get_path: str | No
             get_tasks.append(asyncio.create_task(get_once()))
             await asyncio.sleep(GET_EVERY_S)
     await asyncio.gather(*tasks)
+    cpu = cpu_seconds(pid) - cpu_start  # the server's CPU over the burst (and up to one GET's worth after it)
     wall = (last_end[0] or time.perf_counter()) - t_start  # not the GET loop's last 100 ms sleep
     await asyncio.gather(*get_tasks)
-    return {"results": results, "wall_s": wall, "gets": gets, "reasons": reasons}
+    return {"results": results, "wall_s": wall, "gets": gets, "reasons": reasons, "server_cpu_s": cpu}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -253,6 +266,8 @@ def summarize_run(run: dict[str, Any]) -> dict[str, Any]:
         "wall_s": run["wall_s"], "rps": len(ok) / run["wall_s"] if run["wall_s"] else 0.0,
         "gets": len(gets), "get_errors": sum(1 for s, _ in gets if s != 200),
         "get_slowest_s": max((t for _, t in gets), default=0.0),
+        "server_cpu_s": run.get("server_cpu_s", 0.0),
+        "cpu_ms_per_ok": 1000 * run.get("server_cpu_s", 0.0) / len(ok) if ok else 0.0,
     }
 
 
@@ -305,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                     before = served(keys)
                     server = start_server("fedblog", port, env, work / f"fedblog-{rnd}.log", DEMO_PATH)
                     try:
-                        run = asyncio.run(burst(port, requests, args.conns, DEMO_PATH, args.timeout))
+                        run = asyncio.run(burst(port, requests, args.conns, DEMO_PATH, args.timeout, server.pid))
                         res = summarize_run(run)
                         res["peak_rss_mb"] = peak_rss_mb(server.pid)
                     finally:
@@ -319,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                            "BENCH_INBOX_HOST": host, "PATH": "/usr/bin:/bin"}
                     server = start_server("ceiling", cport, env, work / f"ceiling-{rnd}.log", "/health")
                     try:
-                        res = summarize_run(asyncio.run(burst(cport, requests, args.conns, None, args.timeout)))
+                        run = asyncio.run(burst(cport, requests, args.conns, None, args.timeout, server.pid))
+                        res = summarize_run(run)
                         res["peak_rss_mb"] = peak_rss_mb(server.pid)
                     finally:
                         server.stop()
@@ -334,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, rounds: list[dict[str, Any]], work: Path) -> int:
     print(f"\n## bench_inbox_burst: {args.posts:,} signed POSTs, {args.conns:,} at once, from {args.actors} actors "
           f"never seen before; {args.rounds} round(s); rate limits OFF\n")
-    print("| round | server | 2xx | errors (non-2xx) | p50 s | p95 s | p99 s | req/s | slowest page GET s (n) | "
-          "peak RSS MB | key server: actor / WebFinger GETs | DB: replies, actors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| round | server | 2xx | errors (non-2xx) | p50 s | p95 s | p99 s | req/s | server CPU ms per 2xx | "
+          "slowest page GET s (n) | peak RSS MB | key server: actor / WebFinger GETs | DB: replies, actors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rounds:
         for name in ("fedblog", "ceiling"):
             r = row[name]
@@ -346,7 +362,8 @@ def report(args: argparse.Namespace, rounds: list[dict[str, Any]], work: Path) -
                      if name == "fedblog"
                      else f"– | {r['peak_rss_mb']:.0f} | – | –")
             print(f"| {row['round']} | {name} | {r['ok']:,} | {r['errors']} {r['statuses'] if r['errors'] else ''} | "
-                  f"{r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['p99_s']:.2f} | {r['rps']:,.0f} | {extra} |")
+                  f"{r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['p99_s']:.2f} | {r['rps']:,.0f} | "
+                  f"{r.get('cpu_ms_per_ok', 0.0):.2f} | {extra} |")
     for row in rounds:
         for name in ("fedblog", "ceiling"):
             for why, n in row[name]["reasons"].items():

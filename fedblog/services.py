@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar, cast
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -27,10 +27,12 @@ from fedblog.net.safety import UrlPolicy
 from fedblog.net.signing import HttpSignatureAuth
 from fedblog.settings import Settings
 from fedblog.store.db import make_engine
+from fedblog.store.groupcommit import Coalescer
 from fedblog.urls import Urls
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 DB_THREADS = 16  # bounded: the engine's pool (store/db.py) always has a connection for each thread
 READ_THREADS = 4  # the small read pool: page version reads and the profile check, never behind writes
 
@@ -49,6 +51,7 @@ class Services:
     db_pool: ThreadPoolExecutor  # database work runs here, never on the event loop
     read_pool: ThreadPoolExecutor  # short reads that pages wait on (run_read)
     site: ProfileCache  # the effective profile: admin-saved values over settings (fedblog.blog.site)
+    batches: dict[str, Coalescer[Any, Any]] = field(default_factory=dict)  # see coalescer()
 
     async def run_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work ``fn(*args, **kwargs)`` in the bounded database thread pool.
@@ -64,6 +67,14 @@ class Services:
         counter): its own small pool, so it never queues behind a burst of inbox writes."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.read_pool, functools.partial(fn, *args, **kwargs))
+
+    def coalescer(self, name: str, flush: Callable[[Engine, list[T]], Sequence[R]]) -> Coalescer[T, R]:
+        """This process's group commit (store/groupcommit.py) named ``name``: the items submitted in
+        one loop turn go to ``flush(engine, items)`` together, in the database pool."""
+        found = self.batches.get(name)
+        if found is None:
+            found = self.batches[name] = Coalescer(functools.partial(flush, self.engine), run=self.run_db)
+        return cast("Coalescer[T, R]", found)
 
     def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:
         """Another guarded client with the same settings (delivery workers keep one each)."""

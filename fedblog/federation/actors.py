@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from fedblog.activitypub.keys import load_public_key
 from fedblog.activitypub.origin import host_of, same_id, same_origin
@@ -89,16 +90,20 @@ def get_actor(session: Session, ap_id: str) -> Actor | None:
     return session.exec(select(Actor).where(Actor.ap_id == ap_id)).first()
 
 
-def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | None, now: datetime) -> Actor:
-    row = get_actor(session, doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
-    for k, v in actor_fields(doc).items():
+def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | None, now: datetime,
+                 *, row: Actor | None = None, fields: dict[str, Any] | None = None, flush: bool = True) -> Actor:
+    """Insert or update the actor ``doc`` describes (``row``: its row if already loaded;
+    ``fields``: ``actor_fields(doc)`` if already computed)."""
+    row = row or get_actor(session, doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
+    for k, v in (fields if fields is not None else actor_fields(doc)).items():
         setattr(row, k, v)
     if key is not None:
         row.key_id, row.public_key_pem = key["id"], key["publicKeyPem"]
     row.fetched_at = now
     row.raw = json.dumps(doc)[:200_000]
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     return row
 
 
@@ -106,7 +111,8 @@ async def _fetch(services: Services, url: str, what: str = "") -> dict[str, Any]
     """GET a document (signed), never following a redirect off ``url``'s origin."""
     try:
         fetched = await fetch_json(services.http, url, policy=services.policy, auth=services.signer(),
-                                   deadline=float(services.settings.fetch_deadline), same_origin=True)
+                                   deadline=float(services.settings.fetch_deadline), same_origin=True,
+                                   gate=services.remote.hosts)
     except FetchError as exc:
         raise ActorError(f"could not fetch {what or url}: {exc.reason}", status=getattr(exc, "status", None),
                          temporary=exc.temporary) from None
@@ -144,19 +150,57 @@ def _parsed(key_id: str, owner: str, pem: str) -> ResolvedKey:
     return ResolvedKey(key_id, owner, pem, parsed)
 
 
-def _stored_key(engine: Engine, key_id: str, now: datetime) -> tuple[ResolvedKey, ActorSnapshot | None] | None:
-    with Session(engine) as session:
-        row = session.exec(select(Actor).where(Actor.key_id == key_id)).first()
-        if row is None or not row.public_key_pem:
-            return None
-        fresh = row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
-        return _parsed(key_id, row.ap_id, row.public_key_pem), snapshot(row) if fresh else None
+StoredKey = tuple[ResolvedKey, ActorSnapshot | None] | None
 
 
-def _store_key_owner(engine: Engine, doc: dict[str, Any], key: dict[str, Any], now: datetime) -> None:
+def _stored_keys(engine: Engine, asks: list[tuple[str, datetime]]) -> list[StoredKey]:
+    """Each key id's key and (if fresh) owner from the table: one SELECT for the batch (a burst of
+    POSTs from actors not in memory asks for many keys in one loop turn; store/groupcommit.py)."""
     with Session(engine) as session:
-        upsert_actor(session, doc, key, now)
-        session.commit()
+        rows = session.exec(select(Actor).where(col(Actor.key_id).in_(sorted({k for k, _ in asks})))).all()
+        by_key = {row.key_id: row for row in rows if row.public_key_pem}
+        found: list[StoredKey] = []
+        for key_id, now in asks:
+            row = by_key.get(key_id)
+            if row is None or row.public_key_pem is None:
+                found.append(None)
+                continue
+            fresh = row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
+            found.append((_parsed(key_id, row.ap_id, row.public_key_pem), snapshot(row) if fresh else None))
+        return found
+
+
+# (actor document, the key to keep or None for its first, confirmed handle, when fetched)
+ActorWrite = tuple[dict[str, Any], dict[str, Any] | None, str | None, datetime]
+
+
+def _store_actors(engine: Engine, writes: list[ActorWrite]) -> list[ActorSnapshot]:
+    """Insert or update fetched actors with their handles: one transaction for the batch.
+
+    If another process inserted one of them meanwhile (the ``ap_id`` is unique), the batch is
+    read and written again once: the second pass finds that row and updates it.
+    """
+    for attempt in (1, 2):
+        fields = [actor_fields(doc) for doc, _, _, _ in writes]  # sanitising outside the transaction
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                ids = sorted({doc["id"] for doc, _, _, _ in writes})
+                rows = {row.ap_id: row for row in session.exec(select(Actor).where(col(Actor.ap_id).in_(ids))).all()}
+                stored: list[Actor] = []
+                for (doc, key, handle, now), f in zip(writes, fields, strict=True):
+                    keys = public_keys(doc)
+                    row = rows.get(doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
+                    row = upsert_actor(session, doc, key if key is not None else (keys[0] if keys else None), now,
+                                       row=row, fields=f, flush=False)
+                    row.handle = handle
+                    rows[doc["id"]] = row  # the same actor twice in one batch: one row
+                    stored.append(row)
+                session.commit()
+                return [snapshot(row) for row in stored]
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
@@ -175,7 +219,8 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
 
 
 async def _stored_or_fetched(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey:
-    stored = await services.run_db(_stored_key, services.engine, key_id, services.clock.now())
+    reads = services.coalescer("actors.stored_keys", _stored_keys)
+    stored = await reads.submit((key_id, services.clock.now()))
     if stored is not None:
         key, snap = stored
         cache.put_key(key)
@@ -210,11 +255,29 @@ async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_ur
         cache.note_failure(doc_url, exc.reason, temporary=exc.temporary)
         raise
     pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
-    await services.run_db(_store_key_owner, services.engine, doc, pk, services.clock.now())
-    cache.forget_actor(doc["id"])  # re-read with its confirmed handle by ensure_actor
+    # the owner is stored once, with its handle confirmed, so that the handler's ensure_actor finds
+    # it in memory: one WebFinger GET and one write per new actor, written together with the other
+    # actors of the same loop turn
+    snap = await _confirm_and_store(services, doc, pk, services.clock.now())
+    if snap.handle:
+        cache.put_actor(snap)
+    else:
+        cache.forget_actor(doc["id"])
     key = _parsed(key_id, doc["id"], pk["publicKeyPem"])
     cache.put_key(key)
     return key
+
+
+async def _confirm_and_store(services: Services, doc: dict[str, Any], key: dict[str, Any] | None,
+                             now: datetime) -> ActorSnapshot:
+    """Confirm the fetched actor's handle by WebFinger, then store it (group-committed)."""
+    handle = await confirm_handle(services, doc["id"], _username(doc), host_of(doc["id"]))
+    writes = services.coalescer("actors.store", _store_actors)
+    return await writes.submit((doc, key, handle, now))
+
+
+def _username(doc: dict[str, Any]) -> str | None:
+    return str(doc.get("preferredUsername") or "")[:255] or None
 
 
 async def _fetch_key_owner(services: Services, key_id: str, doc_url: str) -> dict[str, Any]:
@@ -273,16 +336,13 @@ async def _ensure_actor(services: Services, ap_id: str, cache: RemoteCache | Non
         if cache is not None:
             cache.put_actor(snap)
         return snap
-    doc = None if fresh else await fetch_actor_document(services, ap_id)
-    fields: dict[str, Any]
-    if doc is not None:
-        fields = actor_fields(doc)
+    if fresh:
+        assert row is not None
+        handle = await confirm_handle(services, ap_id, row.preferred_username, row.host)
+        snap = await services.run_db(_store_handle, services.engine, row, handle)
     else:
-        assert row is not None  # no document fetched: the row was fresh
-        fields = {"preferred_username": row.preferred_username, "host": row.host}
-    handle = await confirm_handle(services, ap_id, fields["preferred_username"], fields["host"])
-    snap = await services.run_db(_store_actor, services.engine, doc, row, handle, now)
-    if cache is not None and handle:
+        snap = await _confirm_and_store(services, await fetch_actor_document(services, ap_id), None, now)
+    if cache is not None and snap.handle:
         cache.put_actor(snap)
     return snap
 
@@ -292,15 +352,10 @@ def _load_actor(engine: Engine, ap_id: str) -> Actor | None:
         return get_actor(session, ap_id)
 
 
-def _store_actor(engine: Engine, doc: dict[str, Any] | None, row: Actor | None, handle: str | None,
-                 now: datetime) -> ActorSnapshot:
+def _store_handle(engine: Engine, row: Actor, handle: str | None) -> ActorSnapshot:
+    """A fresh row's handle, confirmed again."""
     with Session(engine, expire_on_commit=False) as session:
-        if doc is not None:
-            keys = public_keys(doc)
-            row = upsert_actor(session, doc, keys[0] if keys else None, now)
-        else:
-            assert row is not None  # no document fetched: the row was fresh
-            row = session.merge(row)
+        row = session.merge(row)
         row.handle = handle
         session.add(row)
         session.commit()
@@ -317,7 +372,8 @@ async def confirm_handle(services: Services, actor_id: str, username: str | None
         url = "http" + url[5:]
     try:
         fetched = await fetch_json(services.http, url, policy=services.policy,
-                                   accept="application/jrd+json, application/json", deadline=5.0, max_redirects=5)
+                                   accept="application/jrd+json, application/json", deadline=5.0, max_redirects=5,
+                                   gate=services.remote.hosts)
     except FetchError:
         return None
     links = fetched.data.get("links")

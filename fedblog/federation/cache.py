@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fedblog.clock import Clock, SystemClock
+from fedblog.net.hostgate import HostGate
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -72,6 +73,7 @@ class RemoteCache:
         self._keys: OrderedDict[str, tuple[float, ResolvedKey]] = OrderedDict()
         self._actors: OrderedDict[str, tuple[float, ActorSnapshot]] = OrderedDict()
         self._hosts_cleared: OrderedDict[str, float] = OrderedDict()
+        self.hosts = HostGate()  # the inbox's fetches: a few at a time per remote host (net/hostgate.py)
 
     def sizes(self) -> dict[str, int]:
         """How many entries each map holds (for tests and the hostile-traffic benchmark)."""

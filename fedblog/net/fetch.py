@@ -36,6 +36,7 @@ import anyio
 import httpx
 
 from fedblog.activitypub import origin
+from fedblog.net.hostgate import HostGate
 from fedblog.net.safety import BlockedURL, UrlPolicy
 
 AP_ACCEPT = (
@@ -146,6 +147,7 @@ async def fetch_json(
     auth: httpx.Auth | None = None,
     max_depth: int = MAX_JSON_DEPTH,
     same_origin: bool = False,
+    gate: HostGate | None = None,
 ) -> FetchedDocument:
     """GET a JSON object (ActivityStreams by default) within the caps; raise ``FetchError``.
 
@@ -154,6 +156,8 @@ async def fetch_json(
     ``httpx.Auth`` (e.g. signing for authorized fetch); None means the client's default. Use
     ``deadline=10`` on a request path and ``30`` in background jobs. ``same_origin=True``
     refuses a redirect to another origin (keys and ActivityPub documents must come from theirs).
+    ``gate``: at most so many requests to ``url``'s host at once (net/hostgate.py); the wait counts
+    against ``deadline``.
     """
     body = await _fetch_within_deadline(
         client,
@@ -166,6 +170,7 @@ async def fetch_json(
         max_redirects=max_redirects,
         auth=auth,
         same_origin=same_origin,
+        gate=gate,
     )
     return FetchedDocument(
         url_final=body.url,
@@ -265,9 +270,16 @@ async def _fetch_within_deadline(
     max_redirects: int,
     auth: httpx.Auth | None,
     same_origin: bool = False,
+    gate: HostGate | None = None,
 ) -> _Body:
     try:
         with anyio.fail_after(deadline):
+            if gate is not None:
+                async with gate.slot(origin.host_of(url)):
+                    return await _follow_redirects(
+                        client, url, policy=policy, accept=accept, allowed_types=allowed_types,
+                        max_bytes=max_bytes, max_redirects=max_redirects, auth=auth, same_origin=same_origin,
+                    )
             return await _follow_redirects(
                 client,
                 url,

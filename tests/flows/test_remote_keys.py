@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -28,7 +28,7 @@ from fedblog.jobs.runner import DeliveryRunner
 from fedblog.services import Services
 from fedblog.settings import Settings
 from fedblog.store.db import session_scope
-from fedblog.store.tables import Follower, InboxItem, Interaction
+from fedblog.store.tables import Actor, Follower, InboxItem, Interaction
 from tests.fediverse import builders, signing
 from tests.fediverse.instance import AS, FakeActor, FakeInstance, follow
 from tests.fediverse.network import FakeFediverse
@@ -313,3 +313,46 @@ async def test_a_burst_from_a_new_actor_costs_one_actor_and_one_webfinger_lookup
     with Session(services.engine) as s:
         handles = s.exec(select(Interaction.author_handle).where(Interaction.kind == "like")).all()
     assert handles == ["alice@burst.test"]  # one actor liking one post is one like, however often sent
+
+
+async def test_a_burst_from_many_new_actors_of_one_server_is_fetched_a_few_at_a_time_and_stored_once(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    """Replies at once from 12 actors of one server, none seen before: each actor's document and
+    WebFinger answer are fetched once, never more than the per-host limit at a time (8,
+    net/hostgate.py), and each actor is stored once, with its confirmed handle."""
+    inst = FakeInstance("crowd.test", fediverse)
+    people = [inst.actor(f"user{i}") for i in range(12)]
+    counts = {"actor": 0, "webfinger": 0}
+    in_flight = {"now": 0, "peak": 0}
+    actor_answer, webfinger_answer = inst._actor, inst._webfinger
+
+    async def slow(answer: Any, kind: str, request: Request) -> Response:
+        counts[kind] += 1
+        in_flight["now"] += 1
+        in_flight["peak"] = max(in_flight["peak"], in_flight["now"])
+        try:
+            await asyncio.sleep(0.05)  # the other requests arrive meanwhile
+            return await answer(request)  # type: ignore[no-any-return]
+        finally:
+            in_flight["now"] -= 1
+
+    async def actor(request: Request) -> Response:
+        return await slow(actor_answer, "actor", request)
+
+    async def webfinger(request: Request) -> Response:
+        return await slow(webfinger_answer, "webfinger", request)
+
+    inst.app.router.routes.insert(0, Route("/users/{name}", actor))
+    inst.app.router.routes.insert(0, Route("/.well-known/webfinger", webfinger))
+    replies = [(person, builders.reply(person, post, f"<p>Reply {i}</p>", services.clock.now())[0])
+               for person in people for i in range(3)]
+    answers = await asyncio.gather(*(inst.post(person, INBOX, create) for person, create in replies))
+    assert [a.status_code for a in answers] == [202] * len(replies), {a.text for a in answers}
+    assert counts == {"actor": 12, "webfinger": 12}
+    assert 1 < in_flight["peak"] <= 8, in_flight
+    with Session(services.engine) as s:
+        handles = sorted(str(h) for h in s.exec(select(Interaction.author_handle).where(Interaction.kind == "reply")))
+        actors = s.exec(select(func.count()).select_from(Actor).where(col(Actor.host) == "crowd.test")).one()
+    assert handles == sorted(f"user{i}@crowd.test" for i in range(12) for _ in range(3))
+    assert actors == 12
