@@ -68,12 +68,13 @@ class Services:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.read_pool, functools.partial(fn, *args, **kwargs))
 
-    def coalescer(self, name: str, flush: Callable[[Engine, list[T]], Sequence[R]]) -> Coalescer[T, R]:
+    def coalescer(self, name: str, flush: Callable[[list[T]], Sequence[R]]) -> Coalescer[T, R]:
         """This process's group commit (store/groupcommit.py) named ``name``: the items submitted in
-        one loop turn go to ``flush(engine, items)`` together, in the database pool."""
+        one loop turn go to ``flush(items)`` together, in the database pool. The ``flush`` given
+        when the name is first used is the one kept."""
         found = self.batches.get(name)
         if found is None:
-            found = self.batches[name] = Coalescer(functools.partial(flush, self.engine), run=self.run_db)
+            found = self.batches[name] = Coalescer(flush, run=self.run_db)
         return cast("Coalescer[T, R]", found)
 
     def new_client(self, max_connections: int = 1) -> httpx.AsyncClient:

@@ -36,7 +36,7 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 _SELF_CLOSING = frozenset("p li dt dd option tr td th".split())  # a new one closes the open one
 _SPACE = re.compile(r"\s+")
 _MAX_TITLE_CHARS = 500
-MAX_URL_CHARS = 2048
+MAX_URL_CHARS = 2000  # the length of the tables' URL columns
 
 
 def normalise_url(url: str) -> str:

@@ -1,38 +1,55 @@
 """Remote actors: fetched through the guarded client (signed GET), checked, cached in ``actor``.
 
-AS -> internal: ``actor_fields`` reads what we keep from an actor document. Keys are looked up by
-key id from the cache first, then the table, then fetched: one fetch per key id at a time however
-many requests wait for it. A key must come from its own origin: the document at the key id (no
-redirect off its origin), either the actor itself, a key document whose owner lists the key, or
-GoToSocial's stub of the actor (docs/interop.md). A verification failure may refetch a key once
+What we keep of an actor document, and the batched reads and writes of the table, are in
+actor_store.py. Keys are looked up by key id from the cache first, then the table, then fetched:
+one fetch per key id at a time however many requests wait for it, at most 8 fetches per remote
+host at a time (net/hostgate.py). A key's owner is stored with its handle confirmed by
+WebFinger. A key must come from its own origin: the document at the key id (no redirect off its
+origin), either the actor itself, a key document whose owner lists the key, or GoToSocial's stub
+of the actor (docs/interop.md). A verification failure may refetch a key once
 per key id per 5 minutes; failed fetches are remembered (cache.py). A failure worth retrying
-(timeout, 5xx, 429) is an ``ActorError`` with ``temporary=True``: the inbox answers 503 for it.
+(timeout, 5xx, 429, a database that cannot take the read or write now) is an ``ActorError`` with
+``temporary=True``: the inbox answers 503 + Retry-After for it, and nothing is stored.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta
+import functools
+import logging
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from fedblog.activitypub.keys import load_public_key
 from fedblog.activitypub.origin import host_of, same_id, same_origin
-from fedblog.blog.markup import html_to_text, sanitize_remote_html
 from fedblog.clock import utc
+from fedblog.federation.actor_store import (
+    MAX_HANDLE,
+    STALE_AFTER,
+    actor_fields,
+    get_actor,
+    load_actor,
+    parsed_key,
+    public_keys,
+    snapshot,
+    store_actors,
+    store_handle,
+    stored_keys,
+    upsert_actor,
+)
 from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
-from fedblog.net.fetch import FetchError, fetch_json
+from fedblog.net.fetch import FetchError, Queued, fetch_json
 from fedblog.services import Services
-from fedblog.store.tables import Actor
+from fedblog.store.db import database_unavailable
+
+log = logging.getLogger("fedblog.actors")
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
-STALE_AFTER = timedelta(days=1)
 
-
-__all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (activitypub/origin.py)
+__all__ = [  # re-exported: one normaliser (activitypub/origin.py), one mapping to the table (actor_store.py)
+    "STALE_AFTER", "ActorError", "actor_fields", "get_actor", "host_of", "public_keys", "same_id", "same_origin",
+    "snapshot", "upsert_actor",
+]
 
 
 class ActorError(Exception):
@@ -41,70 +58,20 @@ class ActorError(Exception):
     ``temporary``: the failure is worth retrying soon (timeout, unreachable, 5xx, 429).
     """
 
-    def __init__(self, reason: str, *, status: int | None = None, temporary: bool = False) -> None:
+    def __init__(self, reason: str, *, status: int | None = None, temporary: bool = False,
+                 queued: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.temporary = temporary
+        self.queued = queued  # the request never left: it waited its whole deadline for a slot (net/hostgate.py)
 
 
-def _first_url(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value:
-        return _first_url(value[0])
-    if isinstance(value, dict):
-        return _first_url(value.get("href") or value.get("url"))
-    return None
-
-
-def public_keys(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = doc.get("publicKey")
-    items = keys if isinstance(keys, list) else [keys] if isinstance(keys, dict) else []
-    return [k for k in items if isinstance(k, dict) and isinstance(k.get("publicKeyPem"), str)]
-
-
-def actor_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    """What we keep of a remote actor document (values are untrusted strings)."""
-    endpoints = doc.get("endpoints")
-    if not isinstance(endpoints, dict):
-        endpoints = {}
-    url = _first_url(doc.get("url"))
-    if url and not same_origin(url, doc["id"]):
-        url = doc["id"]  # like Mastodon: a profile URL on another host is ignored
-    return {
-        "type": str(doc.get("type")),
-        "host": host_of(doc["id"]),
-        "preferred_username": str(doc.get("preferredUsername") or "")[:255] or None,
-        "name": html_to_text(str(doc.get("name") or ""))[:500] or None,
-        "summary": sanitize_remote_html(str(doc.get("summary") or ""))[:20000] or None,
-        "url": url or doc["id"],
-        "icon_url": _first_url(doc.get("icon")),
-        "inbox": doc.get("inbox") if isinstance(doc.get("inbox"), str) else None,
-        "shared_inbox": endpoints.get("sharedInbox") if isinstance(endpoints.get("sharedInbox"), str)
-        else (doc.get("sharedInbox") if isinstance(doc.get("sharedInbox"), str) else None),
-    }
-
-
-def get_actor(session: Session, ap_id: str) -> Actor | None:
-    return session.exec(select(Actor).where(Actor.ap_id == ap_id)).first()
-
-
-def upsert_actor(session: Session, doc: dict[str, Any], key: dict[str, Any] | None, now: datetime,
-                 *, row: Actor | None = None, fields: dict[str, Any] | None = None, flush: bool = True) -> Actor:
-    """Insert or update the actor ``doc`` describes (``row``: its row if already loaded;
-    ``fields``: ``actor_fields(doc)`` if already computed)."""
-    row = row or get_actor(session, doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
-    for k, v in (fields if fields is not None else actor_fields(doc)).items():
-        setattr(row, k, v)
-    if key is not None:
-        row.key_id, row.public_key_pem = key["id"], key["publicKeyPem"]
-    row.fetched_at = now
-    row.raw = json.dumps(doc)[:200_000]
-    session.add(row)
-    if flush:
-        session.flush()
-    return row
+def _database_error(exc: SQLAlchemyError, what: str) -> ActorError:
+    """A database failure while reading or storing an actor: worth retrying (the inbox answers 503)."""
+    if not database_unavailable(exc):
+        log.error("%s failed: %s", what, str(exc)[:300])
+    return ActorError(f"the database could not {what} now", temporary=True)
 
 
 async def _fetch(services: Services, url: str, what: str = "") -> dict[str, Any]:
@@ -115,7 +82,7 @@ async def _fetch(services: Services, url: str, what: str = "") -> dict[str, Any]
                                    gate=services.remote.hosts)
     except FetchError as exc:
         raise ActorError(f"could not fetch {what or url}: {exc.reason}", status=getattr(exc, "status", None),
-                         temporary=exc.temporary) from None
+                         temporary=exc.temporary, queued=isinstance(exc, Queued)) from None
     return fetched.data
 
 
@@ -135,74 +102,6 @@ async def fetch_actor_document(services: Services, url: str) -> dict[str, Any]:
     return doc
 
 
-def snapshot(row: Actor) -> ActorSnapshot:
-    assert row.id is not None
-    return ActorSnapshot(id=row.id, ap_id=row.ap_id, host=row.host, name=row.name,
-                         preferred_username=row.preferred_username, handle=row.handle, url=row.url,
-                         icon_url=row.icon_url, inbox=row.inbox, shared_inbox=row.shared_inbox)
-
-
-def _parsed(key_id: str, owner: str, pem: str) -> ResolvedKey:
-    try:
-        parsed = load_public_key(pem)
-    except ValueError:
-        parsed = None  # verification then fails with a reason
-    return ResolvedKey(key_id, owner, pem, parsed)
-
-
-StoredKey = tuple[ResolvedKey, ActorSnapshot | None] | None
-
-
-def _stored_keys(engine: Engine, asks: list[tuple[str, datetime]]) -> list[StoredKey]:
-    """Each key id's key and (if fresh) owner from the table: one SELECT for the batch (a burst of
-    POSTs from actors not in memory asks for many keys in one loop turn; store/groupcommit.py)."""
-    with Session(engine) as session:
-        rows = session.exec(select(Actor).where(col(Actor.key_id).in_(sorted({k for k, _ in asks})))).all()
-        by_key = {row.key_id: row for row in rows if row.public_key_pem}
-        found: list[StoredKey] = []
-        for key_id, now in asks:
-            row = by_key.get(key_id)
-            if row is None or row.public_key_pem is None:
-                found.append(None)
-                continue
-            fresh = row.inbox and row.handle and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
-            found.append((_parsed(key_id, row.ap_id, row.public_key_pem), snapshot(row) if fresh else None))
-        return found
-
-
-# (actor document, the key to keep or None for its first, confirmed handle, when fetched)
-ActorWrite = tuple[dict[str, Any], dict[str, Any] | None, str | None, datetime]
-
-
-def _store_actors(engine: Engine, writes: list[ActorWrite]) -> list[ActorSnapshot]:
-    """Insert or update fetched actors with their handles: one transaction for the batch.
-
-    If another process inserted one of them meanwhile (the ``ap_id`` is unique), the batch is
-    read and written again once: the second pass finds that row and updates it.
-    """
-    for attempt in (1, 2):
-        fields = [actor_fields(doc) for doc, _, _, _ in writes]  # sanitising outside the transaction
-        try:
-            with Session(engine, expire_on_commit=False) as session:
-                ids = sorted({doc["id"] for doc, _, _, _ in writes})
-                rows = {row.ap_id: row for row in session.exec(select(Actor).where(col(Actor.ap_id).in_(ids))).all()}
-                stored: list[Actor] = []
-                for (doc, key, handle, now), f in zip(writes, fields, strict=True):
-                    keys = public_keys(doc)
-                    row = rows.get(doc["id"]) or Actor(ap_id=doc["id"], host=host_of(doc["id"]))
-                    row = upsert_actor(session, doc, key if key is not None else (keys[0] if keys else None), now,
-                                       row=row, fields=f, flush=False)
-                    row.handle = handle
-                    rows[doc["id"]] = row  # the same actor twice in one batch: one row
-                    stored.append(row)
-                session.commit()
-                return [snapshot(row) for row in stored]
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, refresh: bool = False) -> ResolvedKey:
     """The public key ``key_id`` names and the actor that owns it (memory, table, then a fetch).
 
@@ -219,8 +118,11 @@ async def resolve_key(services: Services, cache: RemoteCache, key_id: str, *, re
 
 
 async def _stored_or_fetched(services: Services, cache: RemoteCache, key_id: str) -> ResolvedKey:
-    reads = services.coalescer("actors.stored_keys", _stored_keys)
-    stored = await reads.submit((key_id, services.clock.now()))
+    reads = services.coalescer("actors.stored_keys", functools.partial(stored_keys, services.engine))
+    try:
+        stored = await reads.submit((key_id, services.clock.now()))
+    except SQLAlchemyError as exc:
+        raise _database_error(exc, "read the key") from None
     if stored is not None:
         key, snap = stored
         cache.put_key(key)
@@ -234,7 +136,7 @@ async def _fetched(services: Services, cache: RemoteCache, key_id: str) -> Resol
     doc_url = key_id.split("#", 1)[0]
     failed = cache.failure(doc_url)
     if failed:
-        raise ActorError(failed[0], temporary=failed[1])
+        raise ActorError(failed.reason, temporary=failed.temporary, status=failed.status)
     return await cache.single_flight(key_id, lambda: _fetch_key(services, cache, key_id, doc_url))
 
 
@@ -252,18 +154,15 @@ async def _fetch_key(services: Services, cache: RemoteCache, key_id: str, doc_ur
     try:
         doc = await _fetch_key_owner(services, key_id, doc_url)
     except ActorError as exc:
-        cache.note_failure(doc_url, exc.reason, temporary=exc.temporary)
+        if not exc.queued:  # a wait for one of our own slots says nothing about the host
+            cache.note_failure(doc_url, exc.reason, temporary=exc.temporary, status=exc.status)
         raise
     pk = next(k for k in public_keys(doc) if k.get("id") == key_id)
     # the owner is stored once, with its handle confirmed, so that the handler's ensure_actor finds
     # it in memory: one WebFinger GET and one write per new actor, written together with the other
     # actors of the same loop turn
-    snap = await _confirm_and_store(services, doc, pk, services.clock.now())
-    if snap.handle:
-        cache.put_actor(snap)
-    else:
-        cache.forget_actor(doc["id"])
-    key = _parsed(key_id, doc["id"], pk["publicKeyPem"])
+    cache.put_actor(await _confirm_and_store(services, doc, pk, services.clock.now()))
+    key = parsed_key(key_id, doc["id"], pk["publicKeyPem"])
     cache.put_key(key)
     return key
 
@@ -272,8 +171,17 @@ async def _confirm_and_store(services: Services, doc: dict[str, Any], key: dict[
                              now: datetime) -> ActorSnapshot:
     """Confirm the fetched actor's handle by WebFinger, then store it (group-committed)."""
     handle = await confirm_handle(services, doc["id"], _username(doc), host_of(doc["id"]))
-    writes = services.coalescer("actors.store", _store_actors)
-    return await writes.submit((doc, key, handle, now))
+    writes = services.coalescer(
+        "actors.store", functools.partial(store_actors, services.engine, services.settings.db_write_timeout))
+    try:
+        stored = await writes.submit((doc, key, handle, now))
+    except SQLAlchemyError as exc:  # the batch's own failure (store_actors returns each write's)
+        raise _database_error(exc, "store the actor") from None
+    if isinstance(stored, SQLAlchemyError):
+        raise _database_error(stored, "store the actor")
+    if isinstance(stored, Exception):
+        raise stored
+    return stored
 
 
 def _username(doc: dict[str, Any]) -> str | None:
@@ -329,37 +237,28 @@ async def _ensure_actor(services: Services, ap_id: str, cache: RemoteCache | Non
     if cache is not None and (hit := cache.actor(ap_id)) is not None:
         return hit  # a lookup that finished while this one waited to start
     now = services.clock.now()
-    row = await services.run_db(_load_actor, services.engine, ap_id)
+    try:
+        row = await services.run_db(load_actor, services.engine, ap_id)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc, "read the actor") from None
     fresh = row is not None and row.inbox and row.fetched_at and now - utc(row.fetched_at) < STALE_AFTER
+    snap: ActorSnapshot | None
     if fresh and row is not None and row.handle:
         snap = snapshot(row)
-        if cache is not None:
-            cache.put_actor(snap)
-        return snap
-    if fresh:
-        assert row is not None
+    elif fresh and row is not None and row.id is not None:  # WebFinger did not confirm it before: try again
         handle = await confirm_handle(services, ap_id, row.preferred_username, row.host)
-        snap = await services.run_db(_store_handle, services.engine, row, handle)
+        try:
+            snap = await services.run_db(store_handle, services.engine, services.settings.db_write_timeout,
+                                         row.id, handle)
+        except SQLAlchemyError as exc:
+            raise _database_error(exc, "store the actor") from None
+        if snap is None:
+            raise ActorError(f"actor {ap_id} was removed meanwhile", temporary=True)
     else:
         snap = await _confirm_and_store(services, await fetch_actor_document(services, ap_id), None, now)
-    if cache is not None and snap.handle:
+    if cache is not None:  # without a handle too: WebFinger is asked again when it expires, not per activity
         cache.put_actor(snap)
     return snap
-
-
-def _load_actor(engine: Engine, ap_id: str) -> Actor | None:
-    with Session(engine, expire_on_commit=False) as session:
-        return get_actor(session, ap_id)
-
-
-def _store_handle(engine: Engine, row: Actor, handle: str | None) -> ActorSnapshot:
-    """A fresh row's handle, confirmed again."""
-    with Session(engine, expire_on_commit=False) as session:
-        row = session.merge(row)
-        row.handle = handle
-        session.add(row)
-        session.commit()
-        return snapshot(row)
 
 
 async def confirm_handle(services: Services, actor_id: str, username: str | None, host: str) -> str | None:
@@ -382,5 +281,6 @@ async def confirm_handle(services: Services, actor_id: str, username: str | None
         for link in links
     ):
         subject = str(fetched.data.get("subject", "")).removeprefix("acct:")
-        return subject if subject.count("@") == 1 else f"{username}@{host}"
+        handle = subject if subject.count("@") == 1 else f"{username}@{host}"
+        return handle if len(handle) <= MAX_HANDLE else None
     return None

@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from fedblog.clock import Clock, SystemClock
 from fedblog.net.hostgate import HostGate
@@ -55,6 +55,15 @@ class ActorSnapshot:
     shared_inbox: str | None
 
 
+class Failure(NamedTuple):
+    """A failed fetch, remembered: why, whether worth retrying soon, and the HTTP status if any
+    (a 410 for an actor's key says the actor is gone: its Delete is then accepted, not refused)."""
+
+    reason: str
+    temporary: bool
+    status: int | None = None
+
+
 @dataclass(frozen=True)
 class ResolvedKey:
     key_id: str
@@ -68,7 +77,7 @@ class RemoteCache:
         self._now = now
         self.max_entries = max_entries
         self._last_refetch: OrderedDict[str, float] = OrderedDict()
-        self._failed: OrderedDict[str, tuple[float, str, bool]] = OrderedDict()
+        self._failed: OrderedDict[str, tuple[float, Failure]] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future[Any]] = {}
         self._keys: OrderedDict[str, tuple[float, ResolvedKey]] = OrderedDict()
         self._actors: OrderedDict[str, tuple[float, ActorSnapshot]] = OrderedDict()
@@ -95,14 +104,14 @@ class RemoteCache:
     def note_refetch(self, key_id: str) -> None:
         self._put(self._last_refetch, key_id, self._now())  # bounded: senders choose the keyIds
 
-    def note_failure(self, url: str, reason: str, *, temporary: bool = False) -> None:
-        self._put(self._failed, url, (self._now(), reason, temporary))
+    def note_failure(self, url: str, reason: str, *, temporary: bool = False, status: int | None = None) -> None:
+        self._put(self._failed, url, (self._now(), Failure(reason, temporary, status)))
 
-    def failure(self, url: str) -> tuple[str, bool] | None:
-        """(reason, temporary) of a recent failed fetch of ``url``, else None."""
+    def failure(self, url: str) -> Failure | None:
+        """The recent failed fetch of ``url`` (reason, temporary, HTTP status if any), else None."""
         hit = self._failed.get(url)
-        if hit and self._now() - hit[0] < (TEMPORARY_TTL if hit[2] else NEGATIVE_TTL):
-            return hit[1], hit[2]
+        if hit and self._now() - hit[0] < (TEMPORARY_TTL if hit[1].temporary else NEGATIVE_TTL):
+            return hit[1]
         return None
 
     def fetching(self, key: str) -> bool:

@@ -17,7 +17,7 @@ from fedblog.net.fetch import json_depth_ok
 
 MAX_DEPTH = 32
 MAX_ADDRESSEES = 500
-MAX_URL = 2048  # an activity, actor or key id
+MAX_URL = 2000  # an activity, actor or key id: the length of the tables' id columns
 MAX_HOST, MAX_LABELS = 253, 127  # what DNS allows (RFC 1035 §2.3.4)
 ACTOR_TYPES = ("Person", "Service", "Application", "Group", "Organization")
 

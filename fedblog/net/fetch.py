@@ -75,6 +75,11 @@ class Timeout(FetchError):
     temporary = True
 
 
+class Queued(Timeout):
+    """The deadline passed while the request waited for a slot to its host (``gate``): it never
+    left, so it says nothing about the host."""
+
+
 class TooManyRedirects(FetchError):
     """The redirect chain was longer than allowed, or looped."""
 
@@ -272,10 +277,12 @@ async def _fetch_within_deadline(
     same_origin: bool = False,
     gate: HostGate | None = None,
 ) -> _Body:
+    sent = gate is None
     try:
         with anyio.fail_after(deadline):
             if gate is not None:
                 async with gate.slot(origin.host_of(url)):
+                    sent = True
                     return await _follow_redirects(
                         client, url, policy=policy, accept=accept, allowed_types=allowed_types,
                         max_bytes=max_bytes, max_redirects=max_redirects, auth=auth, same_origin=same_origin,
@@ -292,6 +299,9 @@ async def _fetch_within_deadline(
                 same_origin=same_origin,
             )
     except TimeoutError:
+        if not sent:
+            raise Queued(f"{gate.per_host if gate else 0} requests to its host were under way for the whole "
+                         f"{deadline:g} s deadline", url) from None
         raise Timeout(f"no complete response within the {deadline:g} s deadline", url) from None
 
 

@@ -46,7 +46,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # keeps \t and \n
 
 # -- the token ------------------------------------------------------------------------------------
 def _mac(secret: str, message: str) -> str:
-    digest = hmac.new(secret.encode(), b"fedblog-comment-form:" + message.encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret.encode(), b"fedblog-comment-form:" + message.encode(), "sha256")
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -74,13 +74,19 @@ def read_token(secret: str, token: str) -> Token | None:
     return Token(int(parts[0]), int(parts[1]), int(parts[2]), parts[3])
 
 
-def fill_placeholders(body: bytes, make: Callable[[int, int], str]) -> bytes:
-    """Replace every ``fedblog:form-token:<post>:<parent>`` in ``body`` (a cached page) with a
-    fresh token from ``make(post, parent)``. One scan; a page without a form is returned as is."""
+Plan = tuple[list[bytes], list[tuple[int, int]]]  # the body cut at its placeholders; each one's (post, parent)
+MAX_PLANS = 32  # cut bodies kept (a few per post version served now; each holds its body's bytes)
+_plans: dict[int, tuple[bytes, Plan]] = {}  # id(body) -> (body, plan): the body held, so its id stays its own
+
+
+def _plan(body: bytes) -> Plan:
+    """Where ``body``'s placeholders are: found once per body object (a cached page's bytes are
+    served many times; looked up by identity, so a 100 KB page is never hashed or compared)."""
+    found = _plans.get(id(body))
+    if found is not None and found[0] is body:
+        return found[1]
+    pieces, slots, pos = [], [], 0
     start = body.find(PLACEHOLDER)
-    if start < 0:
-        return body
-    out, pos = [], 0
     while start >= 0:
         end = start + len(PLACEHOLDER)
         stop = end
@@ -88,10 +94,27 @@ def fill_placeholders(body: bytes, make: Callable[[int, int], str]) -> bytes:
             stop += 1
         ids = body[end:stop].split(b":")
         if len(ids) == 2 and all(ids):
-            out += [body[pos:start], make(int(ids[0]), int(ids[1])).encode()]
+            pieces.append(body[pos:start])
+            slots.append((int(ids[0]), int(ids[1])))
             pos = stop
         start = body.find(PLACEHOLDER, stop)
-    out.append(body[pos:])
+    pieces.append(body[pos:])
+    if len(_plans) >= MAX_PLANS:
+        _plans.clear()
+    plan = (pieces, slots)
+    _plans[id(body)] = (body, plan)
+    return plan
+
+
+def fill_placeholders(body: bytes, make: Callable[[int, int], str]) -> bytes:
+    """Replace every ``fedblog:form-token:<post>:<parent>`` in ``body`` (a cached page) with a
+    fresh token from ``make(post, parent)``. A page without a form is returned as is."""
+    pieces, slots = _plan(body)
+    if not slots:
+        return body
+    out = [pieces[0]]
+    for (post, parent), piece in zip(slots, pieces[1:], strict=True):
+        out += [make(post, parent).encode(), piece]
     return b"".join(out)
 
 

@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from fedblog.services import Services
-from fedblog.store.tables import InboxItem, Interaction
+from fedblog.store.tables import Actor, InboxItem, Interaction
 from tests.conftest import is_postgres
 from tests.fediverse import builders
 from tests.fediverse.instance import FakeInstance
@@ -86,3 +86,31 @@ async def test_a_locked_database_leaves_pages_served_and_the_inbox_answers_503(
     assert retry.status_code == 202
     assert stored(services, create["id"]) == (1, 1)
     assert "sent while locked" in (await client.get("/posts/hello")).text
+
+
+async def test_a_new_actor_while_the_actor_table_is_locked_gets_503_and_its_retry_is_stored(
+    services: Services, fediverse: FakeFediverse, client: httpx.AsyncClient
+) -> None:
+    """The first activity of an actor never seen before must store the actor before its reply: with
+    that write locked out, the answer is 503 + Retry-After within 10 s (never a hang, never a 500),
+    nothing is stored, and the sender's retry after the lock is stored with the actor."""
+    masto = FakeInstance("mastodon.test", fediverse)
+    bob = masto.actor("bob", "Bob B.")
+    create, _ = builders.reply(bob, POST, "<p>first words, while locked</p>", services.clock.now())
+    services.keys.get()  # as `fedblog serve` does at start-up: the blog's keys, to sign the fetch of bob
+    with locked(services, table="actor", mode="EXCLUSIVE"):
+        inbox_post = asyncio.create_task(masto.post(bob, INBOX, create))
+        await asyncio.sleep(0)
+        pages = await asyncio.gather(*(client.get(p) for p in PAGES[:2]))
+        assert [r.status_code for r in pages] == [200, 200]
+        answer = await asyncio.wait_for(inbox_post, timeout=10)
+        assert answer.status_code == 503, answer.text
+        assert int(answer.headers["retry-after"]) > 0 and "database" in answer.text
+    assert stored(services, create["id"]) == (0, 0)
+    with Session(services.engine) as s:
+        assert s.exec(select(Actor).where(Actor.ap_id == bob.id)).first() is None
+    retry = await masto.post(bob, INBOX, create)
+    assert retry.status_code == 202, retry.text
+    assert stored(services, create["id"]) == (1, 1)
+    with Session(services.engine) as s:
+        assert s.exec(select(Actor.handle).where(Actor.ap_id == bob.id)).one() == "bob@mastodon.test"

@@ -262,7 +262,7 @@ async def test_absurd_actor_hosts_are_refused_before_any_work_and_spare_their_ba
     refused, accepted, keyed = [*results[:15], *results[18:33]], results[15:18], results[33]
     assert {(r.status_code, r.text) for r in refused} == {
         (400, "Refused: the actor id has no valid host name."),
-        (400, "Refused: the actor id is longer than 2048 characters."),
+        (400, "Refused: the actor id is longer than 2000 characters."),
     }
     assert [r.text for r in accepted] == ["Accepted."] * 3
     assert (keyed.status_code, keyed.text) == (400, "Refused: the signature's keyId has no valid host name.")

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -345,14 +346,131 @@ async def test_a_burst_from_many_new_actors_of_one_server_is_fetched_a_few_at_a_
 
     inst.app.router.routes.insert(0, Route("/users/{name}", actor))
     inst.app.router.routes.insert(0, Route("/.well-known/webfinger", webfinger))
+    writes: list[str] = []  # the statements that write the actor table
+
+    def watch(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith(("INSERT INTO ACTOR", "UPDATE ACTOR")):
+            writes.append(statement.split()[0].upper())
+
     replies = [(person, builders.reply(person, post, f"<p>Reply {i}</p>", services.clock.now())[0])
                for person in people for i in range(3)]
-    answers = await asyncio.gather(*(inst.post(person, INBOX, create) for person, create in replies))
+    event.listen(services.engine, "before_cursor_execute", watch)
+    try:
+        answers = await asyncio.gather(*(inst.post(person, INBOX, create) for person, create in replies))
+    finally:
+        event.remove(services.engine, "before_cursor_execute", watch)
     assert [a.status_code for a in answers] == [202] * len(replies), {a.text for a in answers}
     assert counts == {"actor": 12, "webfinger": 12}
     assert 1 < in_flight["peak"] <= 8, in_flight
+    # each new actor written once, with its handle, in transactions shared by the actors of a turn
+    batches = services.batches["actors.store"]
+    assert batches.items == 12 and batches.batches < 12, (batches.items, batches.batches)
+    # one INSERT per actor (PostgreSQL: one per batch, SQLAlchemy's insertmanyvalues) and nothing else;
+    # before, each actor was inserted, read back and updated with its handle
+    assert set(writes) == {"INSERT"} and batches.batches <= len(writes) <= 12, writes
     with Session(services.engine) as s:
         handles = sorted(str(h) for h in s.exec(select(Interaction.author_handle).where(Interaction.kind == "reply")))
         actors = s.exec(select(func.count()).select_from(Actor).where(col(Actor.host) == "crowd.test")).one()
     assert handles == sorted(f"user{i}@crowd.test" for i in range(12) for _ in range(3))
     assert actors == 12
+
+
+async def test_a_key_refetched_while_webfinger_is_down_keeps_the_confirmed_handle(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    """After a key rotation the key's owner is fetched and stored again, with its handle confirmed
+    again by WebFinger; if WebFinger fails this time, the handle confirmed before stays."""
+    inst = FakeInstance("mastodon.test", fediverse)
+    alice = inst.actor("alice")
+    assert (await inst.post(alice, INBOX, builders.like(alice, post))).status_code == 202
+
+    async def down(request: Request) -> Response:
+        return Response("maintenance", status_code=503)
+
+    inst.app.router.routes.insert(0, Route("/.well-known/webfinger", down))
+    alice.key = signing.new_key()  # rotated: the next activity makes us refetch the key
+    r = await inst.post(alice, INBOX, builders.like(alice, "https://blog.test/posts/hello"))
+    assert r.status_code == 202, r.text
+    with Session(services.engine) as s:
+        row = s.exec(select(Actor).where(Actor.ap_id == alice.id)).one()
+        handles = set(s.exec(select(Interaction.author_handle).where(Interaction.kind == "like")).all())
+    assert row.handle == "alice@mastodon.test" and row.public_key_pem == signing.public_pem(alice.key)
+    assert handles == {"alice@mastodon.test"}
+
+
+async def test_an_actor_whose_webfinger_fails_is_asked_once_not_per_activity(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    """An actor whose server answers no WebFinger is stored without a handle, and its next
+    activities use that (no WebFinger GET per activity; it is asked again when the memory expires)."""
+    inst = FakeInstance("nofinger.test", fediverse)
+    carol = inst.actor("carol")
+    asked = [0]
+
+    async def missing(request: Request) -> Response:
+        asked[0] += 1
+        return Response(status_code=404)
+
+    inst.app.router.routes.insert(0, Route("/.well-known/webfinger", missing))
+    for i in range(3):
+        create, _ = builders.reply(carol, post, f"<p>reply {i}</p>", services.clock.now())
+        r = await inst.post(carol, INBOX, create)
+        assert r.status_code == 202, r.text
+    assert asked[0] == 1
+    with Session(services.engine) as s:
+        rows = s.exec(select(Actor).where(Actor.ap_id == carol.id)).all()
+        replies = s.exec(select(func.count()).select_from(Interaction).where(Interaction.actor_id == rows[0].id)).one()
+    assert len(rows) == 1 and rows[0].handle is None and replies == 3
+
+
+async def test_a_delete_from_an_actor_we_never_knew_is_accepted_each_time_and_stores_nothing(
+    services: Services, fediverse: FakeFediverse
+) -> None:
+    """Mastodon sends ``Delete`` of an account to every server it ever talked to, signed with the
+    deleted account's key, whose document now answers 410. We never knew the actor: nothing to do,
+    202 (not a 401 the sender would retry), the second copy too, and nothing is stored."""
+    inst = FakeInstance("gone.test", fediverse)
+    dave = inst.actor("dave")
+    inst.gone = True
+    for _ in range(2):
+        delete = {"@context": AS, "id": f"{dave.id}#delete-{uuid.uuid4().hex[:6]}", "type": "Delete",
+                  "actor": dave.id, "object": dave.id, "to": [f"{AS}#Public"]}
+        r = await inst.post(dave, INBOX, delete)
+        assert (r.status_code, r.text) == (202, "Ignored: a Delete of an actor we never knew.")
+    with Session(services.engine) as s:
+        assert s.exec(select(func.count()).select_from(Actor).where(Actor.host == "gone.test")).one() == 0
+        assert s.exec(select(func.count()).select_from(InboxItem).where(
+            col(InboxItem.actor_ap_id) == dave.id)).one() == 0
+
+
+async def test_an_actor_another_process_stores_first_is_updated_not_duplicated(
+    services: Services, fediverse: FakeFediverse, post: str
+) -> None:
+    """Another process stores the same new actor between our read and our write (two `fedblog
+    serve` processes, one burst): our INSERT meets the unique ``ap_id``, the batch is read again
+    and that row updated. 202 at once, one row, with the name of the document we fetched and the
+    handle WebFinger confirmed."""
+    inst = FakeInstance("race.test", fediverse)
+    erin = inst.actor("erin", "Erin E.")
+    raced = [False]
+
+    def race(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if not raced[0] and statement.lstrip().upper().startswith("INSERT INTO ACTOR"):
+            raced[0] = True
+            with Session(services.engine.execution_options(isolation_level="AUTOCOMMIT")) as other:
+                other.add(Actor(ap_id=erin.id, host="race.test", name="stored by the other process"))
+                other.commit()
+
+    create, _ = builders.reply(erin, post, "<p>first</p>", services.clock.now())
+    event.listen(services.engine, "before_cursor_execute", race)
+    try:
+        r = await inst.post(erin, INBOX, create)
+    finally:
+        event.remove(services.engine, "before_cursor_execute", race)
+    assert raced[0]
+    assert r.status_code == 202, r.text
+    with Session(services.engine) as s:
+        rows = s.exec(select(Actor).where(Actor.ap_id == erin.id)).all()
+        reply = s.exec(select(Interaction).where(Interaction.content_html.contains("first"))).one()  # type: ignore[union-attr]
+    assert [(a.name, a.handle) for a in rows] == [("Erin E.", "erin@race.test")]
+    assert reply.actor_id == rows[0].id

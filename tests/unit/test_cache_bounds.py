@@ -16,6 +16,6 @@ def test_every_map_is_bounded_and_a_flood_keeps_the_keys_in_use() -> None:
         cache.host_cleared(f"h{i}.example")
         assert cache.key("https://good.example/u#k") is not None  # used all along: never evicted
     assert all(n <= 100 for n in cache.sizes().values()), cache.sizes()
-    assert cache.failure("https://h4999.example/actor") == ("no such host", False)  # the newest are kept
+    assert cache.failure("https://h4999.example/actor") == ("no such host", False, None)  # the newest are kept
     assert cache.failure("https://h0.example/actor") is None  # the oldest went first
     assert 1_000 <= MAX_ENTRIES <= 20_000

@@ -50,7 +50,7 @@ def test_failures_are_remembered_for_their_kind() -> None:
     cache.note_failure("https://gone.example/k", "HTTP 410")
     now[0] += TEMPORARY_TTL
     assert cache.failure("https://slow.example/k") is None
-    assert cache.failure("https://gone.example/k") == ("HTTP 410", False)
+    assert cache.failure("https://gone.example/k") == ("HTTP 410", False, None)
     now[0] += NEGATIVE_TTL
     assert cache.failure("https://gone.example/k") is None
 
