@@ -52,3 +52,21 @@ def test_placeholders_in_a_cached_page_get_one_token_each() -> None:
     assert form.fill_placeholders(body, make) == b'<input value="T12-0"> text <input value="T12-5">'
     assert made == [(12, 0), (12, 5)]
     assert form.fill_placeholders(b"<p>no form</p>", make) == b"<p>no form</p>"
+
+
+def test_a_cached_body_served_again_gets_fresh_tokens_and_equal_bodies_are_cut_alike() -> None:
+    """The placeholders' places are found once per body object (web/fastpage.py serves the same
+    cached bytes many times); every response still gets its own tokens, and another body with the
+    same bytes (a page rendered again) is cut the same way."""
+    body = b"<form>" + b"x" * 5000 + b'<input value="fedblog:form-token:7:0"></form>'
+    counter = iter(range(100))
+
+    def make(post: int, parent: int) -> str:
+        return f"tok{next(counter)}"
+
+    first, second = form.fill_placeholders(body, make), form.fill_placeholders(body, make)
+    assert first.endswith(b'<input value="tok0"></form>') and second.endswith(b'<input value="tok1"></form>')
+    assert len(first) == len(second) == len(body) - len(b"fedblog:form-token:7:0") + len(b"tok0")
+    again = bytes(bytearray(body))  # equal bytes, another object
+    assert again is not body
+    assert form.fill_placeholders(again, make).endswith(b'<input value="tok2"></form>')
