@@ -26,8 +26,6 @@ from fedblog.clock import utc
 from fedblog.federation.actor_store import (
     MAX_HANDLE,
     STALE_AFTER,
-    actor_fields,
-    get_actor,
     load_actor,
     parsed_key,
     public_keys,
@@ -35,7 +33,6 @@ from fedblog.federation.actor_store import (
     store_actors,
     store_handle,
     stored_keys,
-    upsert_actor,
 )
 from fedblog.federation.cache import ActorSnapshot, RemoteCache, ResolvedKey
 from fedblog.net.fetch import FetchError, Queued, fetch_json
@@ -46,10 +43,7 @@ log = logging.getLogger("fedblog.actors")
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 
-__all__ = [  # re-exported: one normaliser (activitypub/origin.py), one mapping to the table (actor_store.py)
-    "STALE_AFTER", "ActorError", "actor_fields", "get_actor", "host_of", "public_keys", "same_id", "same_origin",
-    "snapshot", "upsert_actor",
-]
+__all__ = ["ActorError", "host_of", "same_id", "same_origin"]  # re-exported: one normaliser (activitypub/origin.py)
 
 
 class ActorError(Exception):

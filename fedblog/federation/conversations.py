@@ -21,15 +21,8 @@ from fedblog.blog import interactions as recorder
 from fedblog.blog.markup import sanitize_remote_html
 from fedblog.clock import utc
 from fedblog.federation import outbox
-from fedblog.federation.actors import (
-    ActorError,
-    ensure_actor,
-    fetch_exact,
-    host_of,
-    public_keys,
-    same_id,
-    upsert_actor,
-)
+from fedblog.federation.actor_store import public_keys, upsert_actor
+from fedblog.federation.actors import ActorError, ensure_actor, fetch_exact, host_of, same_id
 from fedblog.federation.cache import ActorSnapshot
 from fedblog.federation.contract import PROCESSED, Delivery, Ignored, Outcome, Refused, Steps, Tx, id_of
 from fedblog.federation.markers import mark

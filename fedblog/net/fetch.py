@@ -28,6 +28,7 @@ a failure worth retrying soon, a timeout, an unreachable server, a 5xx other tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -277,30 +278,18 @@ async def _fetch_within_deadline(
     same_origin: bool = False,
     gate: HostGate | None = None,
 ) -> _Body:
-    sent = gate is None
+    sent = False
     try:
         with anyio.fail_after(deadline):
-            if gate is not None:
-                async with gate.slot(origin.host_of(url)):
-                    sent = True
-                    return await _follow_redirects(
-                        client, url, policy=policy, accept=accept, allowed_types=allowed_types,
-                        max_bytes=max_bytes, max_redirects=max_redirects, auth=auth, same_origin=same_origin,
-                    )
-            return await _follow_redirects(
-                client,
-                url,
-                policy=policy,
-                accept=accept,
-                allowed_types=allowed_types,
-                max_bytes=max_bytes,
-                max_redirects=max_redirects,
-                auth=auth,
-                same_origin=same_origin,
-            )
+            async with gate.slot(origin.host_of(url)) if gate is not None else contextlib.nullcontext():
+                sent = True
+                return await _follow_redirects(
+                    client, url, policy=policy, accept=accept, allowed_types=allowed_types, max_bytes=max_bytes,
+                    max_redirects=max_redirects, auth=auth, same_origin=same_origin,
+                )
     except TimeoutError:
-        if not sent:
-            raise Queued(f"{gate.per_host if gate else 0} requests to its host were under way for the whole "
+        if not sent and gate is not None:
+            raise Queued(f"{gate.per_host} requests to its host were under way for the whole "
                          f"{deadline:g} s deadline", url) from None
         raise Timeout(f"no complete response within the {deadline:g} s deadline", url) from None
 
